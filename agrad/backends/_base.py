@@ -1,0 +1,130 @@
+"""The interface every backend module implements."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BackendUnavailableError(RuntimeError):
+    """A backend was requested that cannot run on this machine."""
+
+
+class Backend:
+    """One array library agrad can compute on: its namespace, probes and the gaps in the standard.
+
+    Subclasses live one per module in ``agrad.backends``; they import their array library lazily
+    so that ``import agrad`` never imports CuPy or array-api-strict.
+    """
+
+    name: str = ""
+    #: where new arrays live, in words (filled in by ``describe``)
+    gpu: bool = False
+
+    def __init__(self) -> None:
+        self._probe: tuple[bool, str] | None = None
+        self._xp: Any = None
+        self._array_type: type | None = None
+
+    # -- availability -----------------------------------------------------------------------
+    def _check(self) -> None:
+        """Import the library and touch the device; raise with the root cause if that fails."""
+        raise NotImplementedError
+
+    def probe(self) -> tuple[bool, str]:
+        """Whether this backend is usable here, and why not; computed once and cached."""
+        if self._probe is None:
+            try:
+                self._check()
+            except Exception as exc:  # any failure means "not usable", with its reason
+                self._probe = (False, f"{type(exc).__name__}: {exc}")
+            else:
+                self._probe = (True, "")
+        return self._probe
+
+    @property
+    def available(self) -> bool:
+        """True when the library imports and its device answers."""
+        return self.probe()[0]
+
+    def require(self) -> None:
+        """Raise ``BackendUnavailableError`` (with the root cause) unless this backend is usable."""
+        ok, why = self.probe()
+        if not ok:
+            raise BackendUnavailableError(f"agrad backend {self.name!r} is not usable here: {why}")
+
+    # -- the library ------------------------------------------------------------------------
+    def _load(self) -> tuple[Any, type]:
+        """Return ``(namespace, array type)``; imports the library."""
+        raise NotImplementedError
+
+    @property
+    def xp(self) -> Any:
+        """The Array API namespace of this backend."""
+        if self._xp is None:
+            self._xp, self._array_type = self._load()
+        return self._xp
+
+    @property
+    def array_type(self) -> type:
+        """The array class this backend computes on."""
+        if self._array_type is None:
+            self._xp, self._array_type = self._load()
+        return self._array_type
+
+    def owns(self, x: Any) -> bool:
+        """True if ``x`` is an array of this backend (never imports the library)."""
+        raise NotImplementedError
+
+    # -- conversions ------------------------------------------------------------------------
+    def asarray(self, data: Any, dtype: Any = None) -> Any:
+        """An array of this backend from Python data, a host array or another backend's array."""
+        from agrad.backends import backend_of, get_backend
+
+        source = backend_of(data, None)
+        if source is not None and source is not self:
+            data = source.to_host(data)
+        if dtype is not None and not isinstance(dtype, str):
+            dtype = self.dtype(get_backend("numpy").dtype_name(dtype))
+        elif isinstance(dtype, str):
+            dtype = self.dtype(dtype)
+        return self.xp.asarray(data, dtype=dtype)
+
+    def to_host(self, x: Any) -> Any:
+        """A NumPy copy (or view) of ``x`` on the host."""
+        raise NotImplementedError
+
+    def dtype(self, name: str) -> Any:
+        """This backend's dtype object called ``name`` (``'float32'``, ``'int64'``, ...)."""
+        return getattr(self.xp, name)
+
+    def dtype_name(self, dtype: Any) -> str:
+        """The standard name of a dtype of this backend."""
+        return str(dtype).rsplit(".", 1)[-1]
+
+    def device_name(self) -> str:
+        """A human-readable description of the device new arrays are placed on."""
+        return "CPU"
+
+    # -- what the standard lacks ------------------------------------------------------------
+    def scatter_add(self, target: Any, indices: Any, values: Any) -> Any:
+        """Return a copy of ``target`` with ``values`` added at ``indices``; repeats accumulate."""
+        raise NotImplementedError
+
+    def seed(self, seed: int) -> None:
+        """Seed this backend's random number generator."""
+        raise NotImplementedError
+
+    def random(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
+        """Uniform samples in [0, 1)."""
+        raise NotImplementedError
+
+    def randn(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
+        """Standard normal samples."""
+        raise NotImplementedError
+
+    def permutation(self, n: int) -> Any:
+        """A random permutation of ``range(n)`` as an integer array of this backend."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<agrad backend {self.name!r}>"

@@ -1,0 +1,75 @@
+"""CuPy: the CUDA GPU backend. Usable only where CuPy imports and a CUDA device answers."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+from agrad.backends._base import Backend
+from agrad.backends.numpy import host
+
+
+class CupyBackend(Backend):
+    """Arrays are ``cupy.ndarray`` on the current CUDA device."""
+
+    name = "cupy"
+    gpu = True
+
+    def _check(self) -> None:
+        cupy = importlib.import_module("cupy")
+        count = cupy.cuda.runtime.getDeviceCount()
+        if count < 1:
+            raise RuntimeError("CuPy imports but no CUDA device is visible")
+        cupy.zeros(1).sum().item()  # a kernel launch proves the driver and device work
+
+    def _load(self) -> tuple[Any, type]:
+        self.require()
+        cupy = importlib.import_module("cupy")
+        xp = importlib.import_module("array_api_compat.cupy")
+        return xp, cupy.ndarray
+
+    def owns(self, x: Any) -> bool:
+        module = sys.modules.get("cupy")
+        return module is not None and isinstance(x, module.ndarray)
+
+    def to_host(self, x: Any) -> Any:
+        return x.get()
+
+    # CuPy's dtypes are NumPy's
+    def dtype(self, name: str) -> Any:
+        return host.dtype(name)
+
+    def dtype_name(self, dtype: Any) -> str:
+        return host.dtype(dtype).name
+
+    def device_name(self) -> str:
+        cupy = importlib.import_module("cupy")
+        device = cupy.cuda.Device()
+        props = cupy.cuda.runtime.getDeviceProperties(device.id)
+        name = props["name"]
+        return f"CUDA device {device.id} ({name.decode() if isinstance(name, bytes) else name})"
+
+    def scatter_add(self, target: Any, indices: Any, values: Any) -> Any:
+        cupyx = importlib.import_module("cupyx")
+        out = target.copy()
+        cupyx.scatter_add(out, indices, values)
+        return out
+
+    def seed(self, seed: int) -> None:
+        if self.available:
+            importlib.import_module("cupy").random.seed(seed)
+
+    def random(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
+        cupy = importlib.import_module("cupy")
+        return cupy.random.random_sample(shape).astype(dtype or "float64", copy=False)
+
+    def randn(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
+        cupy = importlib.import_module("cupy")
+        return cupy.random.standard_normal(shape).astype(dtype or "float64", copy=False)
+
+    def permutation(self, n: int) -> Any:
+        return importlib.import_module("cupy").random.permutation(n)
+
+
+backend = CupyBackend()

@@ -1,0 +1,58 @@
+"""NumPy: the CPU backend and agrad's default. Also the host-side library for I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat.numpy as compat_numpy
+import numpy
+
+from agrad.backends._base import Backend
+
+#: the raw NumPy module, for host-side work elsewhere in agrad (files, datasets, printing)
+host = numpy
+
+
+class NumpyBackend(Backend):
+    """Arrays are ``numpy.ndarray`` on the CPU; random numbers come from NumPy's global RNG."""
+
+    name = "numpy"
+
+    def _check(self) -> None:
+        numpy.zeros(1)
+
+    def _load(self) -> tuple[Any, type]:
+        return compat_numpy, numpy.ndarray
+
+    def owns(self, x: Any) -> bool:
+        return isinstance(x, numpy.ndarray)
+
+    def to_host(self, x: Any) -> Any:
+        return numpy.asarray(x)
+
+    def dtype(self, name: str) -> Any:
+        return numpy.dtype(name)
+
+    def dtype_name(self, dtype: Any) -> str:
+        return numpy.dtype(dtype).name
+
+    def scatter_add(self, target: Any, indices: Any, values: Any) -> Any:
+        out = target.copy()
+        numpy.add.at(out, indices, values)
+        return out
+
+    # DeZero draws from NumPy's legacy global RNG; doing the same keeps its scripts' numbers.
+    def seed(self, seed: int) -> None:
+        numpy.random.seed(seed)
+
+    def random(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
+        return numpy.random.random_sample(shape).astype(dtype or numpy.float64, copy=False)
+
+    def randn(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
+        return numpy.random.standard_normal(shape).astype(dtype or numpy.float64, copy=False)
+
+    def permutation(self, n: int) -> Any:
+        return numpy.random.permutation(n)
+
+
+backend = NumpyBackend()

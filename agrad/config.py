@@ -1,0 +1,71 @@
+"""Run-time switches (DeZero's ``Config``), held per context so threads do not share them."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from typing import Any
+
+_enable_backprop = contextvars.ContextVar("agrad_enable_backprop", default=True)
+_train = contextvars.ContextVar("agrad_train", default=True)
+_SWITCHES = {"enable_backprop": _enable_backprop, "train": _train}
+
+
+class _Config:
+    """DeZero's ``Config`` with the same attribute names, but each value is context-local."""
+
+    __slots__ = ()
+
+    @property
+    def enable_backprop(self) -> bool:
+        """Whether functions record the graph needed for ``backward``."""
+        return _enable_backprop.get()
+
+    @enable_backprop.setter
+    def enable_backprop(self, value: bool) -> None:
+        _enable_backprop.set(bool(value))
+
+    @property
+    def train(self) -> bool:
+        """Training mode: read by ``dropout`` and ``batch_norm``."""
+        return _train.get()
+
+    @train.setter
+    def train(self, value: bool) -> None:
+        _train.set(bool(value))
+
+    def __repr__(self) -> str:
+        return f"Config(enable_backprop={self.enable_backprop}, train={self.train})"
+
+
+Config = _Config()
+
+
+@contextlib.contextmanager
+def using_config(name: str, value: Any) -> Iterator[None]:
+    """Set config switch ``name`` to ``value`` inside a ``with`` block (this context only)."""
+    try:
+        var = _SWITCHES[name]
+    except KeyError:
+        raise AttributeError(
+            f"agrad.Config has no switch {name!r}; known: {', '.join(_SWITCHES)}"
+        ) from None
+    token = var.set(value)
+    try:
+        yield
+    finally:
+        var.reset(token)
+
+
+def no_grad() -> contextlib.AbstractContextManager[None]:
+    """Do not record the graph inside the block (inference, parameter updates)."""
+    return using_config("enable_backprop", False)
+
+
+def test_mode() -> contextlib.AbstractContextManager[None]:
+    """Evaluation mode inside the block: dropout off, batch norm uses running statistics."""
+    return using_config("train", False)
+
+
+test_mode.__test__ = False  # keep pytest from collecting it when a test module imports it

@@ -1,0 +1,447 @@
+"""The autograd core: ``Variable``, ``Function`` and reverse-mode ``backward`` (DeZero semantics).
+
+Gradients are ``Variable``s, accumulate out of place across ``backward`` calls, and ``cleargrad``
+resets them. When ``create_graph`` is False the backward pass runs each function's ``vjp`` on plain
+arrays (no graph, no Variable wrappers); with ``create_graph=True`` the same ``vjp`` runs on
+Variables through ``agrad.functions`` so the gradient is itself differentiable.
+"""
+
+from __future__ import annotations
+
+import heapq
+import numbers
+import weakref
+from typing import Any
+
+from agrad import backends as _backends
+from agrad.backends import Backend, backend_of, current_backend
+from agrad.config import Config, using_config
+from agrad.ops import array_ops
+
+_BY_TYPE = _backends._BY_TYPE  # one dict lookup per array in the hot path
+
+
+def _is_number(x: Any) -> bool:
+    """Python numbers and NumPy-style scalars (anything registered as ``numbers.Number``)."""
+    return isinstance(x, numbers.Number)
+
+
+def _scalar(x: Any) -> Any:
+    """A plain Python number, so that it is a *weak* scalar: ``float32 * 2.0`` stays float32."""
+    item = getattr(x, "item", None)
+    return item() if item is not None else x
+
+
+def _backend_of_array(x: Any) -> Backend:
+    backend = _BY_TYPE.get(type(x))
+    return backend if backend is not None else backend_of(x)
+
+
+def _describe(x: Any) -> str:
+    return f"{type(x).__module__}.{type(x).__qualname__}"
+
+
+class Variable:
+    """A node of the graph: an array (``data``) plus its gradient and the function that made it."""
+
+    __slots__ = ("__weakref__", "creator", "data", "generation", "grad", "name")
+    __array_priority__ = 200  # NumPy/CuPy defer `ndarray (op) Variable` to our reflected operator
+    __array_ufunc__ = None  # and NumPy never treats a Variable as an array-like
+
+    def __init__(self, data: Any, name: str | None = None) -> None:
+        if data is not None and type(data) not in _BY_TYPE and backend_of(data, None) is None:
+            raise TypeError(
+                f"Variable data must be an array of an agrad backend "
+                f"({', '.join(_backends.known_backends())}) or None, not {_describe(data)}; "
+                "wrap Python numbers and lists with agrad.as_array(...) first"
+            )
+        self.data = data
+        self.name = name
+        self.grad: Variable | None = None
+        self.creator: Function | None = None
+        self.generation = 0
+
+    # -- array-like properties --------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of ``data``."""
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions of ``data``."""
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        """Number of elements of ``data``."""
+        return self.data.size
+
+    @property
+    def dtype(self) -> Any:
+        """Dtype of ``data``."""
+        return self.data.dtype
+
+    @property
+    def backend(self) -> Backend:
+        """The backend ``data`` lives on."""
+        return _backend_of_array(self.data)
+
+    @property
+    def xp(self) -> Any:
+        """The Array API namespace of ``data``."""
+        return _backend_of_array(self.data).xp
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def __repr__(self) -> str:
+        if self.data is None:
+            return "variable(None)"
+        text = str(self.backend.to_host(self.data)).replace("\n", "\n" + " " * 9)
+        return f"variable({text})"
+
+    # -- graph ------------------------------------------------------------------------------
+    def set_creator(self, func: Function) -> None:
+        """Record ``func`` as the function that produced this variable."""
+        self.creator = func
+        self.generation = func.generation + 1
+
+    def cleargrad(self) -> None:
+        """Forget the gradient, so the variable can be reused in a new computation."""
+        self.grad = None
+
+    def unchain(self) -> None:
+        """Cut this variable from the function that created it."""
+        self.creator = None
+
+    def unchain_backward(self) -> None:
+        """Cut every variable upstream of this one from its creator (truncated backprop)."""
+        if self.creator is None:
+            return
+        pending = [self.creator]
+        seen = {id(self.creator)}
+        while pending:
+            func = pending.pop()
+            for x in func.inputs:
+                creator = x.creator
+                if creator is not None:
+                    if id(creator) not in seen:
+                        seen.add(id(creator))
+                        pending.append(creator)
+                    x.unchain()
+
+    def backward(self, retain_grad: bool = False, create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into the ``grad`` of every leaf variable in the graph.
+
+        ``retain_grad`` keeps the gradients of intermediate variables too; ``create_graph``
+        records the backward pass so that gradients can be differentiated again.
+        """
+        if self.data is None:
+            raise ValueError("backward() called on a Variable without data")
+        if self.grad is None:
+            self.grad = Variable(self.backend.xp.ones_like(self.data))
+        if self.creator is not None:
+            with using_config("enable_backprop", create_graph):
+                _backprop(self, retain_grad, create_graph)
+
+    # -- moving between backends ------------------------------------------------------------
+    def to(self, backend: str | Backend) -> Variable:
+        """Move ``data`` (and ``grad``) to ``backend`` in place; returns ``self``."""
+        target = _backends.get_backend(backend)
+        target.require()
+        if self.data is not None:
+            self.data = target.asarray(self.data)
+        if self.grad is not None:
+            self.grad.to(target)
+        return self
+
+    def to_cpu(self) -> Variable:
+        """Move to NumPy on the host."""
+        return self.to("numpy")
+
+    def to_gpu(self) -> Variable:
+        """Move to CuPy on the current CUDA device."""
+        return self.to("cupy")
+
+    # -- shape methods (DeZero's) -----------------------------------------------------------
+    def reshape(self, *shape: Any) -> Variable:
+        """``F.reshape``; takes varargs or one tuple/list."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = shape[0]
+        return _F.reshape(self, tuple(shape))
+
+    def transpose(self, *axes: Any) -> Variable:
+        """``F.transpose``; no axes reverses them; takes varargs, one tuple/list, or None."""
+        if len(axes) == 0:
+            axes = None
+        elif len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = axes[0]
+        return _F.transpose(self, axes)
+
+    @property
+    def T(self) -> Variable:
+        """Transpose with the axes reversed."""
+        return _F.transpose(self)
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Variable:
+        """``F.sum``."""
+        return _F.sum(self, axis, keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Variable:
+        """``F.max``."""
+        return _F.max(self, axis, keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Variable:
+        """``F.min``."""
+        return _F.min(self, axis, keepdims)
+
+    def matmul(self, other: Any) -> Variable:
+        """``F.matmul``."""
+        return _F.matmul(self, other)
+
+    dot = matmul
+
+    def __getitem__(self, slices: Any) -> Variable:
+        return _F.get_item(self, slices)
+
+    # -- operators --------------------------------------------------------------------------
+    def __add__(self, other: Any) -> Variable:
+        return _arith.add(self, other)
+
+    def __radd__(self, other: Any) -> Variable:
+        return _arith.add(other, self)
+
+    def __sub__(self, other: Any) -> Variable:
+        return _arith.sub(self, other)
+
+    def __rsub__(self, other: Any) -> Variable:
+        return _arith.sub(other, self)
+
+    def __mul__(self, other: Any) -> Variable:
+        return _arith.mul(self, other)
+
+    def __rmul__(self, other: Any) -> Variable:
+        return _arith.mul(other, self)
+
+    def __truediv__(self, other: Any) -> Variable:
+        return _arith.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Variable:
+        return _arith.div(other, self)
+
+    def __neg__(self) -> Variable:
+        return _arith.neg(self)
+
+    def __pow__(self, exponent: Any) -> Variable:
+        return _arith.pow(self, exponent)
+
+    def __matmul__(self, other: Any) -> Variable:
+        return _F.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Variable:
+        return _F.matmul(other, self)
+
+
+class Parameter(Variable):
+    """A Variable that a ``Layer`` registers as trainable."""
+
+    __slots__ = ()
+
+
+def as_array(x: Any, array_module: Any = None) -> Any:
+    """Turn a Python/NumPy scalar into a 0-d array (of ``array_module`` or the default backend)."""
+    if _is_number(x):
+        if array_module is None:
+            return current_backend().xp.asarray(_scalar(x))
+        return array_module.asarray(_scalar(x))
+    return x
+
+
+def as_variable(obj: Any) -> Variable:
+    """``obj`` if it is a Variable, else ``Variable(obj)``."""
+    return obj if isinstance(obj, Variable) else Variable(obj)
+
+
+class Function:
+    """An operation of the graph.
+
+    Subclasses implement ``forward(*arrays)`` and either DeZero's ``backward(*gys)`` on Variables,
+    or ``vjp(d, xs, ys, gys)`` which agrad runs on plain arrays when no graph of the backward is
+    needed and on Variables otherwise: ``d`` is a namespace of agrad's differentiable functions
+    (``d.exp``, ``d.sum_to``, ...), bound to arrays or to Variables accordingly; ``xs``/``ys`` are
+    the inputs/outputs and ``gys`` the output gradients, all of the same kind. ``self.xp`` is the
+    array namespace of the inputs.
+    """
+
+    generation = 0
+    inputs: tuple[Variable, ...] = ()
+    outputs: tuple[weakref.ref, ...] = ()
+    xp: Any = None
+    _vjp_based = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # the most derived of `vjp`/`backward` decides; a DeZero-style subclass overrides backward
+        for klass in cls.__mro__:
+            if klass is Function:
+                cls._vjp_based = False
+                break
+            if "backward" in klass.__dict__:
+                cls._vjp_based = False
+                break
+            if "vjp" in klass.__dict__:
+                cls._vjp_based = True
+                break
+
+    def __call__(self, *inputs: Any) -> Any:
+        backend = None
+        for x in inputs:
+            data = x.data if isinstance(x, Variable) else x
+            if data is None or _is_number(data):
+                continue
+            b = _BY_TYPE.get(type(data))
+            if b is None:
+                b = backend_of(data, None)
+                if b is None:
+                    raise TypeError(
+                        f"{type(self).__name__}: unsupported input type {_describe(data)}; "
+                        "expected a Variable, an array of an agrad backend, or a Python number"
+                    )
+            if backend is None:
+                backend = b
+            elif b is not backend:
+                raise TypeError(
+                    f"{type(self).__name__}: inputs live on different backends "
+                    f"({backend.name!r} and {b.name!r}); move them with Variable.to(...) first"
+                )
+        if backend is None:
+            backend = current_backend()
+        xp = self.xp = backend.xp
+        variables = tuple(
+            x if isinstance(x, Variable) else Variable(_number_to_array(x, xp, inputs))
+            for x in inputs
+        )
+        ys = self.forward(*[x.data for x in variables])
+        if not isinstance(ys, tuple):
+            ys = (ys,)
+        array_type = backend.array_type
+        outputs = [Variable(y if type(y) is array_type else xp.asarray(y)) for y in ys]
+        if Config.enable_backprop:
+            self.generation = max([x.generation for x in variables]) if variables else 0
+            generation = self.generation + 1
+            for output in outputs:
+                output.creator = self
+                output.generation = generation
+            self.inputs = variables
+            self.outputs = tuple([weakref.ref(output) for output in outputs])
+        return outputs if len(outputs) > 1 else outputs[0]
+
+    def forward(self, *xs: Any) -> Any:
+        """Compute the outputs from input arrays."""
+        raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
+
+    def backward(self, *gys: Variable) -> Any:
+        """DeZero's protocol: output gradients in, input gradients out, as Variables."""
+        if not type(self)._vjp_based:
+            raise NotImplementedError(f"{type(self).__name__}.backward is not implemented")
+        ys = tuple(ref() for ref in self.outputs)
+        return self.vjp(_F, self.inputs, ys, gys)
+
+    def vjp(self, d: Any, xs: tuple, ys: tuple, gys: tuple) -> Any:
+        """Input gradients from output gradients; see the class docstring."""
+        raise NotImplementedError(f"{type(self).__name__}.vjp is not implemented")
+
+
+def _number_to_array(x: Any, xp: Any, inputs: tuple) -> Any:
+    """A Python number as a 0-d array; takes the floating dtype of the other inputs if any."""
+    if x is None or not _is_number(x):
+        return x
+    value = _scalar(x)
+    for other in inputs:
+        data = other.data if isinstance(other, Variable) else other
+        dtype = getattr(data, "dtype", None)
+        floating = dtype is not None and xp.isdtype(dtype, "real floating")
+        if floating and not _is_number(data) and isinstance(value, (int, float)):
+            return xp.asarray(value, dtype=dtype)
+    return xp.asarray(value)
+
+
+def _as_tuple(gxs: Any) -> tuple:
+    return gxs if isinstance(gxs, tuple) else tuple(gxs) if isinstance(gxs, list) else (gxs,)
+
+
+def _backprop(root: Variable, retain_grad: bool, create_graph: bool) -> None:
+    """Run every function behind ``root`` once, in decreasing generation order."""
+    graph_mode = create_graph
+    # gradient of each variable reached so far: arrays (fast mode) or Variables (graph mode)
+    grads: dict[Variable, Any] = {root: root.grad if graph_mode else root.grad.data}
+    if not retain_grad:
+        root.grad = None
+    creator = root.creator
+    heap = [(-creator.generation, 0, creator)]
+    seen = {creator}
+    tick = 1
+    while heap:
+        func = heapq.heappop(heap)[2]
+        outputs = [ref() for ref in func.outputs]
+        gys = tuple([grads.pop(y, None) if y is not None else None for y in outputs])
+        if retain_grad:
+            for y, gy in zip(outputs, gys):
+                if y is not None and gy is not None:
+                    y.grad = gy if graph_mode else Variable(gy)
+        if all(gy is None for gy in gys):
+            continue
+        inputs = func.inputs
+        if graph_mode:
+            gxs = _as_tuple(func.backward(*gys))
+        else:
+            ops = array_ops(func.xp)
+            if func._vjp_based:
+                xs = tuple([x.data for x in inputs])
+                ys = tuple([y.data if y is not None else None for y in outputs])
+                gxs = _as_tuple(func.vjp(ops, xs, ys, gys))
+            else:  # a DeZero-style Function: backward works on Variables
+                wrapped = [Variable(gy) if gy is not None else None for gy in gys]
+                gxs = _as_tuple(func.backward(*wrapped))
+                gxs = tuple([g.data if isinstance(g, Variable) else g for g in gxs])
+            array_type = ops.array_type
+            if any(gx is not None and type(gx) is not array_type for gx in gxs):
+                gxs = tuple([gx if gx is None else ops.xp.asarray(gx) for gx in gxs])
+        if len(gxs) != len(inputs):
+            raise RuntimeError(
+                f"{type(func).__name__}: backward returned {len(gxs)} gradients "
+                f"for {len(inputs)} inputs"
+            )
+        for x, gx in zip(inputs, gxs):
+            if gx is None:
+                continue
+            if gx.shape != x.data.shape:
+                raise RuntimeError(
+                    f"{type(func).__name__}: gradient of shape {tuple(gx.shape)} for an input of "
+                    f"shape {tuple(x.data.shape)}"
+                )
+            previous = grads.get(x)
+            if previous is not None:
+                gx = previous + gx  # out of place: gx may be shared with another input
+                if not graph_mode and type(gx) is not array_type:
+                    gx = ops.xp.asarray(gx)
+            grads[x] = gx
+            x_creator = x.creator
+            if x_creator is not None and x_creator not in seen:
+                seen.add(x_creator)
+                heapq.heappush(heap, (-x_creator.generation, tick, x_creator))
+                tick += 1
+    # what is left belongs to leaves (variables without a creator)
+    for x, g in grads.items():
+        if x.grad is None:
+            x.grad = g if graph_mode else Variable(g)
+        elif graph_mode:
+            x.grad = x.grad + g
+        else:
+            x.grad = Variable(x.grad.backend.xp.asarray(x.grad.data + g))
+
+
+# Imported last: these modules build on the classes above.
+from agrad import functions as _F  # noqa: E402
+from agrad.functions import arithmetic as _arith  # noqa: E402

@@ -1,0 +1,7 @@
+"""agrad's differentiable functions (``import agrad.functions as F``), DeZero's names and more."""
+
+from agrad.functions.arithmetic import *  # noqa: F403
+from agrad.functions.elementwise import *  # noqa: F403
+from agrad.functions.linalg import *  # noqa: F403
+from agrad.functions.reduction import *  # noqa: F403
+from agrad.functions.shape import *  # noqa: F403

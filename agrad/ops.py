@@ -1,0 +1,83 @@
+"""Array-level twins of agrad's differentiable functions, used by ``vjp`` on the fast path.
+
+A ``vjp`` is written once against a namespace ``d``: during a plain ``backward`` ``d`` is an
+:class:`ArrayOps` bound to the inputs' array namespace, with ``create_graph=True`` it is
+``agrad.functions``. Every public name here therefore exists in ``agrad.functions`` with the same
+signature and meaning (a test checks this). Elementwise functions that need no adapting
+(``exp``, ``cos``, ``where``, ...) come straight from the namespace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_CACHE: dict[int, ArrayOps] = {}
+
+
+def array_ops(xp: Any) -> ArrayOps:
+    """The :class:`ArrayOps` for namespace ``xp`` (one per namespace, cached)."""
+    ops = _CACHE.get(id(xp))
+    if ops is None:
+        ops = _CACHE[id(xp)] = ArrayOps(xp)
+    return ops
+
+
+def _normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, int):
+        axis = (axis,)
+    return tuple(a % ndim if ndim else a for a in axis)
+
+
+class ArrayOps:
+    """agrad's function vocabulary on plain arrays of one namespace."""
+
+    # straight from the namespace: the Array API elementwise functions agrad also exposes
+    _DIRECT = (
+        "exp", "log", "sin", "cos", "tanh", "sqrt", "abs", "sign", "where",
+        "maximum", "minimum", "matmul", "expand_dims", "concat", "stack",
+    )  # fmt: skip
+
+    def __init__(self, xp: Any) -> None:
+        self.xp = xp
+        # NumPy turns 0-d results into scalars; the backward pass turns them back with this
+        self.array_type = type(xp.asarray(0.0))
+        for name in self._DIRECT:
+            setattr(self, name, getattr(xp, name))
+
+    def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
+        """Reshape (no copy when possible)."""
+        return x if tuple(x.shape) == tuple(shape) else self.xp.reshape(x, tuple(shape))
+
+    def transpose(self, x: Any, axes: Any = None) -> Any:
+        """Permute axes; ``None`` reverses them."""
+        if axes is None:
+            axes = tuple(range(x.ndim - 1, -1, -1))
+        return self.xp.permute_dims(x, tuple(axes))
+
+    def broadcast_to(self, x: Any, shape: tuple[int, ...]) -> Any:
+        """Broadcast to ``shape``."""
+        return x if tuple(x.shape) == tuple(shape) else self.xp.broadcast_to(x, tuple(shape))
+
+    def sum(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        """Sum over ``axis``; returns an array even for a full reduction."""
+        if isinstance(axis, list):
+            axis = tuple(axis)
+        return self.xp.asarray(self.xp.sum(x, axis=axis, keepdims=keepdims))
+
+    def sum_to(self, x: Any, shape: tuple[int, ...]) -> Any:
+        """Sum ``x`` over broadcast axes so that its shape becomes ``shape``."""
+        shape = tuple(shape)
+        if tuple(x.shape) == shape:
+            return x
+        lead = x.ndim - len(shape)
+        axes = tuple(range(lead)) + tuple(
+            i + lead for i, n in enumerate(shape) if n == 1 and x.shape[i + lead] != 1
+        )
+        y = self.xp.sum(x, axis=axes, keepdims=True)
+        return self.xp.reshape(y, shape)
+
+    def mul(self, x0: Any, x1: Any) -> Any:
+        """Elementwise product."""
+        return x0 * x1
