@@ -12,6 +12,24 @@ from __future__ import annotations
 from typing import Any
 
 _CACHE: dict[int, ArrayOps] = {}
+# name -> function(xp, *args, **kwargs): array twins contributed by the function modules
+_TWINS: dict[str, Any] = {}
+
+
+def array_twin(name: str):
+    """Register ``func(xp, ...)`` as ``ArrayOps.<name>``: the array version of ``F.<name>``.
+
+    Function modules use this for vocabulary that only they need (``d.deconv2d`` in a conv
+    ``vjp``, say) instead of editing this file.
+    """
+
+    def register(func):
+        if name in _TWINS and _TWINS[name] is not func:
+            raise ValueError(f"array twin {name!r} is registered twice")
+        _TWINS[name] = func
+        return func
+
+    return register
 
 
 def array_ops(xp: Any) -> ArrayOps:
@@ -45,6 +63,20 @@ class ArrayOps:
         self.array_type = type(xp.asarray(0.0))
         for name in self._DIRECT:
             setattr(self, name, getattr(xp, name))
+
+    def __getattr__(self, name: str) -> Any:
+        twin = _TWINS.get(name)
+        if twin is None:
+            raise AttributeError(
+                f"ArrayOps has no {name!r}: register its array version with @array_twin({name!r})"
+            )
+        xp = self.xp
+
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            return twin(xp, *args, **kwargs)
+
+        setattr(self, name, bound)  # cached: later lookups skip __getattr__
+        return bound
 
     def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
         """Reshape (no copy when possible)."""
