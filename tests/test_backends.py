@@ -1,0 +1,184 @@
+"""Choosing a backend, the fallback story, conversions, and the import rules of the layout."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import agrad
+import agrad.functions as F
+from agrad import Variable
+from agrad.backends import backend_of
+from agrad.cuda import as_numpy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, **env}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=120
+    )
+
+
+def test_default_backend_is_numpy():
+    assert agrad.current_backend().name == "numpy"
+
+
+def test_unknown_backend_lists_the_known_ones():
+    with pytest.raises(ValueError, match="known backends: numpy, cupy, array_api_strict"):
+        agrad.use("tensorflow")
+
+
+def test_use_returns_and_sets_the_backend():
+    with agrad.using_backend("numpy"):
+        assert agrad.use("numpy").name == "numpy"
+        assert agrad.current_backend().name == "numpy"
+
+
+def test_use_unavailable_falls_back_with_one_warning(monkeypatch):
+    cupy = agrad.get_backend("cupy")
+    monkeypatch.setattr(cupy, "_probe", (False, "RuntimeError: no CUDA device"))
+    with agrad.using_backend("numpy"):
+        with pytest.warns(agrad.BackendFallbackWarning, match="no CUDA device") as record:
+            chosen = agrad.use("cupy")
+        assert len(record) == 1
+        assert chosen.name == "numpy" and agrad.current_backend().name == "numpy"
+
+
+def test_use_unavailable_without_fallback_raises_with_the_cause(monkeypatch):
+    cupy = agrad.get_backend("cupy")
+    monkeypatch.setattr(cupy, "_probe", (False, "ImportError: No module named 'cupy'"))
+    with pytest.raises(agrad.BackendUnavailableError, match="No module named 'cupy'"):
+        agrad.use("cupy", fallback=False)
+
+
+def test_using_backend_restores_the_previous_one():
+    before = agrad.current_backend()
+    with agrad.using_backend("array_api_strict") as backend:
+        assert agrad.current_backend() is backend
+        x = Variable(agrad.as_array(1.0))
+        assert backend_of(x.data).name == "array_api_strict"
+    assert agrad.current_backend() is before
+
+
+def test_environment_variable_selects_the_backend():
+    result = run_python(
+        "import agrad; print(agrad.current_backend().name)", AGRAD_BACKEND="array_api_strict"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "array_api_strict"
+
+
+def test_environment_variable_cupy_without_gpu_warns_and_uses_numpy():
+    if agrad.get_backend("cupy").available:
+        pytest.skip("this machine has a usable CUDA GPU, so there is no fallback to see")
+    result = run_python("import agrad; print(agrad.current_backend().name)", AGRAD_BACKEND="cupy")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "numpy"
+    assert result.stderr.count("BackendFallbackWarning") == 1
+
+
+def test_import_agrad_imports_neither_cupy_nor_strict():
+    result = run_python(
+        "import sys, agrad, agrad.functions, agrad.utils, agrad.cuda\n"
+        "print([m for m in ('cupy', 'array_api_strict', 'mpi4py') if m in sys.modules])"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+IMPORT = re.compile(
+    r"^\s*(import|from)\s+(numpy|cupy|cupyx|array_api_strict|array_api_compat)\b", re.MULTILINE
+)
+
+
+def test_only_the_backend_layer_imports_array_libraries():
+    offenders = []
+    for path in (ROOT / "agrad").rglob("*.py"):
+        relative = path.relative_to(ROOT).as_posix()
+        if relative.startswith("agrad/backends/"):
+            continue
+        text = path.read_text()
+        if IMPORT.search(text) or re.search(r"import_module\(['\"](numpy|cupy)", text):
+            offenders.append(relative)
+    assert offenders == []
+
+
+def test_conversions_between_backends():
+    strict = agrad.get_backend("array_api_strict")
+    x = Variable(np.asarray([1.0, 2.0], dtype=np.float32))
+    (x * 2.0).sum().backward()
+    x.to("array_api_strict")
+    assert backend_of(x.data) is strict and backend_of(x.grad.data) is strict
+    assert x.dtype == strict.xp.float32
+    x.to_cpu()
+    assert isinstance(x.data, np.ndarray) and isinstance(x.grad.data, np.ndarray)
+    np.testing.assert_allclose(x.data, [1.0, 2.0])
+
+
+def test_to_gpu_without_gpu_raises_clearly():
+    if agrad.get_backend("cupy").available:
+        pytest.skip("this machine has a usable CUDA GPU")
+    with pytest.raises(agrad.BackendUnavailableError, match="'cupy' is not usable"):
+        Variable(np.ones(2)).to_gpu()
+
+
+def test_seed_gradient_follows_the_variable():
+    with agrad.using_backend("numpy"):
+        x = Variable(agrad.get_backend("array_api_strict").xp.asarray([1.0, 2.0]))
+        y = F.sin(x)
+        y.backward()
+        assert backend_of(x.grad.data).name == "array_api_strict"
+
+
+def test_cuda_module_keeps_dezero_names(xp):
+    x = Variable(xp.asarray([1.0, 2.0]))
+    assert agrad.cuda.get_array_module(x) is xp
+    assert agrad.cuda.get_array_module(1.0) is agrad.get_backend("numpy").xp
+    assert isinstance(agrad.cuda.as_numpy(x), np.ndarray)
+    assert isinstance(agrad.cuda.as_numpy(2.0), np.ndarray)
+    assert agrad.cuda.gpu_enable is agrad.get_backend("cupy").available
+
+
+def test_as_cupy_without_gpu_raises():
+    if agrad.get_backend("cupy").available:
+        pytest.skip("this machine has a usable CUDA GPU")
+    with pytest.raises(agrad.BackendUnavailableError):
+        agrad.cuda.as_cupy(np.ones(2))
+
+
+def test_scatter_add_accumulates_repeated_indices(xp):
+    backend = agrad.current_backend()
+    for dtype in (xp.float32, xp.float64):
+        target = xp.zeros(4, dtype=dtype)
+        indices = xp.asarray([0, 2, 2, 3, 0, 0])
+        values = xp.asarray([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], dtype=dtype)
+        out = backend.scatter_add(target, indices, values)
+        np.testing.assert_allclose(as_numpy(out), [12.0, 0.0, 5.0, 4.0])
+        np.testing.assert_allclose(as_numpy(target), np.zeros(4))  # the input is untouched
+        assert out.dtype == dtype
+
+
+def test_seeded_random_numbers_repeat(xp):
+    backend = agrad.current_backend()
+    agrad.seed(7)
+    first = as_numpy(backend.randn((3,), dtype=xp.float32))
+    perm = as_numpy(backend.permutation(5))
+    agrad.seed(7)
+    np.testing.assert_array_equal(as_numpy(backend.randn((3,), dtype=xp.float32)), first)
+    np.testing.assert_array_equal(as_numpy(backend.permutation(5)), perm)
+    assert sorted(perm.tolist()) == [0, 1, 2, 3, 4]
+    sample = backend.random((1000,))
+    assert 0.0 <= float(xp.min(sample)) and float(xp.max(sample)) < 1.0
+
+
+def test_backend_of_rejects_foreign_objects():
+    with pytest.raises(TypeError, match="not an array of any agrad backend"):
+        backend_of([1, 2])
