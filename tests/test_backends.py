@@ -176,7 +176,7 @@ def test_seeded_random_numbers_repeat(xp):
     np.testing.assert_array_equal(as_numpy(backend.permutation(5)), perm)
     assert sorted(perm.tolist()) == [0, 1, 2, 3, 4]
     sample = backend.random((1000,))
-    assert 0.0 <= float(xp.min(sample)) and float(xp.max(sample)) < 1.0
+    assert float(xp.min(sample)) >= 0.0 and float(xp.max(sample)) < 1.0
 
 
 def test_backend_of_rejects_foreign_objects():
