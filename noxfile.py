@@ -13,7 +13,7 @@ ROOT = Path(__file__).parent
 BACKENDS = sorted(p.stem for p in (ROOT / "backends").glob("*.txt"))
 GPU_BACKENDS = {"cupy"}
 
-nox.options.sessions = [f"tests-{b}" for b in BACKENDS if b not in GPU_BACKENDS] + ["lint"]
+nox.options.sessions = [f"tests({b})" for b in BACKENDS if b not in GPU_BACKENDS] + ["lint"]
 nox.options.reuse_existing_virtualenvs = True
 
 
