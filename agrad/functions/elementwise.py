@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agrad.core import Function, Variable
+from agrad.core import Function, Variable, _is_number
+from agrad.functions.arithmetic import _unbroadcast
 
 __all__ = [
     "Sin",
@@ -13,12 +14,24 @@ __all__ = [
     "Exp",
     "Log",
     "Sqrt",
+    "Abs",
+    "Sign",
+    "Maximum",
+    "Minimum",
+    "Where",
+    "Clip",
     "sin",
     "cos",
     "tanh",
     "exp",
     "log",
     "sqrt",
+    "abs",
+    "sign",
+    "maximum",
+    "minimum",
+    "where",
+    "clip",
 ]
 
 
@@ -83,6 +96,106 @@ class Sqrt(Function):
         return gys[0] / (2 * ys[0])
 
 
+class Abs(Function):
+    """|x|; the gradient at 0 is 0 (the sign of x)."""
+
+    def forward(self, x: Any) -> Any:
+        return self.xp.abs(x)
+
+    def vjp(self, d, xs, ys, gys):
+        return gys[0] * self.xp.sign(self.inputs[0].data)
+
+
+class Sign(Function):
+    """sign(x): -1, 0 or 1; piecewise constant, so its gradient is zero."""
+
+    def forward(self, x: Any) -> Any:
+        return self.xp.sign(x)
+
+    def vjp(self, d, xs, ys, gys):
+        return gys[0] * 0
+
+
+def _select_masks(xp: Any, first_wins: Any, tie: Any, dtype: Any) -> tuple[Any, Any]:
+    """Float masks sharing a gradient between two inputs; ties split it evenly (as finite
+    differences do at a kink)."""
+    half = xp.astype(tie, dtype) * 0.5
+    first = xp.astype(first_wins, dtype) + half
+    return first, 1 - first
+
+
+class Maximum(Function):
+    """Elementwise max(x0, x1) with broadcasting; at ties each input gets half the gradient."""
+
+    def forward(self, x0: Any, x1: Any) -> Any:
+        return self.xp.maximum(x0, x1)
+
+    def vjp(self, d, xs, ys, gys):
+        a, b = self.inputs[0].data, self.inputs[1].data
+        m0, m1 = _select_masks(self.xp, a > b, a == b, gys[0].dtype)
+        gy = gys[0]
+        return _unbroadcast(d, gy * m0, xs[0].shape), _unbroadcast(d, gy * m1, xs[1].shape)
+
+
+class Minimum(Function):
+    """Elementwise min(x0, x1) with broadcasting; at ties each input gets half the gradient."""
+
+    def forward(self, x0: Any, x1: Any) -> Any:
+        return self.xp.minimum(x0, x1)
+
+    def vjp(self, d, xs, ys, gys):
+        a, b = self.inputs[0].data, self.inputs[1].data
+        m0, m1 = _select_masks(self.xp, a < b, a == b, gys[0].dtype)
+        gy = gys[0]
+        return _unbroadcast(d, gy * m0, xs[0].shape), _unbroadcast(d, gy * m1, xs[1].shape)
+
+
+class Where(Function):
+    """``x0`` where ``condition`` holds, else ``x1`` (broadcasting); the condition is a constant."""
+
+    def __init__(self, condition: Any) -> None:
+        self.condition = condition.data if isinstance(condition, Variable) else condition
+
+    def forward(self, x0: Any, x1: Any) -> Any:
+        from agrad.backends import backend_of
+
+        xp = self.xp
+        condition = self.condition
+        if _is_number(condition) or backend_of(condition, None) is None:
+            condition = xp.asarray(condition, dtype=xp.bool)
+        elif backend_of(condition).xp is not xp:
+            condition = backend_of(x0).asarray(condition)
+        self.condition = condition
+        return xp.where(condition, x0, x1)
+
+    def vjp(self, d, xs, ys, gys):
+        gy = gys[0]
+        chosen = self.xp.astype(self.condition, gy.dtype)
+        return _unbroadcast(d, gy * chosen, xs[0].shape), _unbroadcast(
+            d, gy * (1 - chosen), xs[1].shape
+        )
+
+
+class Clip(Function):
+    """Clip ``x`` to [x_min, x_max]; the gradient flows where x_min <= x <= x_max (DeZero)."""
+
+    def __init__(self, x_min: Any, x_max: Any) -> None:
+        self.x_min = x_min
+        self.x_max = x_max
+
+    def forward(self, x: Any) -> Any:
+        return self.xp.clip(x, self.x_min, self.x_max)
+
+    def vjp(self, d, xs, ys, gys):
+        x = self.inputs[0].data
+        inside = self.xp.ones_like(x, dtype=self.xp.bool)
+        if self.x_min is not None:
+            inside = inside & (x >= self.x_min)
+        if self.x_max is not None:
+            inside = inside & (x <= self.x_max)
+        return gys[0] * self.xp.astype(inside, gys[0].dtype)
+
+
 def sin(x: Any) -> Variable:
     """Elementwise sine."""
     return Sin()(x)
@@ -111,3 +224,33 @@ def log(x: Any) -> Variable:
 def sqrt(x: Any) -> Variable:
     """Elementwise square root."""
     return Sqrt()(x)
+
+
+def abs(x: Any) -> Variable:  # noqa: A001 - the Array API's name
+    """Elementwise absolute value."""
+    return Abs()(x)
+
+
+def sign(x: Any) -> Variable:
+    """Elementwise sign (-1, 0, 1); its gradient is zero."""
+    return Sign()(x)
+
+
+def maximum(x0: Any, x1: Any) -> Variable:
+    """Elementwise maximum with broadcasting; either side may be a Python number."""
+    return Maximum()(x0, x1)
+
+
+def minimum(x0: Any, x1: Any) -> Variable:
+    """Elementwise minimum with broadcasting; either side may be a Python number."""
+    return Minimum()(x0, x1)
+
+
+def where(condition: Any, x0: Any, x1: Any) -> Variable:
+    """``x0`` where the boolean ``condition`` holds, else ``x1``; differentiable in x0 and x1."""
+    return Where(condition)(x0, x1)
+
+
+def clip(x: Any, x_min: Any, x_max: Any) -> Variable:
+    """Clip values to [x_min, x_max] (DeZero); either bound may be None."""
+    return Clip(x_min, x_max)(x)
