@@ -1,3 +1,171 @@
-"""Placeholder: filled in by the function-library work."""
+"""Dropout and batch normalisation: both behave differently in training and in test mode.
 
-__all__: list[str] = []
+Running statistics of ``batch_norm``: DeZero updates the caller's ``mean``/``var`` arrays in
+place. agrad does the same for arrays (``mean[...] = ...``, which NumPy, CuPy and
+array-api-strict allow; read-only or immutable arrays raise), and for ``Variable``/``Parameter``
+running statistics it rebinds ``.data`` to the new array instead, which works on any backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agrad.backends import backend_of
+from agrad.config import Config
+from agrad.core import Function, Variable, as_variable
+
+__all__ = [
+    "Dropout",
+    "BatchNorm",
+    "dropout",
+    "batch_norm",
+    "batch_nrom",
+]
+
+
+class Dropout(Function):
+    """x * mask / (1 - ratio): inverted dropout with a fixed 0/1 ``mask`` of x's shape."""
+
+    def __init__(self, mask: Any, scale: float) -> None:
+        self.mask = mask
+        self.scale = scale
+
+    def forward(self, x: Any) -> Any:
+        return x * self.xp.astype(self.mask, x.dtype) / self.scale
+
+    def vjp(self, d, xs, ys, gys):
+        gy = gys[0]
+        return gy * self.xp.astype(self.mask, gy.dtype) / self.scale
+
+
+def dropout(x: Any, dropout_ratio: float = 0.5) -> Variable:
+    """Zero each element with probability ``dropout_ratio`` and rescale the rest (training only).
+
+    In test mode (``Config.train`` False) ``x`` comes back unchanged. The mask is drawn from the
+    backend's seeded random numbers (``agrad.seed``), as DeZero draws from ``np.random``.
+    """
+    x = as_variable(x)
+    if not Config.train:
+        return x
+    backend = backend_of(x.data)
+    mask = backend.random(tuple(x.shape)) > dropout_ratio
+    return Dropout(mask, 1.0 - dropout_ratio)(x)
+
+
+def _running_data(stat: Any) -> Any:
+    return stat.data if isinstance(stat, Variable) else stat
+
+
+def _store_running(stat: Any, value: Any, xp: Any) -> None:
+    """Write the new running statistic into ``stat`` (see the module docstring)."""
+    if isinstance(stat, Variable):
+        stat.data = xp.astype(value, stat.data.dtype)
+        return
+    try:
+        stat[...] = xp.astype(value, stat.dtype)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            "batch_norm: cannot update the running statistics in place "
+            f"({type(exc).__name__}: {exc}); pass them as Variables/Parameters instead"
+        ) from exc
+
+
+class BatchNorm(Function):
+    """gamma * (x - mean) / sqrt(var + eps) + beta over the batch (2-D) or batch and pixels (NCHW).
+
+    In training mode the statistics are those of the batch and the running ``mean``/``var``
+    are updated (var scaled by m/(m-1), DeZero's unbiased estimate); in test mode the running
+    statistics normalise and are left alone. The gradient is twice differentiable in both modes.
+    """
+
+    def __init__(self, mean: Any, var: Any, decay: float, eps: float) -> None:
+        self.avg_mean = mean
+        self.avg_var = var
+        self.decay = decay
+        self.eps = eps
+        self.train = True
+        self.axes: tuple[int, ...] = (0,)
+
+    def _layout(self, x: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Axes reduced over, and the shape per-channel vectors take to broadcast against x."""
+        if x.ndim == 2:
+            return (0,), (1, x.shape[1])
+        if x.ndim == 4:
+            return (0, 2, 3), (1, x.shape[1], 1, 1)
+        raise ValueError(
+            f"batch_norm expects a 2-D (N, C) or 4-D (N, C, H, W) input, not {x.ndim}-D"
+        )
+
+    def forward(self, x: Any, gamma: Any, beta: Any) -> Any:
+        xp = self.xp
+        self.axes, channel_shape = self._layout(x)
+        self.train = Config.train
+        gamma = xp.reshape(gamma, channel_shape)
+        beta = xp.reshape(beta, channel_shape)
+        if self.train:
+            mean = xp.mean(x, axis=self.axes, keepdims=True)
+            var = xp.mean((x - mean) ** 2, axis=self.axes, keepdims=True)
+            inv_std = 1 / xp.sqrt(var + self.eps)
+            m = x.size // gamma.size
+            adjust = m / max(m - 1.0, 1.0)
+            decay = self.decay
+            avg_mean, avg_var = _running_data(self.avg_mean), _running_data(self.avg_var)
+            new_mean = avg_mean * decay + (1 - decay) * xp.reshape(mean, avg_mean.shape)
+            new_var = avg_var * decay + (1 - decay) * adjust * xp.reshape(var, avg_var.shape)
+            _store_running(self.avg_mean, new_mean, xp)
+            _store_running(self.avg_var, new_var, xp)
+        else:
+            mean = xp.reshape(_running_data(self.avg_mean), channel_shape)
+            var = xp.reshape(_running_data(self.avg_var), channel_shape)
+            inv_std = xp.astype(1 / xp.sqrt(var + self.eps), x.dtype)
+            mean = xp.astype(mean, x.dtype)
+            # kept for backward: the running statistics may change before it runs
+            self.running_mean, self.inv_std = mean, inv_std
+        x_hat = (x - mean) * inv_std
+        return gamma * x_hat + beta
+
+    def vjp(self, d, xs, ys, gys):
+        x, gamma, _ = xs
+        gy = gys[0]
+        axes = self.axes
+        channel_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        gamma_b = d.reshape(gamma, channel_shape)
+        if self.train:
+            # recompute the batch statistics from x, so the graph path differentiates them too
+            m = x.size // gamma.size
+            mean = d.sum(x, axis=axes, keepdims=True) / m
+            centred = x - mean
+            var = d.sum(centred * centred, axis=axes, keepdims=True) / m
+            inv_std = 1 / d.sqrt(var + self.eps)
+            x_hat = centred * inv_std
+            g_beta = d.sum(gy, axis=axes)
+            g_gamma = d.sum(gy * x_hat, axis=axes)
+            g_hat_mean = d.reshape(g_beta, channel_shape) / m
+            g_hat_x_hat = d.reshape(g_gamma, channel_shape) / m
+            gx = (gy - g_hat_mean - x_hat * g_hat_x_hat) * (gamma_b * inv_std)
+        else:
+            x_hat = (x - self.running_mean) * self.inv_std
+            g_beta = d.sum(gy, axis=axes)
+            g_gamma = d.sum(gy * x_hat, axis=axes)
+            gx = gy * (gamma_b * self.inv_std)
+        return gx, g_gamma, g_beta
+
+
+def batch_norm(
+    x: Any,
+    gamma: Any,
+    beta: Any,
+    mean: Any,
+    var: Any,
+    decay: float = 0.9,
+    eps: float = 2e-5,
+) -> Variable:
+    """Batch normalisation of ``x`` (N, C) or (N, C, H, W) with scale ``gamma`` and shift ``beta``.
+
+    ``mean``/``var`` are the running statistics: updated during training (see the module
+    docstring for how), used instead of the batch's in test mode.
+    """
+    return BatchNorm(mean, var, decay, eps)(x, gamma, beta)
+
+
+batch_nrom = batch_norm  # DeZero's spelling
