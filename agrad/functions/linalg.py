@@ -8,7 +8,10 @@ from agrad.core import Function, Variable
 
 __all__ = [
     "MatMul",
+    "Linear",
     "matmul",
+    "linear",
+    "linear_simple",
 ]
 
 
@@ -27,8 +30,8 @@ class MatMul(Function):
 
 def _matmul_grads(d: Any, x: Any, W: Any, gy: Any) -> tuple[Any, Any]:
     """Gradients of ``matmul`` for 1-D operands and batched (N-D) stacks of matrices."""
-    x2 = d.reshape(x, (1,) + tuple(x.shape)) if x.ndim == 1 else x
-    W2 = d.reshape(W, tuple(W.shape) + (1,)) if W.ndim == 1 else W
+    x2 = d.reshape(x, (1, *x.shape)) if x.ndim == 1 else x
+    W2 = d.reshape(W, (*W.shape, 1)) if W.ndim == 1 else W
     g2 = gy
     if x.ndim == 1:
         g2 = d.expand_dims(g2, axis=-2)
@@ -50,3 +53,36 @@ def _swap_last(d: Any, a: Any) -> Any:
 def matmul(x: Any, W: Any) -> Variable:
     """Matrix product ``x @ W``."""
     return MatMul()(x, W)
+
+
+class Linear(Function):
+    """``x @ W + b`` with ``W`` of shape (in, out) and an optional bias (DeZero's ``Linear``)."""
+
+    def forward(self, x: Any, W: Any, b: Any = None) -> Any:
+        y = self.xp.matmul(x, W)
+        return y if b is None else y + b
+
+    def vjp(self, d, xs, ys, gys):
+        (gy,), x, W = gys, xs[0], xs[1]
+        if x.ndim == 2 and W.ndim == 2:
+            gx, gW = d.matmul(gy, d.transpose(W)), d.matmul(d.transpose(x), gy)
+        else:
+            gx, gW = _matmul_grads(d, x, W, gy)
+        if len(xs) == 2:
+            return gx, gW
+        b = self.inputs[2].data  # None when called as Linear()(x, W, None), as DeZero allows
+        return gx, gW, None if b is None else d.sum_to(gy, b.shape)
+
+
+def linear(x: Any, W: Any, b: Any = None) -> Variable:
+    """Affine map ``x @ W + b`` in one graph node; ``b`` may be None."""
+    return Linear()(x, W) if b is None else Linear()(x, W, b)
+
+
+def linear_simple(x: Any, W: Any, b: Any = None) -> Variable:
+    """``linear`` built from ``matmul`` and ``+`` (DeZero's composite version)."""
+    t = matmul(x, W)
+    if b is None:
+        return t
+    # DeZero frees t.data here; agrad's Add reads its inputs' shapes during backward, so keep it
+    return t + b

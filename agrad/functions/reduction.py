@@ -15,7 +15,13 @@ def _keepdims_shape(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
 
 __all__ = [
     "Sum",
+    "Max",
+    "Min",
     "sum",
+    "average",
+    "mean",
+    "max",
+    "min",
 ]
 
 
@@ -40,3 +46,51 @@ class Sum(Function):
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: A001
     """Sum of elements over ``axis`` (int, tuple or None)."""
     return Sum(axis, keepdims)(x)
+
+
+def average(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
+    """Mean over ``axis``: ``sum`` scaled by the output/input size ratio (DeZero)."""
+    y = sum(x, axis, keepdims)
+    return y * (y.size / x.size)
+
+
+mean = average
+
+
+class _Extreme(Function):
+    """Max or min over ``axis``; the gradient goes to every position equal to the extreme."""
+
+    def __init__(self, axis: Any = None, keepdims: bool = False) -> None:
+        self.axis = tuple(axis) if isinstance(axis, list) else axis
+        self.keepdims = keepdims
+
+    def vjp(self, d, xs, ys, gys):
+        x = self.inputs[0].data
+        y = ys[0].data if isinstance(ys[0], Variable) else ys[0]
+        keep_shape = _keepdims_shape(tuple(x.shape), self.axis)
+        hit = x == self.xp.reshape(y, keep_shape)  # ties all get the gradient, as in DeZero
+        return d.reshape(gys[0], keep_shape) * self.xp.astype(hit, gys[0].dtype)
+
+
+class Max(_Extreme):
+    """Maximum over ``axis`` (all axes when None)."""
+
+    def forward(self, x: Any) -> Any:
+        return self.xp.max(x, axis=self.axis, keepdims=self.keepdims)
+
+
+class Min(_Extreme):
+    """Minimum over ``axis`` (all axes when None)."""
+
+    def forward(self, x: Any) -> Any:
+        return self.xp.min(x, axis=self.axis, keepdims=self.keepdims)
+
+
+def max(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: A001
+    """Maximum over ``axis``; every tied position gets the full gradient (DeZero)."""
+    return Max(axis, keepdims)(x)
+
+
+def min(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: A001
+    """Minimum over ``axis``; every tied position gets the full gradient (DeZero)."""
+    return Min(axis, keepdims)(x)
