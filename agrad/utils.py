@@ -17,8 +17,10 @@ __all__ = [
     "get_deconv_outsize",
     "gradient_check",
     "logsumexp",
+    "max_backward_shape",
     "numerical_grad",
     "pair",
+    "reshape_sum_backward",
     "sum_to",
 ]
 
@@ -131,6 +133,13 @@ def reshape_sum_backward(gy: Any, x_shape: tuple[int, ...], axis: Any, keepdims:
         if isinstance(gy, Variable)
         else array_ops(backend_of(gy).xp).reshape(gy, _keepdims_shape(tuple(x_shape), axis))
     )
+
+
+def max_backward_shape(x: Any, axis: Any) -> list[int]:
+    """Shape of ``x`` with the reduced ``axis`` (int, tuple or None = all) set to 1 (DeZero)."""
+    from agrad.functions.reduction import _keepdims_shape
+
+    return list(_keepdims_shape(tuple(x.shape), axis))
 
 
 def get_conv_outsize(input_size: int, kernel_size: int, stride: int, pad: int) -> int:
