@@ -48,8 +48,8 @@ def numerical_grad(f: Callable, x: Any, *args: Any, eps: float = 1e-4, **kwargs:
     values = []
     for i in range(flat.shape[0]):
         step = xp.reshape(xp.astype(positions == i, xp.float64) * eps, base.shape)
-        plus = _total(f(Variable(base + step), *args, **kwargs), xp)
-        minus = _total(f(Variable(base - step), *args, **kwargs), xp)
+        plus = _total(f(Variable(xp.asarray(base + step)), *args, **kwargs), xp)
+        minus = _total(f(Variable(xp.asarray(base - step)), *args, **kwargs), xp)
         values.append((plus - minus) / (2 * eps))
     return xp.reshape(xp.asarray(values, dtype=xp.float64), base.shape)
 
