@@ -1,6 +1,18 @@
 """agrad: DeZero's define-by-run autograd on any Array API backend."""
 
-from agrad import backends, cuda, functions, utils
+# DeZero imports these eagerly, so `agrad.optimizers.Adam` works after a bare `import agrad`
+from agrad import (
+    backends,
+    cuda,
+    dataloaders,
+    datasets,
+    functions,
+    layers,
+    models,
+    optimizers,
+    transforms,
+    utils,
+)
 from agrad.backends import (
     BackendFallbackWarning,
     BackendUnavailableError,
@@ -14,6 +26,10 @@ from agrad.backends import (
 )
 from agrad.config import Config, no_grad, test_mode, using_config
 from agrad.core import Function, Parameter, Variable, as_array, as_variable
+from agrad.dataloaders import DataLoader, SeqDataLoader
+from agrad.datasets import Dataset
+from agrad.layers import Layer
+from agrad.models import Model
 
 __version__ = "0.1.0"
 is_simple_core = False
@@ -27,22 +43,33 @@ __all__ = [
     "BackendFallbackWarning",
     "BackendUnavailableError",
     "Config",
+    "DataLoader",
+    "Dataset",
     "Function",
+    "Layer",
+    "Model",
     "Parameter",
+    "SeqDataLoader",
     "Variable",
     "as_array",
     "as_variable",
     "available_backends",
     "backends",
     "cuda",
+    "dataloaders",
+    "datasets",
     "current_backend",
     "functions",
     "get_backend",
+    "layers",
+    "models",
     "known_backends",
     "no_grad",
+    "optimizers",
     "seed",
     "setup_variable",
     "test_mode",
+    "transforms",
     "use",
     "using_backend",
     "using_config",

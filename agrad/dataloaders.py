@@ -1,0 +1,160 @@
+"""Mini-batch iterators (DeZero's ``dataloaders``): ``DataLoader`` and ``SeqDataLoader``.
+
+Batches are built on the host and delivered as arrays of the *current* backend
+(``agrad.use(...)``), or of the one chosen with ``gpu=True`` / ``to_gpu()`` / ``to(name)``.
+Shuffling draws from NumPy's global RNG, as DeZero does, so ``agrad.seed(n)`` repeats it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from agrad.backends import Backend, backend_of, current_backend, get_backend
+from agrad.backends.numpy import host
+from agrad.datasets import Dataset, _identity
+
+__all__ = ["DataLoader", "SeqDataLoader"]
+
+
+def _stack(items: list[Any], backend: Backend) -> Any:
+    """One array of ``backend`` from a list of per-item arrays or numbers."""
+    if all(item is None for item in items):
+        return None
+    first = backend_of(items[0], None)
+    if first is None or first.name == "numpy":
+        # host data: stack once on the host, then one transfer
+        stacked = host.stack([host.asarray(item) for item in items])
+    else:
+        stacked = first.xp.stack(items)
+    return backend.asarray(stacked)
+
+
+class DataLoader:
+    """Iterate over ``dataset`` in batches of ``batch_size`` (the last one may be shorter).
+
+    Like DeZero's, the loader is its own iterator: when a pass ends it reshuffles (if
+    ``shuffle``) and raises ``StopIteration``, so ``for x, t in loader`` works once per epoch.
+    ``gpu=True`` (or ``backend='cupy'``) delivers CuPy arrays; by default batches are made on
+    the current backend at the time they are drawn.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int,
+        shuffle: bool = True,
+        gpu: bool = False,
+        backend: str | Backend | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.data_size = len(dataset)
+        self.max_iter = math.ceil(self.data_size / batch_size)
+        self._backend: Backend | None = None
+        if gpu:
+            self.to_gpu()
+        elif backend is not None:
+            self.to(backend)
+        self.reset()
+
+    # -- where batches go ---------------------------------------------------------------------
+    @property
+    def backend(self) -> Backend:
+        """The backend batches are delivered on."""
+        return self._backend if self._backend is not None else current_backend()
+
+    @property
+    def gpu(self) -> bool:
+        """Whether batches go to the GPU (DeZero's flag)."""
+        return self.backend.gpu
+
+    def to(self, backend: str | Backend) -> DataLoader:
+        """Deliver batches on ``backend`` from now on."""
+        target = get_backend(backend)
+        target.require()
+        self._backend = target
+        return self
+
+    def to_cpu(self) -> DataLoader:
+        """Deliver NumPy batches."""
+        return self.to("numpy")
+
+    def to_gpu(self) -> DataLoader:
+        """Deliver CuPy batches (``BackendUnavailableError`` without a CUDA device)."""
+        return self.to("cupy")
+
+    # -- iteration ----------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Start a new pass (reshuffled if ``shuffle``)."""
+        self.iteration = 0
+        if self.shuffle:
+            self.index = host.random.permutation(self.data_size)
+        else:
+            self.index = host.arange(self.data_size)
+
+    def __iter__(self) -> DataLoader:
+        return self
+
+    def __len__(self) -> int:
+        return self.max_iter
+
+    def _batch_index(self) -> Any:
+        i, size = self.iteration, self.batch_size
+        return self.index[i * size : (i + 1) * size]
+
+    def __next__(self) -> tuple[Any, Any]:
+        if self.iteration >= self.max_iter:
+            self.reset()
+            raise StopIteration
+        batch_index = self._batch_index()
+        x, t = self._gather(batch_index)
+        self.iteration += 1
+        return x, t
+
+    def _gather(self, batch_index: Any) -> tuple[Any, Any]:
+        backend = self.backend
+        dataset = self.dataset
+        if _plain_host_dataset(dataset):
+            # nothing to apply per item: slice the whole batch at once
+            index = host.asarray(batch_index)
+            x = backend.asarray(dataset.data[index])
+            t = None if dataset.label is None else backend.asarray(dataset.label[index])
+            return x, t
+        batch = [dataset[int(i)] for i in batch_index]
+        return _stack([b[0] for b in batch], backend), _stack([b[1] for b in batch], backend)
+
+    def next(self) -> tuple[Any, Any]:
+        """``next(loader)``, DeZero's spelling."""
+        return self.__next__()
+
+
+def _plain_host_dataset(dataset: Any) -> bool:
+    return (
+        isinstance(dataset, Dataset)
+        and type(dataset).__getitem__ is Dataset.__getitem__
+        and dataset.transform is _identity
+        and dataset.target_transform is _identity
+        and isinstance(dataset.data, host.ndarray)
+        and (dataset.label is None or isinstance(dataset.label, host.ndarray))
+    )
+
+
+class SeqDataLoader(DataLoader):
+    """Batches for truncated backprop through time: ``batch_size`` parallel streams through the
+    data in order; item ``k`` of batch ``i`` is ``(k * jump + i) % len`` with
+    ``jump = len // batch_size``."""
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int,
+        gpu: bool = False,
+        backend: str | Backend | None = None,
+    ) -> None:
+        super().__init__(dataset, batch_size, shuffle=False, gpu=gpu, backend=backend)
+
+    def _batch_index(self) -> Any:
+        jump = self.data_size // self.batch_size
+        return [(k * jump + self.iteration) % self.data_size for k in range(self.batch_size)]

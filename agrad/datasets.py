@@ -1,0 +1,318 @@
+"""Data sets (DeZero's ``datasets``): ``Dataset``, ``Spiral``, ``SinCurve``, ``MNIST``, ...
+
+Data live on the host as NumPy arrays; a ``DataLoader`` moves each batch to the backend in use.
+Files are downloaded once into a cache folder, ``$AGRAD_DATA_DIR`` or ``~/.agrad/datasets``,
+checked against a SHA-256 sum, and read from there afterwards.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import operator
+import os
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from agrad import transforms
+from agrad.backends.numpy import host
+
+__all__ = [
+    "Dataset",
+    "Spiral",
+    "get_spiral",
+    "SinCurve",
+    "MNIST",
+    "FashionMNIST",
+    "DatasetDownloadError",
+    "data_dir",
+    "download",
+    "read_idx",
+]
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+class Dataset:
+    """Indexable ``(data, label)`` pairs; subclasses fill ``data`` and ``label`` in ``prepare``.
+
+    ``transform`` is applied to each item's data and ``target_transform`` to its label.
+    """
+
+    def __init__(
+        self,
+        train: bool = True,
+        transform: Callable | None = None,
+        target_transform: Callable | None = None,
+    ) -> None:
+        self.train = train
+        self.transform = transform if transform is not None else _identity
+        self.target_transform = target_transform if target_transform is not None else _identity
+        self.data: Any = None
+        self.label: Any = None
+        self.prepare()
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        try:
+            index = operator.index(index)
+        except TypeError:
+            raise TypeError(
+                f"{type(self).__name__} indices must be integers (one item at a time), "
+                f"not {type(index).__name__}"
+            ) from None
+        x = self.transform(self.data[index])
+        if self.label is None:
+            return x, None
+        return x, self.target_transform(self.label[index])
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def prepare(self) -> None:
+        """Set ``self.data`` and ``self.label``."""
+
+
+# -- toy data -----------------------------------------------------------------------------------
+
+
+def get_spiral(train: bool = True) -> tuple[Any, Any]:
+    """Three interleaved spirals of 100 points each: ``x`` float32 ``(300, 2)``, ``t`` int64.
+
+    Like DeZero, this reseeds NumPy's global legacy RNG (1984 for train, 2020 for test), so the
+    points - and the random numbers drawn after it - are DeZero's.
+    """
+    host.random.seed(1984 if train else 2020)
+    num_data, num_class = 100, 3
+    rate = host.arange(num_data) / num_data  # radius grows from 0 to 1 along each arm
+    xs, ts = [], []
+    for j in range(num_class):
+        # one normal draw per point, in DeZero's order (class by class, point by point)
+        theta = j * 4.0 + 4.0 * rate + host.random.randn(num_data) * 0.2
+        xs.append(host.stack([rate * host.sin(theta), rate * host.cos(theta)], axis=1))
+        ts.append(host.full(num_data, j, dtype=host.int64))
+    x = host.concatenate(xs).astype(host.float32)
+    t = host.concatenate(ts)
+    order = host.random.permutation(num_data * num_class)
+    return x[order], t[order]
+
+
+class Spiral(Dataset):
+    """The spiral data set of ``get_spiral`` (300 points, 3 classes)."""
+
+    def prepare(self) -> None:
+        self.data, self.label = get_spiral(self.train)
+
+
+class SinCurve(Dataset):
+    """1000 points of a sine wave (train, with uniform noise in +-0.05) or a cosine (test);
+    each item's label is the next value. float64, as in DeZero."""
+
+    def prepare(self) -> None:
+        num_data = 1000
+        x = host.linspace(0, 2 * host.pi, num_data)
+        noise = host.random.uniform(-0.05, 0.05, size=x.shape)  # drawn for both, as DeZero does
+        y = host.sin(x) + noise if self.train else host.cos(x)
+        y = y.astype(host.float64)
+        self.data = y[:-1][:, None]
+        self.label = y[1:][:, None]
+
+
+# -- files --------------------------------------------------------------------------------------
+
+
+class DatasetDownloadError(RuntimeError):
+    """A data set file could not be downloaded, or its checksum did not match."""
+
+
+def data_dir() -> str:
+    """The cache folder for data set files: ``$AGRAD_DATA_DIR``, else ``~/.agrad/datasets``."""
+    path = os.environ.get("AGRAD_DATA_DIR") or os.path.join(
+        os.path.expanduser("~"), ".agrad", "datasets"
+    )
+    return path
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(url: str, path: str, sha256: str | None = None) -> str:
+    """Fetch ``url`` to ``path`` unless it is there already; verify ``sha256``; return ``path``.
+
+    The download goes to a temporary file that is renamed only once complete and verified, so a
+    failed or interrupted download never leaves a truncated file in the cache.
+    """
+    if os.path.exists(path):
+        return path
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=folder)
+    os.close(fd)
+    try:
+        print(f"Downloading {url} -> {path}")
+        try:
+            _fetch(url, temp)
+        except OSError as exc:
+            raise DatasetDownloadError(
+                f"could not download {url}: {exc}; put the file at {path} yourself "
+                "(or point $AGRAD_DATA_DIR at a folder that has it)"
+            ) from exc
+        if sha256 is not None:
+            actual = _sha256(temp)
+            if actual != sha256:
+                raise DatasetDownloadError(
+                    f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual}"
+                )
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+    return path
+
+
+def _fetch(url: str, path: str) -> None:
+    """Copy ``url`` to ``path`` (tests replace this to stay offline)."""
+    with urllib.request.urlopen(url, timeout=60) as response, open(path, "wb") as out:
+        while True:
+            block = response.read(1 << 20)
+            if not block:
+                break
+            out.write(block)
+
+
+_IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str) -> Any:
+    """Read an IDX file (MNIST's format), gzip-compressed or not, as a NumPy array."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise ValueError(f"{path} is not an IDX file (bad magic number {raw[:4]!r})")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int(d) for d in host.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    dtype = host.dtype(_IDX_TYPES[raw[2]])
+    expected = header + int(host.prod(shape, dtype=host.int64)) * dtype.itemsize
+    if len(raw) != expected:
+        raise ValueError(f"{path}: header says shape {shape}, but the file has the wrong size")
+    return (
+        host.frombuffer(raw, dtype=dtype, offset=header)
+        .reshape(shape)
+        .astype(dtype.newbyteorder("="))
+    )
+
+
+class MNIST(Dataset):
+    """Handwritten digits, 28x28: data uint8 ``(N, 1, 28, 28)``, labels int64 (60000 train,
+    10000 test). By default each item becomes a float32 vector of 784 values in [0, 1].
+
+    The four IDX files are read from ``data_dir()/mnist`` and downloaded there once if missing.
+    """
+
+    name = "mnist"
+    base_url = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+    files: ClassVar[dict[str, tuple[str, str]]] = {
+        "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+        "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+    }
+    sha256: ClassVar[dict[str, str]] = {
+        "train-images-idx3-ubyte.gz": (
+            "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"
+        ),
+        "train-labels-idx1-ubyte.gz": (
+            "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"
+        ),
+        "t10k-images-idx3-ubyte.gz": (
+            "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"
+        ),
+        "t10k-labels-idx1-ubyte.gz": (
+            "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"
+        ),
+    }
+
+    def __init__(
+        self,
+        train: bool = True,
+        transform: Callable | None = None,
+        target_transform: Callable | None = None,
+    ) -> None:
+        if transform is None:
+            transform = transforms.Compose(
+                [transforms.Flatten(), transforms.ToFloat(), transforms.Normalize(0.0, 255.0)]
+            )
+        super().__init__(train, transform, target_transform)
+
+    @classmethod
+    def folder(cls) -> str:
+        """Where this data set's files are cached."""
+        return os.path.join(data_dir(), cls.name)
+
+    @classmethod
+    def paths(cls, train: bool = True) -> list[str]:
+        """Local paths of the (images, labels) files of one split."""
+        return [os.path.join(cls.folder(), f) for f in cls.files["train" if train else "test"]]
+
+    @classmethod
+    def available(cls, train: bool = True) -> bool:
+        """Whether the files of this split are already in the cache (no download needed)."""
+        return all(os.path.exists(p) for p in cls.paths(train))
+
+    def prepare(self) -> None:
+        images_path, labels_path = self.paths(self.train)
+        for path in (images_path, labels_path):
+            name = os.path.basename(path)
+            download(self.base_url + name, path, self.sha256.get(name))
+        images = read_idx(images_path)
+        labels = read_idx(labels_path)
+        if images.shape[0] != labels.shape[0]:
+            raise ValueError(
+                f"{images_path} has {images.shape[0]} images but {labels_path} has "
+                f"{labels.shape[0]} labels"
+            )
+        self.data = images.reshape(images.shape[0], 1, images.shape[1], images.shape[2])
+        self.label = labels.astype(host.int64)
+
+    @staticmethod
+    def labels() -> dict[int, str]:
+        """Class index -> name."""
+        return {i: str(i) for i in range(10)}
+
+
+class FashionMNIST(MNIST):
+    """Zalando's clothing images in MNIST's format (same shapes, 10 classes)."""
+
+    name = "fashion_mnist"
+    base_url = (
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"
+    )
+    sha256: ClassVar[dict[str, str]] = {
+        "train-images-idx3-ubyte.gz": (
+            "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"
+        ),
+        "train-labels-idx1-ubyte.gz": (
+            "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"
+        ),
+        "t10k-images-idx3-ubyte.gz": (
+            "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"
+        ),
+        "t10k-labels-idx1-ubyte.gz": (
+            "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"
+        ),
+    }
+
+    @staticmethod
+    def labels() -> dict[int, str]:
+        """Class index -> name."""
+        names = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")  # fmt: skip
+        return dict(enumerate(names))

@@ -1,0 +1,481 @@
+"""Layers (``import agrad.layers as L``): parameter containers with DeZero's API.
+
+A :class:`Layer` registers every attribute that holds a :class:`~agrad.Parameter` or another
+``Layer``, in the order they were assigned, so ``params()`` and saved files have a stable order
+(DeZero keeps a set of names, whose order changes with ``PYTHONHASHSEED``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+import agrad.functions as F
+from agrad.backends import Backend, backend_of, current_backend, get_backend
+from agrad.backends.numpy import host
+from agrad.core import Parameter, Variable
+from agrad.utils import pair
+
+__all__ = [
+    "Layer",
+    "WeightsMismatchError",
+    "Linear",
+    "Conv2d",
+    "Deconv2d",
+    "RNN",
+    "LSTM",
+    "EmbedID",
+    "BatchNorm",
+]
+
+
+class WeightsMismatchError(ValueError):
+    """A weights file does not fit the layer: names missing, extra, or of the wrong shape."""
+
+
+def _weak(x: Any) -> Any:
+    """A weak reference where the object allows one (Python numbers do not)."""
+    try:
+        return weakref.ref(x)
+    except TypeError:
+        return lambda: x
+
+
+def _dtype_name(dtype: Any) -> str:
+    """A dtype's standard name (``'float32'``) from a string, NumPy type or backend dtype."""
+    if isinstance(dtype, str):
+        return dtype
+    try:
+        return get_backend("numpy").dtype_name(dtype)
+    except TypeError:
+        return str(dtype).rsplit(".", 1)[-1]
+
+
+class Layer:
+    """A container of parameters and sub-layers; subclasses implement ``forward``."""
+
+    def __init__(self) -> None:
+        # attribute names of Parameters and Layers, in assignment order (a dict keeps it)
+        object.__setattr__(self, "_params", {})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        registry = self.__dict__.get("_params")
+        if registry is None:  # a subclass assigned before calling Layer.__init__
+            object.__setattr__(self, "_params", {})
+            registry = self._params
+        if isinstance(value, (Parameter, Layer)):
+            registry.setdefault(name, None)
+        else:
+            registry.pop(name, None)  # reassigning None (say) must not leave a dangling name
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self._params.pop(name, None)
+        object.__delattr__(self, name)
+
+    def __call__(self, *inputs: Any) -> Any:
+        outputs = self.forward(*inputs)
+        if not isinstance(outputs, tuple):
+            outputs = (outputs,)
+        self.inputs = [_weak(x) for x in inputs]
+        self.outputs = [_weak(y) for y in outputs]
+        return outputs if len(outputs) > 1 else outputs[0]
+
+    def forward(self, *inputs: Any) -> Any:
+        """Compute the outputs; every layer class implements it."""
+        raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
+
+    # -- parameters -------------------------------------------------------------------------
+    def params(self) -> Iterator[Parameter]:
+        """Every Parameter of this layer and its sub-layers, in registration order."""
+        for name in self._params:
+            obj = self.__dict__[name]
+            if isinstance(obj, Layer):
+                yield from obj.params()
+            else:
+                yield obj
+
+    def named_params(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """``(path, param)`` pairs, paths joined by ``/`` as in saved files (``l0/W``)."""
+        for name in self._params:
+            obj = self.__dict__[name]
+            key = prefix + name
+            if isinstance(obj, Layer):
+                yield from obj.named_params(key + "/")
+            else:
+                yield key, obj
+
+    def _flatten_params(self, params_dict: dict[str, Parameter], parent_key: str = "") -> None:
+        """DeZero's helper: fill ``params_dict`` with ``path -> Parameter``."""
+        prefix = parent_key + "/" if parent_key else ""
+        params_dict.update(self.named_params(prefix))
+
+    def _all_layers(self) -> Iterator[Layer]:
+        """This layer and every sub-layer, depth first."""
+        yield self
+        for name in self._params:
+            obj = self.__dict__[name]
+            if isinstance(obj, Layer):
+                yield from obj._all_layers()
+
+    def cleargrads(self) -> None:
+        """Forget the gradient of every parameter."""
+        for param in self.params():
+            param.cleargrad()
+
+    # -- moving between backends ------------------------------------------------------------
+    def to(self, backend: str | Backend) -> Layer:
+        """Move every parameter (and state such as an RNN's hidden state) to ``backend``."""
+        target = get_backend(backend)
+        target.require()
+        for layer in self._all_layers():
+            for name in layer._params:
+                obj = layer.__dict__[name]
+                if isinstance(obj, Parameter):
+                    obj.to(target)
+            layer._move_state(target)
+        return self
+
+    def _move_state(self, backend: Backend) -> None:
+        """Move non-parameter state held by this layer; layers with such state override it."""
+
+    def to_cpu(self) -> Layer:
+        """Move to NumPy on the host."""
+        return self.to("numpy")
+
+    def to_gpu(self) -> Layer:
+        """Move to CuPy on the current CUDA device."""
+        return self.to("cupy")
+
+    # -- saving and loading -----------------------------------------------------------------
+    def save_weights(self, path: str | os.PathLike) -> None:
+        """Write every parameter to an ``.npz`` file (``.npz`` is appended if missing).
+
+        The arrays are copied to the host, so a file written from a GPU loads anywhere; the
+        layer stays where it is. The file is written beside the target and renamed over it, so
+        an interrupted save leaves the previous file intact.
+        """
+        path = _npz_path(path)
+        arrays = {}
+        for key, param in self.named_params():
+            if param.data is None:
+                raise ValueError(
+                    f"save_weights: parameter {key!r} is not initialised yet (its shape is "
+                    "inferred on the first call); run the model on an input before saving"
+                )
+            arrays[key] = param.backend.to_host(param.data)
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, temp = tempfile.mkstemp(
+            prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory
+        )
+        try:
+            with os.fdopen(fd, "wb") as f:
+                host.savez_compressed(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, path)
+        except BaseException:  # KeyboardInterrupt included: never leave the temporary behind
+            if os.path.exists(temp):
+                os.remove(temp)
+            raise
+
+    def load_weights(self, path: str | os.PathLike) -> None:
+        """Load parameters saved by ``save_weights`` onto the backend the layer is on.
+
+        Every name and shape is checked first; on any mismatch nothing is loaded and a
+        :class:`WeightsMismatchError` lists what is missing, extra or of the wrong shape.
+        """
+        path = os.fspath(path)
+        if not os.path.exists(path) and os.path.exists(path + ".npz"):
+            path += ".npz"
+        params = dict(self.named_params())
+        with host.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+        missing = [key for key in params if key not in arrays]
+        extra = [key for key in arrays if key not in params]
+        wrong = [
+            f"{key}: file {tuple(arrays[key].shape)}, layer {tuple(param.data.shape)}"
+            for key, param in params.items()
+            if key in arrays
+            and param.data is not None
+            and tuple(arrays[key].shape) != tuple(param.data.shape)
+        ]
+        if missing or extra or wrong:
+            problems = []
+            if missing:
+                problems.append("missing from the file: " + ", ".join(missing))
+            if extra:
+                problems.append("not in the layer: " + ", ".join(extra))
+            if wrong:
+                problems.append("wrong shape: " + "; ".join(wrong))
+            raise WeightsMismatchError(
+                f"load_weights({path!r}) does not fit {type(self).__name__}: "
+                + " | ".join(problems)
+            )
+        default = self._backend()
+        for key, param in params.items():
+            target = param.backend if param.data is not None else default
+            param.data = target.asarray(arrays[key])
+
+    def _backend(self) -> Backend:
+        """The backend of the first initialised parameter, else the current default."""
+        for param in self.params():
+            if param.data is not None:
+                return param.backend
+        return current_backend()
+
+
+def _npz_path(path: str | os.PathLike) -> str:
+    path = os.fspath(path)
+    return path if path.endswith(".npz") else path + ".npz"
+
+
+def _input_backend(x: Any) -> Backend:
+    data = x.data if isinstance(x, Variable) else x
+    return backend_of(data)
+
+
+class Linear(Layer):
+    """``y = x W + b`` with W of shape ``(in_size, out_size)``; ``in_size`` may come from the input.
+
+    W is drawn as ``randn(in, out) * sqrt(1 / in)`` in ``dtype`` (float32 stays float32) on the
+    backend of the first input when ``in_size`` is None, else on the default backend.
+    """
+
+    def __init__(
+        self,
+        out_size: int,
+        nobias: bool = False,
+        dtype: Any = "float32",
+        in_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_size = in_size
+        self.out_size = out_size
+        self.dtype = _dtype_name(dtype)
+        self.b = None
+        self.W = Parameter(None, name="W")
+        if in_size is not None:
+            self._init_W(current_backend())
+        if not nobias:
+            backend = current_backend()
+            self.b = Parameter(
+                backend.xp.zeros(out_size, dtype=backend.dtype(self.dtype)), name="b"
+            )
+
+    def _init_W(self, backend: Backend) -> None:
+        in_size, out_size = self.in_size, self.out_size
+        W = backend.randn((in_size, out_size), backend.dtype(self.dtype))
+        self.W.data = W * math.sqrt(1 / in_size)  # a Python float keeps W's dtype
+        # a bias made on another backend before the input was seen follows W
+        if self.b is not None and self.b.backend is not backend:
+            self.b.to(backend)
+
+    def forward(self, x: Any) -> Variable:
+        if self.W.data is None:
+            self.in_size = x.shape[1]
+            self._init_W(_input_backend(x))
+        return F.linear(x, self.W, self.b)
+
+
+class _ConvBase(Layer):
+    """Shared set-up of ``Conv2d`` and ``Deconv2d``: lazy W, optional bias."""
+
+    def __init__(
+        self,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        pad: int | tuple[int, int] = 0,
+        nobias: bool = False,
+        dtype: Any = "float32",
+        in_channels: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.pad = pad
+        self.dtype = _dtype_name(dtype)
+        self.b = None
+        self.W = Parameter(None, name="W")
+        if in_channels is not None:
+            self._init_W(current_backend())
+        if not nobias:
+            backend = self.W.backend if self.W.data is not None else current_backend()
+            self.b = Parameter(
+                backend.xp.zeros(out_channels, dtype=backend.dtype(self.dtype)), name="b"
+            )
+
+    def _w_shape(self, C: int, OC: int, KH: int, KW: int) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def _init_W(self, backend: Backend) -> None:
+        C, OC = self.in_channels, self.out_channels
+        KH, KW = pair(self.kernel_size)
+        scale = math.sqrt(1 / (C * KH * KW))
+        shape = self._w_shape(C, OC, KH, KW)
+        self.W.data = backend.randn(shape, backend.dtype(self.dtype)) * scale
+        if self.b is not None and self.b.backend is not backend:
+            self.b.to(backend)
+
+    def _ensure_W(self, x: Any) -> None:
+        if self.W.data is None:
+            self.in_channels = x.shape[1]
+            self._init_W(_input_backend(x))
+
+
+class Conv2d(_ConvBase):
+    """2-D convolution, NCHW; W ``(out_channels, in_channels, KH, KW)``, inferred lazily."""
+
+    def _w_shape(self, C: int, OC: int, KH: int, KW: int) -> tuple[int, ...]:
+        return (OC, C, KH, KW)
+
+    def forward(self, x: Any) -> Variable:
+        self._ensure_W(x)
+        return F.conv2d(x, self.W, self.b, self.stride, self.pad)
+
+
+class Deconv2d(_ConvBase):
+    """2-D transposed convolution, NCHW; W ``(in_channels, out_channels, KH, KW)``."""
+
+    def _w_shape(self, C: int, OC: int, KH: int, KW: int) -> tuple[int, ...]:
+        return (C, OC, KH, KW)
+
+    def forward(self, x: Any) -> Variable:
+        self._ensure_W(x)
+        return F.deconv2d(x, self.W, self.b, self.stride, self.pad)
+
+
+class RNN(Layer):
+    """Elman RNN: ``h = tanh(x W_x + b + h W_h)``; the state persists until ``reset_state()``."""
+
+    def __init__(self, hidden_size: int, in_size: int | None = None) -> None:
+        super().__init__()
+        self.x2h = Linear(hidden_size, in_size=in_size)
+        # DeZero builds this one with in_size=in_size, which breaks when in_size != hidden_size
+        self.h2h = Linear(hidden_size, in_size=hidden_size, nobias=True)
+        self.h: Variable | None = None
+
+    def reset_state(self) -> None:
+        """Forget the hidden state (start a new sequence)."""
+        self.h = None
+
+    def _move_state(self, backend: Backend) -> None:
+        if self.h is not None:
+            self.h.to(backend)
+
+    def forward(self, x: Any) -> Variable:
+        h_new = self.x2h(x) if self.h is None else self.x2h(x) + self.h2h(self.h)
+        h_new = F.tanh(h_new)
+        self.h = h_new
+        return h_new
+
+
+class LSTM(Layer):
+    """Long short-term memory; hidden state ``h`` and cell ``c`` persist until ``reset_state()``."""
+
+    def __init__(self, hidden_size: int, in_size: int | None = None) -> None:
+        super().__init__()
+        H = hidden_size
+        self.x2f = Linear(H, in_size=in_size)
+        self.x2i = Linear(H, in_size=in_size)
+        self.x2o = Linear(H, in_size=in_size)
+        self.x2u = Linear(H, in_size=in_size)
+        self.h2f = Linear(H, in_size=H, nobias=True)
+        self.h2i = Linear(H, in_size=H, nobias=True)
+        self.h2o = Linear(H, in_size=H, nobias=True)
+        self.h2u = Linear(H, in_size=H, nobias=True)
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        """Forget the hidden state and the cell (start a new sequence)."""
+        self.h: Variable | None = None
+        self.c: Variable | None = None
+
+    def _move_state(self, backend: Backend) -> None:
+        for state in (self.h, self.c):
+            if state is not None:
+                state.to(backend)
+
+    def forward(self, x: Any) -> Variable:
+        if self.h is None:
+            f = F.sigmoid(self.x2f(x))
+            i = F.sigmoid(self.x2i(x))
+            o = F.sigmoid(self.x2o(x))
+            u = F.tanh(self.x2u(x))
+        else:
+            f = F.sigmoid(self.x2f(x) + self.h2f(self.h))
+            i = F.sigmoid(self.x2i(x) + self.h2i(self.h))
+            o = F.sigmoid(self.x2o(x) + self.h2o(self.h))
+            u = F.tanh(self.x2u(x) + self.h2u(self.h))
+        c_new = i * u if self.c is None else f * self.c + i * u
+        h_new = o * F.tanh(c_new)
+        self.h, self.c = h_new, c_new
+        return h_new
+
+
+class EmbedID(Layer):
+    """A lookup table: row ``x`` of W ``(in_size, out_size)`` for each integer id in ``x``.
+
+    W is drawn from a standard normal in ``dtype`` (DeZero's is float64, NumPy's default).
+    """
+
+    def __init__(self, in_size: int, out_size: int, dtype: Any = "float32") -> None:
+        super().__init__()
+        backend = current_backend()
+        self.W = Parameter(
+            backend.randn((in_size, out_size), backend.dtype(_dtype_name(dtype))), name="W"
+        )
+
+    def forward(self, x: Any) -> Variable:
+        return F.embed_id(x, self.W)
+
+
+class BatchNorm(Layer):
+    """Batch normalisation over axis 0 (2-D) or axes 0, 2, 3 (NCHW).
+
+    ``gamma``/``beta`` are learned; ``avg_mean``/``avg_var`` are the running statistics used in
+    test mode. All four are Parameters (so ``save_weights`` keeps them), created on the first
+    call from the input's channel count, dtype and backend.
+    """
+
+    def __init__(self, decay: float = 0.9, eps: float = 2e-5) -> None:
+        super().__init__()
+        self.decay = decay
+        self.eps = eps
+        self.avg_mean = Parameter(None, name="avg_mean")
+        self.avg_var = Parameter(None, name="avg_var")
+        self.gamma = Parameter(None, name="gamma")
+        self.beta = Parameter(None, name="beta")
+
+    def _init_params(self, x: Any) -> None:
+        xp = _input_backend(x).xp
+        D = x.shape[1]
+        dtype = x.dtype
+        if self.avg_mean.data is None:
+            self.avg_mean.data = xp.zeros(D, dtype=dtype)
+        if self.avg_var.data is None:
+            self.avg_var.data = xp.ones(D, dtype=dtype)
+        if self.gamma.data is None:
+            self.gamma.data = xp.ones(D, dtype=dtype)
+        if self.beta.data is None:
+            self.beta.data = xp.zeros(D, dtype=dtype)
+
+    def forward(self, x: Any) -> Variable:
+        if self.avg_mean.data is None:
+            self._init_params(x)
+        return F.batch_norm(
+            x,
+            self.gamma,
+            self.beta,
+            self.avg_mean,  # passed as Parameters: batch_norm rebinds their data (any backend)
+            self.avg_var,
+            decay=self.decay,
+            eps=self.eps,
+        )

@@ -1,0 +1,275 @@
+"""Optimizers and their hooks, with DeZero's names and defaults.
+
+``optimizer = Adam().setup(model)``; after ``loss.backward()``, ``optimizer.update()`` runs the
+hooks on every parameter that has a gradient, then updates each one. Per-parameter state (moments,
+accumulators) lives on the parameter's backend and follows it when the model moves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from agrad.backends import backend_of
+from agrad.core import Parameter
+
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "MomentumSGD",
+    "AdaGrad",
+    "AdaDelta",
+    "Adam",
+    "WeightDecay",
+    "ClipGrad",
+    "FreezeParam",
+]
+
+
+def _iadd(a: Any, b: Any) -> Any:
+    """``a + b``, written into ``a`` when its array allows (saves an allocation), else new.
+
+    A read-only array, or a library without in-place operators, gets a new array, cast back to
+    ``a``'s dtype so parameters keep theirs.
+    """
+    try:
+        a += b
+        return a
+    except (TypeError, ValueError):
+        out = a + b
+        return out if out.dtype == a.dtype else backend_of(out).xp.astype(out, a.dtype)
+
+
+def _isub(a: Any, b: Any) -> Any:
+    """``a - b``, in place where possible (see ``_iadd``)."""
+    try:
+        a -= b
+        return a
+    except (TypeError, ValueError):
+        out = a - b
+        return out if out.dtype == a.dtype else backend_of(out).xp.astype(out, a.dtype)
+
+
+def _imul(a: Any, b: float) -> Any:
+    """``a * b``, in place where possible (see ``_iadd``)."""
+    try:
+        a *= b
+        return a
+    except (TypeError, ValueError):
+        return a * b
+
+
+def _slot(store: dict, param: Parameter, init: str = "zeros") -> Any:
+    """The state array of ``param`` in ``store``, created (zeros) on the parameter's backend, and
+    moved there if the parameter moved since the last update."""
+    state = store.get(param)
+    data = param.data
+    if state is None:
+        state = store[param] = backend_of(data).xp.zeros_like(data)
+    elif type(state) is not type(data):
+        state = store[param] = backend_of(data).asarray(state)
+    return state
+
+
+class Optimizer:
+    """Base class: ``setup(target)``, ``update()``, ``add_hook(f)``; subclasses define
+    ``update_one(param)``."""
+
+    def __init__(self) -> None:
+        self.target: Any = None
+        self.hooks: list[Callable[[list[Parameter]], None]] = []
+
+    def setup(self, target: Any) -> Optimizer:
+        """Optimize the parameters of ``target`` (a Layer, or an iterable of Parameters)."""
+        self.target = target
+        return self
+
+    def _params(self) -> Iterable[Parameter]:
+        target = self.target
+        if target is None:
+            raise RuntimeError(f"{type(self).__name__}.update(): call setup(model) first")
+        if isinstance(target, Parameter):
+            return [target]
+        params = getattr(target, "params", None)
+        return params() if params is not None else target
+
+    def update(self) -> None:
+        """Run the hooks, then update every parameter that has a gradient."""
+        params = [p for p in self._params() if p.grad is not None]
+        for hook in self.hooks:
+            hook(params)
+        # hooks may drop gradients (FreezeParam): those parameters stay as they are
+        for param in params:
+            if param.grad is not None:
+                self.update_one(param)
+
+    def update_one(self, param: Parameter) -> None:
+        """Update one parameter from its gradient."""
+        raise NotImplementedError(f"{type(self).__name__}.update_one is not implemented")
+
+    def add_hook(self, f: Callable[[list[Parameter]], None]) -> None:
+        """Call ``f(params)`` before each update (``WeightDecay``, ``ClipGrad``, ...)."""
+        self.hooks.append(f)
+
+
+# -- hooks --------------------------------------------------------------------------------------
+# Hooks rebind ``grad.data`` instead of writing into it: one gradient array can be shared by
+# several parameters (``x + y`` passes the same gradient to both).
+
+
+class WeightDecay:
+    """L2 regularisation: adds ``rate * param`` to each gradient."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+
+    def __call__(self, params: list[Parameter]) -> None:
+        for param in params:
+            param.grad.data = param.grad.data + self.rate * param.data
+
+
+class ClipGrad:
+    """Scale all gradients down together when their global L2 norm exceeds ``max_norm``."""
+
+    def __init__(self, max_norm: float) -> None:
+        self.max_norm = max_norm
+
+    def __call__(self, params: list[Parameter]) -> None:
+        # one partial sum per backend, so a GPU synchronises once, not once per parameter
+        partial: dict[Any, Any] = {}
+        for param in params:
+            g = param.grad.data
+            backend = backend_of(g)
+            s = backend.xp.sum(g * g)
+            partial[backend] = s if backend not in partial else partial[backend] + s
+        total_norm = math.sqrt(sum(float(s) for s in partial.values()))
+        rate = self.max_norm / (total_norm + 1e-6)
+        if rate < 1:
+            for param in params:
+                param.grad.data = param.grad.data * rate
+
+
+class FreezeParam:
+    """Keep the parameters of the given layers (or Parameters) fixed: their gradients are dropped
+    before the update."""
+
+    def __init__(self, *layers: Any) -> None:
+        self.freeze_params: list[Parameter] = []
+        for item in layers:
+            if isinstance(item, Parameter):
+                self.freeze_params.append(item)
+            else:
+                self.freeze_params.extend(item.params())
+
+    def __call__(self, params: list[Parameter]) -> None:
+        for param in self.freeze_params:
+            param.grad = None
+
+
+# -- optimizers ---------------------------------------------------------------------------------
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent: ``param -= lr * grad``."""
+
+    def __init__(self, lr: float = 0.01) -> None:
+        super().__init__()
+        self.lr = lr
+
+    def update_one(self, param: Parameter) -> None:
+        param.data = _isub(param.data, self.lr * param.grad.data)
+
+
+class MomentumSGD(Optimizer):
+    """SGD with momentum: ``v = momentum * v - lr * grad; param += v``."""
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
+        super().__init__()
+        self.lr = lr
+        self.momentum = momentum
+        self.vs: dict[Parameter, Any] = {}
+
+    def update_one(self, param: Parameter) -> None:
+        v = _imul(_slot(self.vs, param), self.momentum)
+        v = self.vs[param] = _isub(v, self.lr * param.grad.data)
+        param.data = _iadd(param.data, v)
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad: the step shrinks with the sum of squared gradients seen so far."""
+
+    def __init__(self, lr: float = 0.001, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.lr = lr
+        self.eps = eps
+        self.hs: dict[Parameter, Any] = {}
+
+    def update_one(self, param: Parameter) -> None:
+        grad = param.grad.data
+        h = self.hs[param] = _iadd(_slot(self.hs, param), grad * grad)
+        xp = backend_of(grad).xp
+        param.data = _isub(param.data, self.lr * grad / (xp.sqrt(h) + self.eps))
+
+
+class AdaDelta(Optimizer):
+    """AdaDelta: step sizes from running averages of squared gradients and squared steps."""
+
+    def __init__(self, rho: float = 0.95, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.rho = rho
+        self.eps = eps
+        self.msg: dict[Parameter, Any] = {}
+        self.msdx: dict[Parameter, Any] = {}
+
+    def update_one(self, param: Parameter) -> None:
+        rho, eps = self.rho, self.eps
+        grad = param.grad.data
+        xp = backend_of(grad).xp
+        msg = _imul(_slot(self.msg, param), rho)
+        msg = self.msg[param] = _iadd(msg, (1 - rho) * grad * grad)
+        msdx = _slot(self.msdx, param)
+        dx = xp.sqrt((msdx + eps) / (msg + eps)) * grad
+        msdx = _imul(msdx, rho)
+        self.msdx[param] = _iadd(msdx, (1 - rho) * dx * dx)
+        param.data = _isub(param.data, dx)
+
+
+class Adam(Optimizer):
+    """Adam with bias correction folded into the learning rate (the ``lr`` property)."""
+
+    def __init__(
+        self, alpha: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
+    ) -> None:
+        super().__init__()
+        self.t = 0
+        self.alpha = alpha
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.ms: dict[Parameter, Any] = {}
+        self.vs: dict[Parameter, Any] = {}
+        self._lr = alpha
+
+    def update(self) -> None:
+        """Count the step, then update every parameter."""
+        self.t += 1
+        self._lr = self.lr  # the same for every parameter of this step
+        super().update()
+
+    @property
+    def lr(self) -> float:
+        """``alpha * sqrt(1 - beta2**t) / (1 - beta1**t)``."""
+        fix1 = 1.0 - math.pow(self.beta1, self.t)
+        fix2 = 1.0 - math.pow(self.beta2, self.t)
+        return self.alpha * math.sqrt(fix2) / fix1
+
+    def update_one(self, param: Parameter) -> None:
+        beta1, beta2 = self.beta1, self.beta2
+        grad = param.grad.data
+        xp = backend_of(grad).xp
+        m = _slot(self.ms, param)
+        m = self.ms[param] = _iadd(m, (1 - beta1) * (grad - m))
+        v = _slot(self.vs, param)
+        v = self.vs[param] = _iadd(v, (1 - beta2) * (grad * grad - v))
+        param.data = _isub(param.data, self._lr * m / (xp.sqrt(v) + self.eps))
