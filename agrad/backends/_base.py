@@ -105,6 +105,10 @@ class Backend:
         """A human-readable description of the device new arrays are placed on."""
         return "CPU"
 
+    def devices(self) -> list[str]:
+        """Human-readable descriptions of every device this backend can use."""
+        return [self.device_name()]
+
     # -- what the standard lacks ------------------------------------------------------------
     def scatter_add(self, target: Any, indices: Any, values: Any) -> Any:
         """Return a copy of ``target`` with ``values`` added at ``indices``; repeats accumulate."""

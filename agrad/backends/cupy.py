@@ -50,6 +50,17 @@ class CupyBackend(Backend):
         name = props["name"]
         return f"CUDA device {device.id} ({name.decode() if isinstance(name, bytes) else name})"
 
+    def devices(self) -> list[str]:
+        cupy = importlib.import_module("cupy")
+        found = []
+        for i in range(cupy.cuda.runtime.getDeviceCount()):
+            props = cupy.cuda.runtime.getDeviceProperties(i)
+            name = props["name"]
+            name = name.decode() if isinstance(name, bytes) else name
+            memory = props.get("totalGlobalMem", 0) / 2**30
+            found.append(f"CUDA device {i}: {name}, {memory:.1f} GiB")
+        return found
+
     def scatter_add(self, target: Any, indices: Any, values: Any) -> Any:
         cupyx = importlib.import_module("cupyx")
         out = target.copy()
