@@ -71,7 +71,8 @@ class ReLU(Function):
     """max(x, 0); the gradient passes where x > 0."""
 
     def forward(self, x: Any) -> Any:
-        return self.xp.where(x > 0, x, self.xp.zeros_like(x))
+        # maximum (not where) so that NaN propagates, as in DeZero
+        return self.xp.maximum(x, self.xp.zeros_like(x))
 
     def vjp(self, d, xs, ys, gys):
         x = self.inputs[0].data

@@ -115,11 +115,12 @@ class SigmoidCrossEntropy(Function):
         xp = self.xp
         t = xp.astype(xp.reshape(t, x.shape), x.dtype)
         tail = xp.log1p(xp.exp(-xp.abs(x)))
-        log_p = xp.minimum(x, 0.0) - tail  # log sigmoid(x)
-        log_q = -xp.maximum(x, 0.0) - tail  # log (1 - sigmoid(x))
+        zeros = xp.zeros_like(x)
+        log_p = xp.minimum(x, zeros) - tail  # log sigmoid(x)
+        log_q = -xp.maximum(x, zeros) - tail  # log (1 - sigmoid(x))
         self._unclipped = xp.astype(log_p > _LOG_P_FLOOR, x.dtype)
         self._targets = t
-        log_p = xp.maximum(log_p, _LOG_P_FLOOR)
+        log_p = xp.maximum(log_p, xp.full_like(log_p, _LOG_P_FLOOR))
         return -xp.sum(t * log_p + (1 - t) * log_q) / _batch_size(x)
 
     def vjp(self, d, xs, ys, gys):

@@ -245,3 +245,8 @@ def test_dezero_class_names_are_public():
         assert issubclass(getattr(F, name), agrad.Function)
     y = F.Sigmoid()(np.zeros((1,)))
     assert host(y)[0] == 0.5
+
+
+def test_relu_propagates_nan(xp):
+    y = host(F.relu(xp.asarray([float("nan"), -1.0, 2.0])))
+    assert np.isnan(y[0]) and y[1] == 0.0 and y[2] == 2.0
