@@ -140,9 +140,9 @@ class BatchNorm(Function):
             x_hat = centred * inv_std
             g_beta = d.sum(gy, axis=axes)
             g_gamma = d.sum(gy * x_hat, axis=axes)
-            g_hat_mean = d.reshape(g_beta, channel_shape) / m
-            g_hat_x_hat = d.reshape(g_gamma, channel_shape) / m
-            gx = (gy - g_hat_mean - x_hat * g_hat_x_hat) * (gamma_b * inv_std)
+            mean_gy = d.reshape(g_beta, channel_shape) / m
+            mean_gy_x_hat = d.reshape(g_gamma, channel_shape) / m
+            gx = (gy - mean_gy - x_hat * mean_gy_x_hat) * (gamma_b * inv_std)
         else:
             x_hat = (x - self.running_mean) * self.inv_std
             g_beta = d.sum(gy, axis=axes)
