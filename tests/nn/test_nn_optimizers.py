@@ -1,0 +1,173 @@
+"""Optimizers: DeZero's defaults and update rules, hooks, and state that follows the parameter."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import agrad
+import agrad.functions as F
+import agrad.layers as L
+from agrad import Parameter, Variable, optimizers
+from agrad.cuda import as_numpy
+
+P0 = np.array([1.0, -2.0, 3.0], dtype=np.float32)
+G0 = np.array([0.5, 0.25, -1.0], dtype=np.float32)
+
+
+def _param(xp, value=P0, grad=G0):
+    # copies: updates write into param.data in place, as DeZero's do
+    p = Parameter(xp.asarray(value.copy()))
+    p.grad = Variable(xp.asarray(grad.copy()))
+    return p
+
+
+def test_defaults():
+    assert optimizers.SGD().lr == 0.01
+    m = optimizers.MomentumSGD()
+    assert (m.lr, m.momentum) == (0.01, 0.9)
+    a = optimizers.AdaGrad()
+    assert (a.lr, a.eps) == (0.001, 1e-8)
+    d = optimizers.AdaDelta()
+    assert (d.rho, d.eps) == (0.95, 1e-6)
+    adam = optimizers.Adam()
+    assert (adam.alpha, adam.beta1, adam.beta2, adam.eps, adam.t) == (0.001, 0.9, 0.999, 1e-8, 0)
+    model = L.Linear(2)
+    assert optimizers.SGD().setup(model).target is model
+
+
+def test_sgd_and_momentum_steps(xp):
+    p = _param(xp)
+    optimizers.SGD(0.1).setup([p]).update()
+    np.testing.assert_allclose(as_numpy(p), P0 - 0.1 * G0, rtol=1e-6)
+    assert p.dtype == xp.float32
+
+    p = _param(xp)
+    opt = optimizers.MomentumSGD(0.1, 0.5).setup([p])
+    opt.update()
+    opt.update()
+    v1 = -0.1 * G0
+    v2 = 0.5 * v1 - 0.1 * G0
+    np.testing.assert_allclose(as_numpy(p), P0 + v1 + v2, rtol=1e-6)
+
+
+def test_adagrad_adadelta_adam_steps(xp):
+    p = _param(xp)
+    optimizers.AdaGrad(0.1).setup([p]).update()
+    np.testing.assert_allclose(as_numpy(p), P0 - 0.1 * G0 / (np.abs(G0) + 1e-8), rtol=1e-5)
+
+    p = _param(xp)
+    optimizers.AdaDelta().setup([p]).update()
+    msg = 0.05 * G0 * G0
+    dx = np.sqrt(1e-6 / (msg + 1e-6)) * G0
+    np.testing.assert_allclose(as_numpy(p), P0 - dx, rtol=1e-5)
+
+    p = _param(xp)
+    adam = optimizers.Adam(alpha=0.01).setup([p])
+    adam.update()
+    adam.update()
+    assert adam.t == 2
+    assert adam.lr == pytest.approx(0.01 * math.sqrt(1 - 0.999**2) / (1 - 0.9**2))
+    m = v = np.zeros(3)
+    value = P0.astype(np.float64)
+    for t in (1, 2):
+        m = m + 0.1 * (G0 - m)
+        v = v + 0.001 * (G0 * G0 - v)
+        lr = 0.01 * math.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+        value = value - lr * m / (np.sqrt(v) + 1e-8)
+    np.testing.assert_allclose(as_numpy(p), value, rtol=1e-5)
+    assert p.dtype == xp.float32
+
+
+def test_parameters_without_gradients_are_left_alone(xp):
+    a, b = _param(xp), _param(xp)
+    b.grad = None
+    optimizers.Adam().setup([a, b]).update()
+    np.testing.assert_array_equal(as_numpy(b), P0)
+
+
+def test_weight_decay_and_clip_grad(xp):
+    p = _param(xp)
+    opt = optimizers.SGD(1.0).setup([p])
+    opt.add_hook(optimizers.WeightDecay(0.1))
+    opt.update()
+    np.testing.assert_allclose(as_numpy(p), P0 - (G0 + 0.1 * P0), rtol=1e-6)
+
+    p, q = _param(xp, grad=G0 * 10), _param(xp, grad=G0 * 10)
+    opt = optimizers.SGD(1.0).setup([p, q])
+    opt.add_hook(optimizers.ClipGrad(1.0))
+    opt.update()
+    clipped = as_numpy(p.grad)
+    total = math.sqrt(2 * float(np.sum((G0 * 10) ** 2)))
+    np.testing.assert_allclose(clipped, G0 * 10 / (total + 1e-6), rtol=1e-5)
+    assert np.sqrt(2 * np.sum(clipped**2)) == pytest.approx(1.0, rel=1e-4)
+
+    small = _param(xp)
+    opt = optimizers.SGD(1.0).setup([small])
+    opt.add_hook(optimizers.ClipGrad(100.0))
+    opt.update()
+    np.testing.assert_allclose(as_numpy(small.grad), G0)  # under the limit: unchanged
+
+
+def test_hooks_do_not_write_into_shared_gradient_arrays(xp):
+    # x + y hands the same gradient array to both leaves
+    x, y = Parameter(xp.asarray([1.0, 2.0])), Parameter(xp.asarray([3.0, 4.0]))
+    F.sum(x + y).backward()
+    opt = optimizers.SGD(1.0).setup([x, y])
+    opt.add_hook(optimizers.WeightDecay(1.0))
+    opt.update()
+    np.testing.assert_allclose(as_numpy(x), [1.0 - 2.0, 2.0 - 3.0])
+    np.testing.assert_allclose(as_numpy(y), [3.0 - 4.0, 4.0 - 5.0])
+
+
+def test_freeze_param_actually_freezes(xp):
+    model = agrad.models.MLP((3, 2))
+    x = xp.ones((4, 2), dtype=xp.float32)
+    F.sum(model(x)).backward()
+    frozen_before = as_numpy(model.l0.W).copy()
+    other_before = as_numpy(model.l1.W).copy()
+    opt = optimizers.MomentumSGD(0.5).setup(model)
+    opt.add_hook(optimizers.FreezeParam(model.l0))
+    opt.update()  # DeZero raises AttributeError here
+    np.testing.assert_array_equal(as_numpy(model.l0.W), frozen_before)
+    assert not np.allclose(as_numpy(model.l1.W), other_before)
+    assert model.l0.W not in opt.vs
+
+
+def test_state_follows_the_parameter_to_another_backend(xp):
+    here = agrad.current_backend().name
+    other = "array_api_strict" if here != "array_api_strict" else "numpy"
+    if not agrad.get_backend(other).available:
+        pytest.skip(f"{other} not usable")
+    p = _param(xp)
+    opt = optimizers.Adam(alpha=0.01).setup([p])
+    opt.update()
+    assert opt.ms[p].__class__ is p.data.__class__
+    p.to(other)
+    p.grad = Variable(agrad.get_backend(other).asarray(G0))
+    opt.update()  # DeZero would mix the old NumPy state with the moved parameter
+    assert agrad.backends.backend_of(opt.ms[p]).name == other
+    assert agrad.backends.backend_of(opt.vs[p]).name == other
+    assert p.backend.name == other
+
+
+def test_updates_write_in_place_and_fall_back_for_read_only_arrays(xp):
+    p = _param(xp)
+    data = p.data
+    optimizers.SGD(0.1).setup([p]).update()
+    assert p.data is data  # NumPy, CuPy and array-api-strict all have in-place operators
+
+    backend = agrad.current_backend()
+    read_only = backend.xp.broadcast_to(backend.xp.asarray(1.0, dtype=xp.float32), (3,))
+    p = Parameter(read_only)
+    p.grad = Variable(xp.asarray(G0.copy()))
+    optimizers.MomentumSGD(0.1).setup([p]).update()
+    assert p.data is not read_only and p.dtype == xp.float32
+    np.testing.assert_allclose(as_numpy(p), 1.0 - 0.1 * G0, rtol=1e-6)
+
+
+def test_update_without_setup_says_so():
+    with pytest.raises(RuntimeError, match="setup"):
+        optimizers.SGD().update()
