@@ -118,3 +118,15 @@ def test_examples_run_in_quick_mode(script, expected, tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert expected in done.stdout, done.stdout
+
+
+def test_bare_import_is_light_and_has_the_submodules():
+    code = (
+        "import sys, agrad\n"
+        "assert agrad.optimizers.Adam and agrad.datasets.Spiral and agrad.layers.Linear\n"
+        "assert agrad.Layer and agrad.Model and agrad.DataLoader and agrad.SeqDataLoader\n"
+        "heavy = [m for m in ('cupy', 'array_api_strict', 'tqdm') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
