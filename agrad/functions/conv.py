@@ -55,7 +55,7 @@ def _pad_spatial(xp: Any, x: Any, PH: int, PW: int, h_axis: int) -> Any:
     H, W = shape[h_axis], shape[h_axis + 1]
     shape[h_axis], shape[h_axis + 1] = H + 2 * PH, W + 2 * PW
     padded = xp.zeros(tuple(shape), dtype=x.dtype)  # a fresh array of ours: setitem is fine
-    inner = (slice(None),) * h_axis + (slice(PH, PH + H), slice(PW, PW + W))
+    inner = (*(slice(None),) * h_axis, slice(PH, PH + H), slice(PW, PW + W), ...)
     padded[inner] = x
     return padded
 
@@ -75,7 +75,9 @@ def _windows(xp: Any, x: Any, geometry: tuple, channels_last: bool) -> Any:
         image, h_axis = _pad_spatial(xp, x, PH, PW, 2), 2
     lead = (slice(None),) * h_axis
     pieces = [
-        image[(*lead, slice(i, i + SH * (OH - 1) + 1, SH), slice(j, j + SW * (OW - 1) + 1, SW))]
+        image[
+            (*lead, slice(i, i + SH * (OH - 1) + 1, SH), slice(j, j + SW * (OW - 1) + 1, SW), ...)
+        ]
         for i in range(KH)
         for j in range(KW)
     ]
@@ -103,10 +105,11 @@ def _add_windows(xp: Any, col: Any, img_shape: tuple, geometry: tuple, channels_
                 *lead,
                 slice(i, i + SH * (OH - 1) + 1, SH),
                 slice(j, j + SW * (OW - 1) + 1, SW),
+                ...,
             )
-            piece = col[..., i, j] if channels_last else col[:, :, i, j]
+            piece = col[..., i, j] if channels_last else col[:, :, i, j, ...]
             image[target] = image[target] + piece
-    inside = (*lead, slice(PH, PH + H), slice(PW, PW + W))
+    inside = (*lead, slice(PH, PH + H), slice(PW, PW + W), ...)
     image = image[inside]
     return xp.permute_dims(image, (0, 3, 1, 2)) if channels_last else image
 
@@ -257,6 +260,11 @@ def _deconv_forward(xp: Any, x: Any, W: Any, b: Any, stride: Any, pad: Any, outs
         OH, OW = get_deconv_outsize(H, KH, SH, PH), get_deconv_outsize(Wd, KW, SW, PW)
     else:
         OH, OW = pair(outsize)
+        if (get_conv_outsize(OH, KH, SH, PH), get_conv_outsize(OW, KW, SW, PW)) != (H, Wd):
+            raise ValueError(
+                f"deconv2d: outsize {(OH, OW)} does not convolve back to the input size "
+                f"{(H, Wd)} with kernel {(KH, KW)}, stride {(SH, SW)}, pad {(PH, PW)}"
+            )
     rows = xp.reshape(xp.permute_dims(x, (0, 2, 3, 1)), (N * H * Wd, C))
     col = xp.matmul(rows, xp.reshape(W, (C, OC * KH * KW)))
     col = xp.reshape(col, (N, H, Wd, OC, KH, KW))
