@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -11,15 +16,18 @@ from agrad.core import Variable, as_variable
 from agrad.ops import array_ops
 
 __all__ = [
+    "GraphvizMissingWarning",
     "array_allclose",
     "array_equal",
     "get_conv_outsize",
     "get_deconv_outsize",
+    "get_dot_graph",
     "gradient_check",
     "logsumexp",
     "max_backward_shape",
     "numerical_grad",
     "pair",
+    "plot_dot_graph",
     "reshape_sum_backward",
     "sum_to",
 ]
@@ -161,3 +169,126 @@ def pair(x: Any) -> tuple[int, int]:
             raise ValueError(f"pair: expected an int or a 2-tuple, got a {len(x)}-tuple {x!r}")
         return x
     raise ValueError(f"pair: expected an int or a 2-tuple, got {type(x).__name__} {x!r}")
+
+
+# -- graph export (Graphviz DOT) --------------------------------------------------------------
+class GraphvizMissingWarning(UserWarning):
+    """``plot_dot_graph`` found no Graphviz ``dot`` program: it wrote the DOT file only."""
+
+
+_graphviz_warned = False  # the missing-Graphviz hint is given once per process
+
+
+def _dot_text(text: str) -> str:
+    """``text`` as the inside of a double-quoted DOT string."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _dot_variable(v: Variable, verbose: bool) -> str:
+    label = v.name or ""
+    if verbose and v.data is not None:
+        details = f"{tuple(v.shape)} {v.backend.dtype_name(v.dtype)}"
+        label = f"{label}: {details}" if label else details
+    return f'{id(v)} [label="{_dot_text(label)}", color=orange, style=filled]\n'
+
+
+def _dot_function(f: Any) -> str:
+    name = _dot_text(type(f).__name__)
+    return f'{id(f)} [label="{name}", color=lightblue, style=filled, shape=box]\n'
+
+
+def get_dot_graph(output: Any, verbose: bool = True) -> str:
+    """Graphviz DOT text (``digraph g {...}``) of the graph that computed ``output``.
+
+    Variables are orange ellipses labelled with their name (and, when ``verbose``, shape and
+    dtype); functions are light-blue boxes with their class name; edges run input -> function ->
+    output. ``output`` may also be a list of Variables.
+    """
+    outputs = list(output) if isinstance(output, (list, tuple)) else [output]
+    parts: list[str] = []
+    declared: set[int] = set()
+    pending: list[Any] = []
+    queued: set[int] = set()
+
+    def declare(v: Variable) -> None:
+        if id(v) not in declared:
+            declared.add(id(v))
+            parts.append(_dot_variable(v, verbose))
+
+    def queue(f: Any) -> None:
+        if f is not None and id(f) not in queued:
+            queued.add(id(f))
+            pending.append(f)
+
+    for y in outputs:
+        y = as_variable(y)
+        declare(y)
+        queue(y.creator)
+    while pending:
+        f = pending.pop()
+        parts.append(_dot_function(f))
+        for x in f.inputs:
+            declare(x)
+            parts.append(f"{id(x)} -> {id(f)}\n")
+            queue(x.creator)
+        for ref in f.outputs:
+            y = ref()
+            if y is not None:  # an output nobody holds any more has left the graph
+                declare(y)
+                parts.append(f"{id(f)} -> {id(y)}\n")
+    return "digraph g {\n" + "".join(parts) + "}"
+
+
+def plot_dot_graph(output: Any, verbose: bool = True, to_file: str = "graph.png") -> Any:
+    """Draw the graph behind ``output`` into ``to_file`` with Graphviz's ``dot`` program.
+
+    The DOT text is written next to it (``graph.png`` -> ``graph.dot``); the image format is
+    ``to_file``'s extension. Without Graphviz, only the DOT file is written and a
+    ``GraphvizMissingWarning`` (once per process) says how to install it. Returns an IPython
+    ``Image`` when running under IPython, else None.
+    """
+    to_file = os.fspath(to_file)
+    stem, extension = os.path.splitext(to_file)
+    folder = os.path.dirname(os.path.abspath(to_file))
+    os.makedirs(folder, exist_ok=True)
+    dot_path = stem + ".dot"
+    with open(dot_path, "w", encoding="utf-8") as file:
+        file.write(get_dot_graph(output, verbose))
+    if extension.lower() == ".dot":
+        return None
+    program = shutil.which("dot")
+    if program is None:
+        _warn_graphviz_missing(dot_path, to_file)
+        return None
+    fmt = extension[1:] or "png"
+    done = subprocess.run(
+        [program, dot_path, "-T", fmt, "-o", to_file], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"plot_dot_graph: {program} -T {fmt} failed (exit status {done.returncode}): "
+            f"{done.stderr.strip()}"
+        )
+    if "IPython" in sys.modules:  # a notebook shows the returned image inline
+        try:
+            from IPython.display import Image
+
+            return Image(filename=to_file)
+        except Exception:  # an IPython without display support: the file is still there
+            return None
+    return None
+
+
+def _warn_graphviz_missing(dot_path: str, to_file: str) -> None:
+    global _graphviz_warned
+    if _graphviz_warned:
+        return
+    _graphviz_warned = True
+    warnings.warn(
+        f"plot_dot_graph: Graphviz's `dot` program is not on PATH, so {to_file} was not drawn; "
+        f"the graph is in {dot_path}. Install Graphviz (apt-get install graphviz, "
+        "brew install graphviz, conda install graphviz, or https://graphviz.org/download/) "
+        f"to get images, or draw it yourself: dot {dot_path} -T png -o {to_file}",
+        GraphvizMissingWarning,
+        stacklevel=3,
+    )
