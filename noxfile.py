@@ -23,9 +23,11 @@ def tests(session: nox.Session, backend: str) -> None:
     """Run the test suite on one backend."""
     session.install("-e", ".[test]", "-r", f"backends/{backend}.txt")
     if backend in GPU_BACKENDS:
-        probe = "import agrad; ok, why = agrad.get_backend(%r).probe(); print(why); exit(0 if ok else 3)"
+        probe = (
+            f"import agrad; ok, why = agrad.get_backend({backend!r}).probe(); exit(0 if ok else 3)"
+        )
         try:
-            session.run("python", "-c", probe % backend, silent=True)
+            session.run("python", "-c", probe, silent=True)
         except nox.command.CommandFailed:
             session.skip(f"{backend}: no usable CUDA device on this machine")
     session.run("pytest", f"--backend={backend}", *session.posargs)

@@ -65,7 +65,7 @@ def numerical_grad(f: Callable, x: Any, *args: Any, eps: float = 1e-4, **kwargs:
 def gradient_check(
     f: Callable, x: Any, *args: Any, rtol: float = 1e-4, atol: float = 1e-5, **kwargs: Any
 ) -> bool:
-    """Compare backprop with ``numerical_grad`` in float64; ``AssertionError`` with details if off."""
+    """Compare backprop with ``numerical_grad`` in float64; ``AssertionError`` with details."""
     data = _data(x)
     xp = backend_of(data).xp
     x64 = Variable(xp.astype(data, xp.float64))
