@@ -39,3 +39,14 @@ def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "format", "--check", ".")
     session.run("ruff", "check", ".")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmark suite (benchmarks/README.md): ``nox -s bench -- --quick``.
+
+    PyTorch is compared against when it is installed in the session (``-- --no-torch`` leaves it
+    out); without it, its columns are skipped.
+    """
+    session.install("-e", ".", "-r", "backends/numpy.txt")
+    session.run("python", "benchmarks/run.py", *session.posargs)
