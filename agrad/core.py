@@ -11,23 +11,38 @@ from __future__ import annotations
 import heapq
 import numbers
 import weakref
+from abc import get_cache_token
 from typing import Any
 
 from agrad import backends as _backends
 from agrad.backends import Backend, backend_of, current_backend
-from agrad.config import Config, using_config
+from agrad.config import _enable_backprop, using_config
 from agrad.ops import array_ops
 
 _BY_TYPE = _backends._BY_TYPE  # one dict lookup per array in the hot path
 
 
+# type -> "is it a numbers.Number": an ABC isinstance check costs ~0.3 µs, a dict hit ~30 ns.
+# Registering a class with an ABC changes abc's cache token, which empties this cache.
+_NUMBER_TYPES: dict[type, bool] = {}
+_number_types_token = [get_cache_token()]
+
+
 def _is_number(x: Any) -> bool:
     """Python numbers and NumPy-style scalars (anything registered as ``numbers.Number``)."""
-    return isinstance(x, numbers.Number)
+    if _number_types_token[0] != get_cache_token():
+        _NUMBER_TYPES.clear()
+        _number_types_token[0] = get_cache_token()
+    known = _NUMBER_TYPES.get(type(x))
+    if known is None:
+        known = _NUMBER_TYPES[type(x)] = isinstance(x, numbers.Number)
+    return known
 
 
 def _scalar(x: Any) -> Any:
     """A plain Python number, so that it is a *weak* scalar: ``float32 * 2.0`` stays float32."""
+    if type(x) is float or type(x) is int:
+        return x
     item = getattr(x, "item", None)
     return item() if item is not None else x
 
@@ -35,6 +50,10 @@ def _scalar(x: Any) -> Any:
 def _backend_of_array(x: Any) -> Backend:
     backend = _BY_TYPE.get(type(x))
     return backend if backend is not None else backend_of(x)
+
+
+_new_variable = object.__new__
+_weakref = weakref.ref
 
 
 def _describe(x: Any) -> str:
@@ -295,46 +314,80 @@ class Function:
                 break
 
     def __call__(self, *inputs: Any) -> Any:
+        # The hot path of every operation: written for speed (no helper calls, no comprehensions
+        # for the usual one- and two-input cases); the behaviour is the plain one described in
+        # the comments.
         backend = None
+        wrap = False  # some input is a raw array or a number, to be wrapped in a Variable
         for x in inputs:
-            data = x.data if isinstance(x, Variable) else x
-            if data is None or _is_number(data):
+            if isinstance(x, Variable):
+                data = x.data
+            else:
+                data = x
+                wrap = True
+            if data is None:
                 continue
-            b = _BY_TYPE.get(type(data))
+            b = _BY_TYPE.get(type(data))  # no agrad array type is a number
             if b is None:
+                if _is_number(data):
+                    continue
                 b = backend_of(data, None)
                 if b is None:
                     raise TypeError(
                         f"{type(self).__name__}: unsupported input type {_describe(data)}; "
                         "expected a Variable, an array of an agrad backend, or a Python number"
                     )
-            if backend is None:
+            if b is not backend:
+                if backend is not None:
+                    raise TypeError(
+                        f"{type(self).__name__}: inputs live on different backends "
+                        f"({backend.name!r} and {b.name!r}); move them with Variable.to(...) first"
+                    )
                 backend = b
-            elif b is not backend:
-                raise TypeError(
-                    f"{type(self).__name__}: inputs live on different backends "
-                    f"({backend.name!r} and {b.name!r}); move them with Variable.to(...) first"
-                )
         if backend is None:
             backend = current_backend()
         xp = self.xp = backend.xp
-        variables = tuple(
-            x if isinstance(x, Variable) else Variable(_number_to_array(x, xp, inputs))
-            for x in inputs
-        )
-        ys = self.forward(*[x.data for x in variables])
-        if not isinstance(ys, tuple):
-            ys = (ys,)
+        if wrap:
+            inputs = tuple(
+                [
+                    x if isinstance(x, Variable) else Variable(_number_to_array(x, xp, inputs))
+                    for x in inputs
+                ]
+            )
+        n_inputs = len(inputs)
+        if n_inputs == 1:
+            x0 = inputs[0]
+            ys = self.forward(x0.data)
+            generation = x0.generation
+        elif n_inputs == 2:
+            x0, x1 = inputs
+            ys = self.forward(x0.data, x1.data)
+            generation = x0.generation if x0.generation >= x1.generation else x1.generation
+        else:
+            ys = self.forward(*[x.data for x in inputs])
+            generation = max([x.generation for x in inputs]) if inputs else 0
         array_type = backend.array_type
+        record = _enable_backprop.get()
+        if type(ys) is not tuple:  # one output
+            output = _new_variable(Variable)
+            output.data = ys if type(ys) is array_type else xp.asarray(ys)
+            output.name = output.grad = output.creator = None
+            output.generation = 0
+            if record:
+                self.generation = generation
+                output.creator = self
+                output.generation = generation + 1
+                self.inputs = inputs
+                self.outputs = (_weakref(output),)
+            return output
         outputs = [Variable(y if type(y) is array_type else xp.asarray(y)) for y in ys]
-        if Config.enable_backprop:
-            self.generation = max([x.generation for x in variables]) if variables else 0
-            generation = self.generation + 1
+        if record:
+            self.generation = generation
             for output in outputs:
                 output.creator = self
-                output.generation = generation
-            self.inputs = variables
-            self.outputs = tuple([weakref.ref(output) for output in outputs])
+                output.generation = generation + 1
+            self.inputs = inputs
+            self.outputs = tuple([_weakref(output) for output in outputs])
         return outputs if len(outputs) > 1 else outputs[0]
 
     def forward(self, *xs: Any) -> Any:
@@ -376,62 +429,94 @@ def _backprop(root: Variable, retain_grad: bool, create_graph: bool) -> None:
     graph_mode = create_graph
     # gradient of each variable reached so far: arrays (fast mode) or Variables (graph mode)
     grads: dict[Variable, Any] = {root: root.grad if graph_mode else root.grad.data}
+    pop_grad = grads.pop
     if not retain_grad:
         root.grad = None
-    creator = root.creator
-    heap = [(-creator.generation, 0, creator)]
-    seen = {creator}
-    tick = 1
-    while heap:
-        func = heapq.heappop(heap)[2]
-        outputs = [ref() for ref in func.outputs]
-        gys = tuple([grads.pop(y, None) if y is not None else None for y in outputs])
-        if retain_grad:
-            for y, gy in zip(outputs, gys):
-                if y is not None and gy is not None:
-                    y.grad = gy if graph_mode else Variable(gy)
-        if all(gy is None for gy in gys):
-            continue
-        inputs = func.inputs
-        if graph_mode:
-            gxs = _as_tuple(func.backward(*gys))
+    func = root.creator
+    # Functions waiting to run, as (-generation, arrival, function): highest generation first,
+    # ties in arrival order. When the function just reached is the only one waiting (a chain),
+    # it runs next without going through the heap; the order is the same.
+    heap: list[tuple[int, int, Function]] = []
+    seen = {func}
+    reached: list[Function] = []
+    tick = 0
+    xp = ops = array_type = None  # the ArrayOps of the last namespace seen
+    while True:
+        refs = func.outputs
+        if len(refs) == 1:
+            y = refs[0]()
+            gy = pop_grad(y, None) if y is not None else None
+            if retain_grad and gy is not None:
+                y.grad = gy if graph_mode else Variable(gy)
+            outputs = (y,)
+            gys = (gy,)
+            has_grad = gy is not None
         else:
-            ops = array_ops(func.xp)
-            if func._vjp_based:
-                xs = tuple([x.data for x in inputs])
-                ys = tuple([y.data if y is not None else None for y in outputs])
-                gxs = _as_tuple(func.vjp(ops, xs, ys, gys))
-            else:  # a DeZero-style Function: backward works on Variables
-                wrapped = [Variable(gy) if gy is not None else None for gy in gys]
-                gxs = _as_tuple(func.backward(*wrapped))
-                gxs = tuple([g.data if isinstance(g, Variable) else g for g in gxs])
-            array_type = ops.array_type
-            if any(gx is not None and type(gx) is not array_type for gx in gxs):
-                gxs = tuple([gx if gx is None else ops.xp.asarray(gx) for gx in gxs])
-        if len(gxs) != len(inputs):
-            raise RuntimeError(
-                f"{type(func).__name__}: backward returned {len(gxs)} gradients "
-                f"for {len(inputs)} inputs"
-            )
-        for x, gx in zip(inputs, gxs):
-            if gx is None:
-                continue
-            if gx.shape != x.data.shape:
+            outputs = [ref() for ref in refs]
+            gys = tuple([pop_grad(y, None) if y is not None else None for y in outputs])
+            if retain_grad:
+                for y, gy in zip(outputs, gys):
+                    if y is not None and gy is not None:
+                        y.grad = gy if graph_mode else Variable(gy)
+            has_grad = gys.count(None) != len(gys)
+        if has_grad:
+            inputs = func.inputs
+            if graph_mode:
+                gxs = func.backward(*gys)
+            else:
+                if func.xp is not xp:
+                    xp = func.xp
+                    ops = array_ops(xp)
+                    array_type = ops.array_type
+                if func._vjp_based:
+                    xs = (inputs[0].data,) if len(inputs) == 1 else tuple([x.data for x in inputs])
+                    ys = tuple([y.data if y is not None else None for y in outputs])
+                    gxs = func.vjp(ops, xs, ys, gys)
+                else:  # a DeZero-style Function: backward works on Variables
+                    wrapped = [Variable(gy) if gy is not None else None for gy in gys]
+                    gxs = _as_tuple(func.backward(*wrapped))
+                    gxs = tuple([g.data if isinstance(g, Variable) else g for g in gxs])
+            if type(gxs) is not tuple:
+                gxs = _as_tuple(gxs)
+            if not graph_mode:
+                for gx in gxs:
+                    if gx is not None and type(gx) is not array_type:
+                        gxs = tuple([gx if gx is None else xp.asarray(gx) for gx in gxs])
+                        break
+            if len(gxs) != len(inputs):
                 raise RuntimeError(
-                    f"{type(func).__name__}: gradient of shape {tuple(gx.shape)} for an input of "
-                    f"shape {tuple(x.data.shape)}"
+                    f"{type(func).__name__}: backward returned {len(gxs)} gradients "
+                    f"for {len(inputs)} inputs"
                 )
-            previous = grads.get(x)
-            if previous is not None:
-                gx = previous + gx  # out of place: gx may be shared with another input
-                if not graph_mode and type(gx) is not array_type:
-                    gx = ops.xp.asarray(gx)
-            grads[x] = gx
-            x_creator = x.creator
-            if x_creator is not None and x_creator not in seen:
-                seen.add(x_creator)
-                heapq.heappush(heap, (-x_creator.generation, tick, x_creator))
+            for x, gx in zip(inputs, gxs):
+                if gx is None:
+                    continue
+                if gx.shape != x.data.shape:
+                    raise RuntimeError(
+                        f"{type(func).__name__}: gradient of shape {tuple(gx.shape)} for an input "
+                        f"of shape {tuple(x.data.shape)}"
+                    )
+                previous = grads.get(x)
+                if previous is not None:
+                    gx = previous + gx  # out of place: gx may be shared with another input
+                    if not graph_mode and type(gx) is not array_type:
+                        gx = xp.asarray(gx)
+                grads[x] = gx
+                x_creator = x.creator
+                if x_creator is not None and x_creator not in seen:
+                    seen.add(x_creator)
+                    reached.append(x_creator)
+        if reached:
+            if len(reached) == 1 and not heap:
+                func = reached.pop()
+                continue
+            for f in reached:
+                heapq.heappush(heap, (-f.generation, tick, f))
                 tick += 1
+            reached.clear()
+        if not heap:
+            break
+        func = heapq.heappop(heap)[2]
     # what is left belongs to leaves (variables without a creator)
     for x, g in grads.items():
         if x.grad is None:
