@@ -458,7 +458,7 @@ def _backprop(root: Variable, retain_grad: bool, create_graph: bool) -> None:
                 for y, gy in zip(outputs, gys):
                     if y is not None and gy is not None:
                         y.grad = gy if graph_mode else Variable(gy)
-            has_grad = gys.count(None) != len(gys)
+            has_grad = any(gy is not None for gy in gys)
         if has_grad:
             inputs = func.inputs
             if graph_mode:
