@@ -225,35 +225,19 @@ class Variable:
         return _F.get_item(self, slices)
 
     # -- operators --------------------------------------------------------------------------
-    def __add__(self, other: Any) -> Variable:
-        return _arith.add(self, other)
-
+    # __add__, __sub__, __mul__, __truediv__, __neg__ and __pow__ are the arithmetic functions
+    # themselves (set at the end of this module): one Python call less per operation.
     def __radd__(self, other: Any) -> Variable:
         return _arith.add(other, self)
-
-    def __sub__(self, other: Any) -> Variable:
-        return _arith.sub(self, other)
 
     def __rsub__(self, other: Any) -> Variable:
         return _arith.sub(other, self)
 
-    def __mul__(self, other: Any) -> Variable:
-        return _arith.mul(self, other)
-
     def __rmul__(self, other: Any) -> Variable:
         return _arith.mul(other, self)
 
-    def __truediv__(self, other: Any) -> Variable:
-        return _arith.div(self, other)
-
     def __rtruediv__(self, other: Any) -> Variable:
         return _arith.div(other, self)
-
-    def __neg__(self) -> Variable:
-        return _arith.neg(self)
-
-    def __pow__(self, exponent: Any) -> Variable:
-        return _arith.pow(self, exponent)
 
     def __matmul__(self, other: Any) -> Variable:
         return _F.matmul(self, other)
@@ -317,6 +301,27 @@ class Function:
         # The hot path of every operation: written for speed (no helper calls, no comprehensions
         # for the usual one- and two-input cases); the behaviour is the plain one described in
         # the comments.
+        if len(inputs) == 1 and isinstance(inputs[0], Variable):
+            # the commonest call: one Variable holding an array of a loaded backend
+            x0 = inputs[0]
+            backend = _BY_TYPE.get(type(x0.data))
+            if backend is not None and backend._xp is not None:  # known type, library loaded
+                xp = self.xp = backend._xp
+                ys = self.forward(x0.data)
+                if type(ys) is not tuple:
+                    output = _new_variable(Variable)
+                    output.data = ys if type(ys) is backend._array_type else xp.asarray(ys)
+                    output.name = output.grad = output.creator = None
+                    if _enable_backprop.get():
+                        self.generation = generation = x0.generation
+                        output.creator = self
+                        output.generation = generation + 1
+                        self.inputs = inputs
+                        self.outputs = (_weakref(output),)
+                    else:
+                        output.generation = 0
+                    return output
+                return self._wrap_outputs(ys, backend, inputs, x0.generation)
         backend = None
         wrap = False  # some input is a raw array or a number, to be wrapped in a Variable
         for x in inputs:
@@ -380,8 +385,13 @@ class Function:
                 self.inputs = inputs
                 self.outputs = (_weakref(output),)
             return output
+        return self._wrap_outputs(ys, backend, inputs, generation)
+
+    def _wrap_outputs(self, ys: tuple, backend: Backend, inputs: tuple, generation: int) -> Any:
+        """Variables for a tuple of outputs, recorded in the graph when backprop is enabled."""
+        xp, array_type = backend.xp, backend.array_type
         outputs = [Variable(y if type(y) is array_type else xp.asarray(y)) for y in ys]
-        if record:
+        if _enable_backprop.get():
             self.generation = generation
             for output in outputs:
                 output.creator = self
@@ -470,14 +480,17 @@ def _backprop(root: Variable, retain_grad: bool, create_graph: bool) -> None:
                     array_type = ops.array_type
                 if func._vjp_based:
                     xs = (inputs[0].data,) if len(inputs) == 1 else tuple([x.data for x in inputs])
-                    ys = tuple([y.data if y is not None else None for y in outputs])
+                    if len(outputs) == 1:
+                        ys = (y.data,) if y is not None else (None,)
+                    else:
+                        ys = tuple([y.data if y is not None else None for y in outputs])
                     gxs = func.vjp(ops, xs, ys, gys)
                 else:  # a DeZero-style Function: backward works on Variables
                     wrapped = [Variable(gy) if gy is not None else None for gy in gys]
                     gxs = _as_tuple(func.backward(*wrapped))
                     gxs = tuple([g.data if isinstance(g, Variable) else g for g in gxs])
-            if type(gxs) is not tuple:
-                gxs = _as_tuple(gxs)
+            if not isinstance(gxs, tuple):
+                gxs = tuple(gxs) if isinstance(gxs, list) else (gxs,)
             if not graph_mode:
                 for gx in gxs:
                     if gx is not None and type(gx) is not array_type:
@@ -530,3 +543,10 @@ def _backprop(root: Variable, retain_grad: bool, create_graph: bool) -> None:
 # Imported last: these modules build on the classes above.
 from agrad import functions as _F  # noqa: E402
 from agrad.functions import arithmetic as _arith  # noqa: E402
+
+Variable.__add__ = _arith.add
+Variable.__sub__ = _arith.sub
+Variable.__mul__ = _arith.mul
+Variable.__truediv__ = _arith.div
+Variable.__neg__ = _arith.neg
+Variable.__pow__ = _arith.pow

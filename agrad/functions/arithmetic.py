@@ -173,18 +173,18 @@ class RDivConstant(Function):
 
 def add(x0: Any, x1: Any) -> Variable:
     """x0 + x1 with broadcasting."""
-    if _is_number(x1):
+    if not isinstance(x1, Variable) and _is_number(x1):
         return AddConstant(_scalar(x1))(x0)
-    if _is_number(x0):
+    if not isinstance(x0, Variable) and _is_number(x0):
         return AddConstant(_scalar(x0))(x1)
     return Add()(x0, x1)
 
 
 def sub(x0: Any, x1: Any) -> Variable:
     """x0 - x1 with broadcasting."""
-    if _is_number(x1):
+    if not isinstance(x1, Variable) and _is_number(x1):
         return AddConstant(-_scalar(x1))(x0)
-    if _is_number(x0):
+    if not isinstance(x0, Variable) and _is_number(x0):
         return RSubConstant(_scalar(x0))(x1)
     return Sub()(x0, x1)
 
@@ -196,18 +196,18 @@ def rsub(x0: Any, x1: Any) -> Variable:
 
 def mul(x0: Any, x1: Any) -> Variable:
     """x0 * x1 with broadcasting."""
-    if _is_number(x1):
+    if not isinstance(x1, Variable) and _is_number(x1):
         return MulConstant(_scalar(x1))(x0)
-    if _is_number(x0):
+    if not isinstance(x0, Variable) and _is_number(x0):
         return MulConstant(_scalar(x0))(x1)
     return Mul()(x0, x1)
 
 
 def div(x0: Any, x1: Any) -> Variable:
     """x0 / x1 with broadcasting."""
-    if _is_number(x1):
+    if not isinstance(x1, Variable) and _is_number(x1):
         return DivConstant(_scalar(x1))(x0)
-    if _is_number(x0):
+    if not isinstance(x0, Variable) and _is_number(x0):
         return RDivConstant(_scalar(x0))(x1)
     return Div()(x0, x1)
 
