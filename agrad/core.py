@@ -282,6 +282,9 @@ class Function:
     outputs: tuple[weakref.ref, ...] = ()
     xp: Any = None
     _vjp_based = False
+    # per input: True where the caller passed a raw array or number, which __call__ wrapped in a
+    # Variable of its own; nobody holds that Variable, so its gradient is never stored
+    _wrapped_inputs: tuple[bool, ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -353,6 +356,7 @@ class Function:
             backend = current_backend()
         xp = self.xp = backend.xp
         if wrap:
+            self._wrapped_inputs = tuple([not isinstance(x, Variable) for x in inputs])
             inputs = tuple(
                 [
                     x if isinstance(x, Variable) else Variable(_number_to_array(x, xp, inputs))
@@ -414,6 +418,16 @@ class Function:
     def vjp(self, d: Any, xs: tuple, ys: tuple, gys: tuple) -> Any:
         """Input gradients from output gradients; see the class docstring."""
         raise NotImplementedError(f"{type(self).__name__}.vjp is not implemented")
+
+    def needs_input_grad(self, index: int) -> bool:
+        """Whether backward keeps the gradient of input ``index``.
+
+        False for an input passed as a raw array or number (``F.linear(x_array, W)``): agrad
+        wrapped it in a Variable only this function holds, so its gradient is dropped and a
+        ``vjp`` may return None for it instead of computing it.
+        """
+        wrapped = self._wrapped_inputs
+        return not (wrapped and wrapped[index])
 
 
 def _number_to_array(x: Any, xp: Any, inputs: tuple) -> Any:
@@ -501,6 +515,8 @@ def _backprop(root: Variable, retain_grad: bool, create_graph: bool) -> None:
                     f"{type(func).__name__}: backward returned {len(gxs)} gradients "
                     f"for {len(inputs)} inputs"
                 )
+            if func._wrapped_inputs:  # gradients of raw-array inputs are never read
+                gxs = tuple([None if w else g for w, g in zip(func._wrapped_inputs, gxs)])
             for x, gx in zip(inputs, gxs):
                 if gx is None:
                     continue
