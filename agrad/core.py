@@ -16,7 +16,7 @@ from typing import Any
 
 from agrad import backends as _backends
 from agrad.backends import Backend, backend_of, current_backend
-from agrad.config import _enable_backprop, using_config
+from agrad.config import _enable_backprop
 from agrad.ops import array_ops
 
 _BY_TYPE = _backends._BY_TYPE  # one dict lookup per array in the hot path
@@ -161,8 +161,11 @@ class Variable:
         if self.grad is None:
             self.grad = Variable(self.backend.xp.ones_like(self.data))
         if self.creator is not None:
-            with using_config("enable_backprop", create_graph):
+            token = _enable_backprop.set(create_graph)  # using_config's effect, without its cost
+            try:
                 _backprop(self, retain_grad, create_graph)
+            finally:
+                _enable_backprop.reset(token)
 
     # -- moving between backends ------------------------------------------------------------
     def to(self, backend: str | Backend) -> Variable:
@@ -313,7 +316,7 @@ class Function:
                 ys = self.forward(x0.data)
                 if type(ys) is not tuple:
                     output = _new_variable(Variable)
-                    output.data = ys if type(ys) is backend._array_type else xp.asarray(ys)
+                    output.data = ys if type(ys) is backend._array_type else backend.from_result(ys)
                     output.name = output.grad = output.creator = None
                     if _enable_backprop.get():
                         self.generation = generation = x0.generation
@@ -379,7 +382,7 @@ class Function:
         record = _enable_backprop.get()
         if type(ys) is not tuple:  # one output
             output = _new_variable(Variable)
-            output.data = ys if type(ys) is array_type else xp.asarray(ys)
+            output.data = ys if type(ys) is array_type else backend.from_result(ys)
             output.name = output.grad = output.creator = None
             output.generation = 0
             if record:
@@ -393,8 +396,8 @@ class Function:
 
     def _wrap_outputs(self, ys: tuple, backend: Backend, inputs: tuple, generation: int) -> Any:
         """Variables for a tuple of outputs, recorded in the graph when backprop is enabled."""
-        xp, array_type = backend.xp, backend.array_type
-        outputs = [Variable(y if type(y) is array_type else xp.asarray(y)) for y in ys]
+        array_type, from_result = backend.array_type, backend.from_result
+        outputs = [Variable(y if type(y) is array_type else from_result(y)) for y in ys]
         if _enable_backprop.get():
             self.generation = generation
             for output in outputs:
@@ -464,7 +467,7 @@ def _backprop(root: Variable, retain_grad: bool, create_graph: bool) -> None:
     seen = {func}
     reached: list[Function] = []
     tick = 0
-    xp = ops = array_type = None  # the ArrayOps of the last namespace seen
+    xp = ops = array_type = from_result = None  # for the last namespace seen
     while True:
         refs = func.outputs
         if len(refs) == 1:
@@ -492,6 +495,8 @@ def _backprop(root: Variable, retain_grad: bool, create_graph: bool) -> None:
                     xp = func.xp
                     ops = array_ops(xp)
                     array_type = ops.array_type
+                    owner = _BY_TYPE.get(array_type)
+                    from_result = owner.from_result if owner is not None else xp.asarray
                 if func._vjp_based:
                     xs = (inputs[0].data,) if len(inputs) == 1 else tuple([x.data for x in inputs])
                     if len(outputs) == 1:
@@ -508,7 +513,7 @@ def _backprop(root: Variable, retain_grad: bool, create_graph: bool) -> None:
             if not graph_mode:
                 for gx in gxs:
                     if gx is not None and type(gx) is not array_type:
-                        gxs = tuple([gx if gx is None else xp.asarray(gx) for gx in gxs])
+                        gxs = tuple([gx if gx is None else from_result(gx) for gx in gxs])
                         break
             if len(gxs) != len(inputs):
                 raise RuntimeError(
@@ -529,7 +534,7 @@ def _backprop(root: Variable, retain_grad: bool, create_graph: bool) -> None:
                 if previous is not None:
                     gx = previous + gx  # out of place: gx may be shared with another input
                     if not graph_mode and type(gx) is not array_type:
-                        gx = xp.asarray(gx)
+                        gx = from_result(gx)
                 grads[x] = gx
                 x_creator = x.creator
                 if x_creator is not None and x_creator not in seen:

@@ -93,6 +93,14 @@ class Backend:
         """A NumPy copy (or view) of ``x`` on the host."""
         raise NotImplementedError
 
+    def from_result(self, value: Any) -> Any:
+        """An array of this backend from what one of its operations returned: ``xp.asarray``.
+
+        Needed because NumPy returns 0-d results as scalars; a backend may offer a faster
+        equivalent (agrad's core calls this once per operation on 0-d data).
+        """
+        return self.xp.asarray(value)
+
     def dtype(self, name: str) -> Any:
         """This backend's dtype object called ``name`` (``'float32'``, ``'int64'``, ...)."""
         return getattr(self.xp, name)
