@@ -1,0 +1,43 @@
+"""Splitting a data set into one disjoint, equal-sized shard per process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agrad.backends.numpy import host
+
+
+class SubDataset:
+    """The items ``order[start:stop]`` of ``dataset`` (indexing and ``len`` like a Dataset)."""
+
+    def __init__(self, dataset: Any, order: Any, start: int, stop: int) -> None:
+        self.dataset = dataset
+        self.indices = [int(i) for i in order[start:stop]]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.dataset[self.indices[index]]
+
+
+def scatter_dataset(
+    dataset: Any, comm: Any, shuffle: bool = False, seed: int | None = None
+) -> SubDataset:
+    """This process's shard of ``dataset``: ``len(dataset) // comm.size`` items, disjoint from every
+    other process's shard (the remainder is left out so that shards are equal).
+
+    With ``shuffle`` the items are permuted first, the same way on every process (rank 0 draws the
+    order from ``seed`` and broadcasts it).
+    """
+    n = len(dataset)
+    if shuffle:
+        order = host.random.RandomState(seed).permutation(n) if comm.rank == 0 else None
+        order = comm.bcast_obj(order, root=0)
+    else:
+        order = host.arange(n)
+    per_process = n // comm.size
+    if per_process == 0:
+        raise ValueError(f"scatter_dataset: {n} items cannot be shared by {comm.size} processes")
+    start = comm.rank * per_process
+    return SubDataset(dataset, order, start, start + per_process)

@@ -1,0 +1,129 @@
+"""Data-parallel training under ``mpiexec -n 2`` on this machine (loopback)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import agrad
+import agrad.distributed as dist
+
+WORKER = Path(__file__).with_name("mpi_worker.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _mpiexec() -> str | None:
+    beside_python = Path(sys.executable).with_name("mpiexec")
+    return str(beside_python) if beside_python.exists() else shutil.which("mpiexec")
+
+
+MPIEXEC = _mpiexec()
+HAVE_MPI4PY = importlib.util.find_spec("mpi4py") is not None
+pytestmark = pytest.mark.skipif(
+    not (HAVE_MPI4PY and MPIEXEC),
+    reason="needs MPI: pip install 'agrad[mpi]' (mpi4py and an mpiexec on PATH)",
+)
+
+
+def launch(
+    n: int, *args: object, timeout: float = 90, script: Path = WORKER
+) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "OMPI_ALLOW_RUN_AS_ROOT": "1",
+        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+        "OMPI_MCA_btl": "self,tcp",  # loopback only; no shared-memory segment size surprises
+        "OMPI_MCA_mpi_yield_when_idle": "1",  # a waiting rank must not starve a busy one
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    command = [MPIEXEC, "-n", str(n), "--oversubscribe", sys.executable, str(script)]
+    command += [str(a) for a in args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def check(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+
+
+@pytest.mark.mpi
+def test_two_processes_train_like_one_on_the_whole_batch(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    check(launch(1, "single", one))
+    check(launch(2, "equivalence", two))
+    with np.load(one / "params.npz") as ref_file, np.load(two / "params.npz") as par_file:
+        reference, parallel = dict(ref_file), dict(par_file)
+    assert sorted(reference) == sorted(parallel) and reference
+    for name in reference:
+        assert parallel[name].dtype == reference[name].dtype == np.float32
+        np.testing.assert_allclose(
+            parallel[name], reference[name], rtol=1e-4, atol=1e-5, err_msg=name
+        )
+
+
+@pytest.mark.mpi
+def test_collectives(tmp_path):
+    check(launch(2, "collectives", tmp_path))
+    ranks = [json.loads((tmp_path / f"collectives.{r}.json").read_text()) for r in range(2)]
+    for result in ranks:
+        assert result["allreduce_sum"] == [3.0, 3.0, 3.0]
+        assert result["allreduce_dtype"] == "float32"
+        assert result["allreduce_mean"] == [0.5, 0.5]
+        assert result["bcast"] == [0.0, 1.0, 2.0, 3.0]
+        assert result["grad_means"] == [1.5]  # mean of 1 and 2, every element
+        assert result["grad_dtypes"] == ["float32"] * 4 + ["float64"]
+        # one collective per dtype per step, not one per parameter
+        assert sorted(result["collective_calls"]) == ["float32", "float64"]
+    assert ranks[0]["params"] == ranks[1]["params"]
+
+
+@pytest.mark.mpi
+def test_scatter_dataset_gives_disjoint_equal_shards(tmp_path):
+    check(launch(2, "scatter", tmp_path))
+    shards = [json.loads((tmp_path / f"scatter.{r}.json").read_text()) for r in range(2)]
+    for shuffle in ("False", "True"):
+        a, b = shards[0][shuffle], shards[1][shuffle]
+        assert len(a) == len(b) == 150
+        assert not set(a) & set(b)
+        assert sorted(a + b) == list(range(300))
+    assert shards[0]["True"] != list(range(150))
+
+
+@pytest.mark.mpi
+def test_an_exception_on_one_rank_aborts_the_job(tmp_path):
+    result = launch(2, "abort", tmp_path, timeout=60)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "boom on rank 1" in output
+    assert "rank 1 of 2 failed" in output
+
+
+@pytest.mark.mpi
+def test_example_runs_on_two_processes(tmp_path):
+    example = ROOT / "examples" / "train_distributed.py"
+    result = launch(2, "--quick", script=example)
+    check(result)
+    assert "(2 processes, mpi)" in result.stdout and "trained in" in result.stdout
+
+
+def test_unknown_communicator_name():
+    with pytest.raises(ValueError, match="known: mpi, nccl, auto"):
+        dist.create_communicator("gloo")
+
+
+def test_nccl_needs_a_gpu():
+    if agrad.get_backend("cupy").available:
+        pytest.skip(
+            "this machine has a CUDA GPU; the NCCL engine is exercised by tools/gpu_check.sh"
+        )
+    with pytest.raises(agrad.BackendUnavailableError):
+        dist.create_communicator("nccl")
