@@ -87,7 +87,7 @@ def test_environment_variable_cupy_without_gpu_warns_and_uses_numpy():
 
 def test_import_agrad_imports_neither_cupy_nor_strict():
     result = run_python(
-        "import sys, agrad, agrad.functions, agrad.utils, agrad.cuda\n"
+        "import sys, agrad, agrad.functions, agrad.utils, agrad.cuda, agrad.distributed\n"
         "print([m for m in ('cupy', 'array_api_strict', 'mpi4py') if m in sys.modules])"
     )
     assert result.returncode == 0, result.stderr
