@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from agrad.backends import Backend, backend_of
+from agrad.backends.numpy import host
 from agrad.core import Parameter, Variable
 
 ENGINES = ("mpi", "nccl")
@@ -85,23 +86,37 @@ class Communicator:
     def allreduce_grad(self, model: Any) -> None:
         """Replace every parameter's gradient by its mean over all processes.
 
-        Gradients are packed into one flat buffer per backend and dtype and reduced in one
-        collective each. A parameter without a gradient on this process counts as zeros, so
-        every process takes part in the same collectives.
+        Gradients are packed into one flat buffer per backend and dtype, together with one slot
+        per parameter counting the processes that have its gradient, and reduced in one
+        collective each. A process without a gradient for a parameter contributes zeros; a
+        parameter that no process has a gradient for keeps ``grad = None``, as it would alone.
         """
         params = _params(model)
         grads = []
         for p in params:
             if p.data is None:
                 raise RuntimeError("allreduce_grad: a parameter is not initialised yet")
-            grads.append(
-                p.grad.data if p.grad is not None else backend_of(p.data).xp.zeros_like(p.data)
-            )
-        for group, arrays in _group(grads):
-            total = self._allreduce_flat(_pack(group, arrays))
-            mean = total / self.size
-            for index, value in _unpack(group, arrays, mean):
+            grads.append(p.grad.data if p.grad is not None else None)
+        for indices, arrays in _group([p.data for p in params]):
+            xp = backend_of(arrays[0]).xp
+            present = [grads[i] is not None for i in indices]
+            parts = [xp.reshape(grads[i], (-1,)) if grads[i] is not None else None for i in indices]
+            parts = [
+                part if part is not None else xp.zeros(arrays[k].size, dtype=arrays[k].dtype)
+                for k, part in enumerate(parts)
+            ]
+            counts = xp.asarray([1.0 if flag else 0.0 for flag in present], dtype=arrays[0].dtype)
+            total = self._allreduce_flat(xp.concat([*parts, counts]))
+            n = total.shape[0] - len(indices)
+            if all(present):
+                have = present
+            else:  # ask the counts (a host read), only when this process lacks a gradient
+                have = [float(c) > 0 for c in host.asarray(backend_of(total).to_host(total[n:]))]
+            mean = total[:n] / self.size
+            for (index, value), has_grad in zip(_unpack(indices, arrays, mean), have):
                 param = params[index]
+                if not has_grad:
+                    continue
                 if param.grad is None:
                     param.grad = Variable(value)
                 else:

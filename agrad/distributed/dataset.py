@@ -5,19 +5,37 @@ from __future__ import annotations
 from typing import Any
 
 from agrad.backends.numpy import host
+from agrad.datasets import Dataset, _identity
 
 
-class SubDataset:
-    """The items ``order[start:stop]`` of ``dataset`` (indexing and ``len`` like a Dataset)."""
+class SubDataset(Dataset):
+    """The items ``order[start:stop]`` of ``dataset``, indexable like it.
+
+    When ``dataset`` keeps its items in host arrays (``data``/``label``, as the built-in data sets
+    do), the shard keeps sliced copies with the same transforms, so a ``DataLoader`` can still
+    gather a whole batch at once.
+    """
 
     def __init__(self, dataset: Any, order: Any, start: int, stop: int) -> None:
         self.dataset = dataset
         self.indices = [int(i) for i in order[start:stop]]
+        self.train = getattr(dataset, "train", True)
+        self.transform = getattr(dataset, "transform", _identity)
+        self.target_transform = getattr(dataset, "target_transform", _identity)
+        data, label = getattr(dataset, "data", None), getattr(dataset, "label", None)
+        if isinstance(data, host.ndarray) and (label is None or isinstance(label, host.ndarray)):
+            picked = host.asarray(self.indices, dtype=host.intp)
+            self.data = data[picked]
+            self.label = None if label is None else label[picked]
+        else:
+            self.data = self.label = None
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, index: int) -> Any:
+        if self.data is not None:
+            return super().__getitem__(index)
         return self.dataset[self.indices[index]]
 
 

@@ -7,33 +7,37 @@ and broadcasts it over MPI. Needs a CUDA GPU, CuPy built with NCCL, and mpi4py.
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Any
 
-from agrad.backends import backend_of, get_backend
+from agrad.backends import BackendUnavailableError, backend_of, get_backend
 from agrad.distributed.communicator import Communicator
+from agrad.distributed.mpi import MpiCommunicator
 
 
 class NcclCommunicator(Communicator):
-    """Collectives through ``cupy.cuda.nccl`` on the current stream; buffers must be CuPy."""
+    """Collectives through ``cupy.cuda.nccl`` on the current stream for CuPy arrays; other
+    arrays go through MPI."""
 
     name = "nccl"
 
     def __init__(self, mpi_comm: Any, device: int | None = None) -> None:
         super().__init__(mpi_comm)
+        try:
+            cupy = importlib.import_module("cupy")
+        except ImportError as exc:
+            raise BackendUnavailableError(f"the 'nccl' communicator needs CuPy: {exc}") from exc
+        if device is None:  # one GPU per process on each machine: the rank among its neighbours
+            mpi = importlib.import_module("mpi4py.MPI")
+            local_rank = mpi_comm.Split_type(mpi.COMM_TYPE_SHARED).Get_rank()
+            device = local_rank % cupy.cuda.runtime.getDeviceCount()
+        cupy.cuda.Device(device).use()  # before any CuPy work, so no context opens on GPU 0
         get_backend("cupy").require()
-        cupy = importlib.import_module("cupy")
         try:
             self._nccl = importlib.import_module("cupy.cuda.nccl")
         except ImportError as exc:
             raise ImportError("the 'nccl' communicator needs CuPy built with NCCL") from exc
-        if device is None:
-            local_rank = os.environ.get("OMPI_COMM_WORLD_LOCAL_RANK") or os.environ.get(
-                "MPI_LOCALRANKID", "0"
-            )
-            device = int(local_rank) % cupy.cuda.runtime.getDeviceCount()
-        cupy.cuda.Device(device).use()
         self._cupy = cupy
+        self._host = MpiCommunicator(mpi_comm)  # for arrays that are not on a GPU
         uid = self._nccl.get_unique_id() if self.rank == 0 else None
         uid = mpi_comm.bcast(uid, root=0)
         self._comm = self._nccl.NcclCommunicator(self.size, uid, self.rank)
@@ -52,16 +56,13 @@ class NcclCommunicator(Communicator):
         except KeyError:
             raise TypeError(f"the NCCL communicator does not reduce {name} arrays") from None
 
-    def _require_cupy(self, buffer: Any) -> Any:
-        if backend_of(buffer).name != "cupy":
-            raise TypeError(
-                f"the NCCL communicator works on CuPy arrays, not {backend_of(buffer).name!r}; "
-                "move the model with to_gpu() or use create_communicator('mpi')"
-            )
-        return self._cupy.ascontiguousarray(buffer)
+    def _on_gpu(self, buffer: Any) -> bool:
+        return backend_of(buffer).name == "cupy"
 
     def _allreduce_flat(self, buffer: Any) -> Any:
-        send = self._require_cupy(buffer)
+        if not self._on_gpu(buffer):
+            return self._host._allreduce_flat(buffer)
+        send = self._cupy.ascontiguousarray(buffer)
         out = self._cupy.empty_like(send)
         stream = self._cupy.cuda.get_current_stream().ptr
         self._comm.allReduce(
@@ -75,7 +76,9 @@ class NcclCommunicator(Communicator):
         return out
 
     def _bcast_flat(self, buffer: Any, root: int) -> Any:
-        out = self._require_cupy(buffer).copy()
+        if not self._on_gpu(buffer):
+            return self._host._bcast_flat(buffer, root)
+        out = self._cupy.ascontiguousarray(buffer).copy()
         stream = self._cupy.cuda.get_current_stream().ptr
         self._comm.bcast(out.data.ptr, out.size, self._nccl_type(out), root, stream)
         return out

@@ -81,9 +81,15 @@ def collectives(comm, outdir: Path) -> None:
     calls = []
     original = comm._allreduce_buffer
     comm._allreduce_buffer = lambda s, r: (calls.append(s.dtype.name), original(s, r))
-    comm.allreduce_grad(params)
+    unused = agrad.Parameter(np.zeros(3, dtype=np.float32))  # no gradient on any process
+    only_rank0 = agrad.Parameter(np.zeros(2, dtype=np.float32))
+    if rank == 0:
+        only_rank0.grad = agrad.Variable(np.full(2, 4.0, dtype=np.float32))
+    comm.allreduce_grad([*params, unused, only_rank0])
     results["grad_means"] = sorted({float(v) for p in params for v in np.ravel(p.grad.data)})
     results["grad_dtypes"] = [str(p.grad.dtype) for p in params]
+    results["unused_grad"] = unused.grad is None
+    results["only_rank0"] = only_rank0.grad.data.tolist()
     results["collective_calls"] = calls
     (outdir / f"collectives.{rank}.json").write_text(json.dumps(results))
 

@@ -81,6 +81,8 @@ def test_collectives(tmp_path):
         assert result["bcast"] == [0.0, 1.0, 2.0, 3.0]
         assert result["grad_means"] == [1.5]  # mean of 1 and 2, every element
         assert result["grad_dtypes"] == ["float32"] * 4 + ["float64"]
+        assert result["unused_grad"] is True  # no process had one: it stays None
+        assert result["only_rank0"] == [2.0, 2.0]  # (4 + 0) / 2
         # one collective per dtype per step, not one per parameter
         assert sorted(result["collective_calls"]) == ["float32", "float64"]
     assert ranks[0]["params"] == ranks[1]["params"]
