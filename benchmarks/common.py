@@ -51,7 +51,8 @@ def time_step(
 ) -> list[float]:
     """Seconds per call of ``step`` (already warmed up), one sample per call.
 
-    Calls until ``budget_s`` seconds have passed and at least ``min_calls`` were made.
+    Calls until ``budget_s`` seconds have passed and at least ``min_calls`` were made (none
+    when both are 0).
     """
     if budget_s is None:
         budget_s = 0.15 if quick else 1.0
@@ -78,14 +79,17 @@ def timed(
     """Run ``step`` once and ``collect`` its results for the check, then time it.
 
     The reported value is the median seconds per call times ``scale`` (units per second divided
-    by operations per call, say).
+    by operations per call, say). With ``min_calls=0, budget_s=0`` the one checked call is the
+    sample (for steps of seconds in --quick mode).
     """
+    started = time.perf_counter()
     step()
+    first_call = time.perf_counter() - started
     check = collect()
     # warm up caches, allocators and lazy initialisation (PyTorch's first calls are slow)
     if warmup:
         time_step(step, quick, min_calls=2, budget_s=0.05 if quick else 0.2)
-    samples = time_step(step, quick, **options)
+    samples = time_step(step, quick, **options) or [first_call]  # min_calls=0: the first call
     return Measured(statistics.median(samples) * scale, check, [s * scale for s in samples])
 
 

@@ -22,7 +22,7 @@ def run(library: str, case: Case, quick: bool) -> Measured:
     x0 = rng(0).uniform(-1.0, 1.0, size=(10,))
     step, collect = _BUILDERS[library](x0, depth)
     if depth > 10_000:  # a second or more per call: the check call warms up, then time a few
-        calls = 1 if quick else 3
+        calls = 0 if quick else 3  # --quick: the checked call is the one sample
         return timed(step, collect, quick, 1e6 / depth, warmup=False, min_calls=calls, budget_s=0)
     return timed(step, collect, quick, 1e6 / depth)
 
