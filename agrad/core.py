@@ -314,7 +314,7 @@ class Function:
             if backend is not None and backend._xp is not None:  # known type, library loaded
                 xp = self.xp = backend._xp
                 ys = self.forward(x0.data)
-                if type(ys) is not tuple:
+                if not isinstance(ys, tuple):
                     output = _new_variable(Variable)
                     output.data = ys if type(ys) is backend._array_type else backend.from_result(ys)
                     output.name = output.grad = output.creator = None
@@ -380,7 +380,7 @@ class Function:
             generation = max([x.generation for x in inputs]) if inputs else 0
         array_type = backend.array_type
         record = _enable_backprop.get()
-        if type(ys) is not tuple:  # one output
+        if not isinstance(ys, tuple):  # one output
             output = _new_variable(Variable)
             output.data = ys if type(ys) is array_type else backend.from_result(ys)
             output.name = output.grad = output.creator = None
