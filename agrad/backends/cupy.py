@@ -6,7 +6,7 @@ import importlib
 import sys
 from typing import Any
 
-from agrad.backends._base import Backend
+from agrad.backends._base import Backend, BackendUnavailableError
 from agrad.backends.numpy import host
 
 
@@ -22,6 +22,18 @@ class CupyBackend(Backend):
         if count < 1:
             raise RuntimeError("CuPy imports but no CUDA device is visible")
         cupy.zeros(1).sum().item()  # a kernel launch proves the driver and device work
+
+    def library(self) -> Any:
+        """The ``cupy`` module itself (for code that needs CUDA specifics, e.g. NCCL); imports it
+        without touching a device. ``BackendUnavailableError`` if CuPy is not installed."""
+        try:
+            return importlib.import_module("cupy")
+        except ImportError as exc:
+            raise BackendUnavailableError(f"agrad backend 'cupy' is not usable: {exc}") from exc
+
+    def nccl(self) -> Any:
+        """CuPy's NCCL bindings (``cupy.cuda.nccl``); ImportError when CuPy was built without."""
+        return importlib.import_module("cupy.cuda.nccl")
 
     def _load(self) -> tuple[Any, type]:
         self.require()

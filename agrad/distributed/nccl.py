@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from agrad.backends import BackendUnavailableError, backend_of, get_backend
+from agrad.backends import backend_of, get_backend
 from agrad.distributed.communicator import Communicator
 from agrad.distributed.mpi import MpiCommunicator
 
@@ -22,18 +22,16 @@ class NcclCommunicator(Communicator):
 
     def __init__(self, mpi_comm: Any, device: int | None = None) -> None:
         super().__init__(mpi_comm)
-        try:
-            cupy = importlib.import_module("cupy")
-        except ImportError as exc:
-            raise BackendUnavailableError(f"the 'nccl' communicator needs CuPy: {exc}") from exc
+        backend = get_backend("cupy")
+        cupy = backend.library()
         if device is None:  # one GPU per process on each machine: the rank among its neighbours
             mpi = importlib.import_module("mpi4py.MPI")
             local_rank = mpi_comm.Split_type(mpi.COMM_TYPE_SHARED).Get_rank()
             device = local_rank % cupy.cuda.runtime.getDeviceCount()
         cupy.cuda.Device(device).use()  # before any CuPy work, so no context opens on GPU 0
-        get_backend("cupy").require()
+        backend.require()
         try:
-            self._nccl = importlib.import_module("cupy.cuda.nccl")
+            self._nccl = backend.nccl()
         except ImportError as exc:
             raise ImportError("the 'nccl' communicator needs CuPy built with NCCL") from exc
         self._cupy = cupy
