@@ -297,7 +297,9 @@ class Conv2d(Function):
     def vjp(self, d, xs, ys, gys):
         (gy,), x, W = gys, xs[0], xs[1]
         outsize = (x.shape[2], x.shape[3])
-        gx = d.deconv2d(gy, W, None, self.stride, self.pad, outsize)
+        gx = None  # a raw input batch needs no gradient: skip the col2im pass
+        if self.needs_input_grad(0):
+            gx = d.deconv2d(gy, W, None, self.stride, self.pad, outsize)
         gW = d.conv2d_grad_w(x, gy, (W.shape[2], W.shape[3]), self.stride, self.pad)
         return (gx, gW, *_bias_grad(self, d, gy))
 

@@ -24,8 +24,16 @@ class MatMul(Function):
     def vjp(self, d, xs, ys, gys):
         (gy,), (x, W) = gys, xs
         if x.ndim == 2 and W.ndim == 2:
-            return d.matmul(gy, d.transpose(W)), d.matmul(d.transpose(x), gy)
+            return _matrix_grads(self, d, x, W, gy)
         return _matmul_grads(d, x, W, gy)
+
+
+def _matrix_grads(func: Function, d: Any, x: Any, W: Any, gy: Any) -> tuple[Any, Any]:
+    """Gradients of a 2-D ``x @ W``; none for ``x`` when it was passed as a raw array (a data
+    batch), which saves one of the three matrix products of a training step."""
+    gx = d.matmul(gy, d.transpose(W)) if func.needs_input_grad(0) else None
+    gW = d.matmul(d.transpose(x), gy) if func.needs_input_grad(1) else None
+    return gx, gW
 
 
 def _matmul_grads(d: Any, x: Any, W: Any, gy: Any) -> tuple[Any, Any]:
@@ -65,7 +73,7 @@ class Linear(Function):
     def vjp(self, d, xs, ys, gys):
         (gy,), x, W = gys, xs[0], xs[1]
         if x.ndim == 2 and W.ndim == 2:
-            gx, gW = d.matmul(gy, d.transpose(W)), d.matmul(d.transpose(x), gy)
+            gx, gW = _matrix_grads(self, d, x, W, gy)
         else:
             gx, gW = _matmul_grads(d, x, W, gy)
         if len(xs) == 2:

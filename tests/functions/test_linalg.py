@@ -9,6 +9,7 @@ from fn_checks import check_dtype, check_function, check_read_only, dtypes_for, 
 import agrad
 import agrad.functions as F
 from agrad import Variable
+from agrad.cuda import as_numpy
 
 X, W, B = randn(3, 4), randn(4, 2), randn(2)
 
@@ -101,3 +102,20 @@ def test_rmatmul_with_numpy_array():
     np.testing.assert_allclose(host(y), x @ w)
     F.sum(y).backward()
     np.testing.assert_allclose(host(vw.grad), x.T @ np.ones((3, 2)))
+
+
+def test_raw_array_input_skips_its_gradient_but_not_the_weights(xp):
+    """A data batch passed as a raw array needs no gradient; W's must not change because of it."""
+    rng = np.random.default_rng(0)
+    x_host, w_host = rng.standard_normal((4, 3)), rng.standard_normal((3, 2))
+    grads = {}
+    for kind in ("array", "variable"):
+        W = agrad.Parameter(xp.asarray(w_host))
+        x = xp.asarray(x_host) if kind == "array" else agrad.Variable(xp.asarray(x_host))
+        y = F.linear(x, W)
+        assert y.creator.needs_input_grad(0) is (kind == "variable")
+        F.sum(y * y).backward()
+        grads[kind] = as_numpy(W.grad)
+        if kind == "variable":
+            np.testing.assert_allclose(as_numpy(x.grad), 2 * (x_host @ w_host) @ w_host.T)
+    np.testing.assert_allclose(grads["array"], grads["variable"])
