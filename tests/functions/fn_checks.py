@@ -119,3 +119,21 @@ def dtypes_for(xp: Any) -> list[str]:
     if agrad.current_backend().name == "numpy":
         names.append("float16")
     return names
+
+
+def check_double_backward(f: Callable, x: Any) -> None:
+    """The gradient built with ``create_graph=True`` is itself checked by central differences
+    (along a random direction, against random output weights)."""
+    xp = agrad.backends.backend_of(x).xp
+    draw = np.random.default_rng(11)
+    weights = xp.asarray(draw.standard_normal(tuple(f(Variable(x)).shape)), dtype=xp.float64)
+    direction = xp.asarray(draw.standard_normal(tuple(x.shape)), dtype=xp.float64)
+
+    def gradient_along_direction(xv: Variable) -> Variable:
+        xv.cleargrad()
+        F.sum(f(xv) * weights).backward(create_graph=True)
+        gx = xv.grad
+        xv.cleargrad()  # the outer backward must start from a clean slate
+        return F.sum(gx * direction)
+
+    gradient_check(gradient_along_direction, x)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fn_checks import check_double_backward
 
 import agrad
 import agrad.functions as F
@@ -21,22 +22,6 @@ def randn(xp, shape, seed=0, dtype="float64", away_from_zero=False):
     if away_from_zero:  # keep kinks (relu at 0) out of the central differences
         values = np.where(values >= 0, values + 0.2, values - 0.2)
     return xp.asarray(values, dtype=getattr(xp, dtype))
-
-
-def check_double_backward(f, x):
-    """The gradient built with create_graph=True is itself checked against central differences."""
-    xp = agrad.backends.backend_of(x).xp
-    weights = randn(xp, tuple(f(Variable(x)).shape), seed=11)
-    direction = randn(xp, tuple(x.shape), seed=12)
-
-    def gradient_along_direction(xv):
-        xv.cleargrad()
-        F.sum(f(xv) * weights).backward(create_graph=True)
-        gx = xv.grad
-        xv.cleargrad()  # the outer backward must start from a clean slate
-        return F.sum(gx * direction)
-
-    gradient_check(gradient_along_direction, x)
 
 
 def grads_of_both_paths(f, x):

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from fn_checks import check_double_backward
 
 import agrad
 import agrad.functions as F
@@ -25,22 +26,6 @@ def randn(xp, shape, seed=0, dtype="float64"):
 
 def labels(xp, values, dtype="int64"):
     return xp.asarray(values, dtype=getattr(xp, dtype))
-
-
-def check_double_backward(f, x):
-    """The gradient built with create_graph=True is itself checked against central differences."""
-    xp = agrad.backends.backend_of(x).xp
-    weights = randn(xp, tuple(f(Variable(x)).shape), seed=11)
-    direction = randn(xp, tuple(x.shape), seed=12)
-
-    def gradient_along_direction(xv):
-        xv.cleargrad()
-        F.sum(f(xv) * weights).backward(create_graph=True)
-        gx = xv.grad
-        xv.cleargrad()
-        return F.sum(gx * direction)
-
-    gradient_check(gradient_along_direction, x)
 
 
 def np_log_softmax(x):

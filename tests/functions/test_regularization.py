@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fn_checks import check_double_backward
 
 import agrad
 import agrad.functions as F
@@ -19,22 +20,6 @@ def host(v) -> np.ndarray:
 def randn(xp, shape, seed=0, dtype="float64"):
     values = np.random.default_rng(seed).standard_normal(shape)
     return xp.asarray(values, dtype=getattr(xp, dtype))
-
-
-def check_double_backward(f, x):
-    """The gradient built with create_graph=True is itself checked against central differences."""
-    xp = agrad.backends.backend_of(x).xp
-    weights = randn(xp, tuple(f(Variable(x)).shape), seed=11)
-    direction = randn(xp, tuple(x.shape), seed=12)
-
-    def gradient_along_direction(xv):
-        xv.cleargrad()
-        F.sum(f(xv) * weights).backward(create_graph=True)
-        gx = xv.grad
-        xv.cleargrad()
-        return F.sum(gx * direction)
-
-    gradient_check(gradient_along_direction, x)
 
 
 def both_path_grads(f, inputs, weights):
