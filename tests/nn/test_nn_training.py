@@ -102,8 +102,6 @@ def _fake_mnist(folder: Path) -> None:
 )
 def test_examples_run_in_quick_mode(script, expected, tmp_path):
     script, _, variant = script.partition(":")
-    if script == "cnn.py" and not (hasattr(F, "conv2d") and hasattr(F, "pooling")):
-        pytest.skip("F.conv2d/F.pooling not available yet")
     env = dict(os.environ, AGRAD_DATA_DIR=str(tmp_path / "data"), PYTHONWARNINGS="error")
     env.pop("AGRAD_BACKEND", None)
     if variant == "fake-files":
