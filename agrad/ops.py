@@ -109,7 +109,3 @@ class ArrayOps:
         )
         y = self.xp.sum(x, axis=axes, keepdims=True)
         return self.xp.reshape(y, shape)
-
-    def mul(self, x0: Any, x1: Any) -> Any:
-        """Elementwise product."""
-        return x0 * x1

@@ -136,11 +136,10 @@ def reshape_sum_backward(gy: Any, x_shape: tuple[int, ...], axis: Any, keepdims:
 
     if keepdims or (axis is None and len(x_shape) == 0):
         return gy
-    return (
-        as_variable(gy).reshape(_keepdims_shape(tuple(x_shape), axis))
-        if isinstance(gy, Variable)
-        else array_ops(backend_of(gy).xp).reshape(gy, _keepdims_shape(tuple(x_shape), axis))
-    )
+    shape = _keepdims_shape(tuple(x_shape), axis)
+    if isinstance(gy, Variable):
+        return gy.reshape(shape)
+    return array_ops(backend_of(gy).xp).reshape(gy, shape)
 
 
 def max_backward_shape(x: Any, axis: Any) -> list[int]:
