@@ -264,6 +264,11 @@ def as_array(x: Any, array_module: Any = None) -> Any:
     return x
 
 
+def array_of(x: Any) -> Any:
+    """The array behind ``x``: ``x.data`` for a Variable, ``x`` itself otherwise."""
+    return x.data if isinstance(x, Variable) else x
+
+
 def as_variable(obj: Any) -> Variable:
     """``obj`` if it is a Variable, else ``Variable(obj)``."""
     return obj if isinstance(obj, Variable) else Variable(obj)
@@ -281,6 +286,12 @@ class Function:
     """
 
     generation = 0
+    #: indexes of the inputs / outputs whose arrays ``vjp`` reads (None: all of them); the
+    #: others reach ``vjp`` as stand-ins that only know ``shape``, ``ndim`` and ``dtype``
+    retain_inputs: tuple[int, ...] | None = None
+    retain_outputs: tuple[int, ...] | None = None
+    #: names of instance attributes holding arrays that ``vjp`` reads (masks, argmax indexes)
+    retain_attributes: tuple[str, ...] = ()
     inputs: tuple[Variable, ...] = ()
     outputs: tuple[weakref.ref, ...] = ()
     xp: Any = None
