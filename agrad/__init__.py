@@ -24,12 +24,16 @@ from agrad.backends import (
     use,
     using_backend,
 )
+from agrad.backprop import grad
 from agrad.config import Config, no_grad, test_mode, using_config
 from agrad.core import Function, Parameter, Variable, as_array, as_variable
 from agrad.dataloaders import DataLoader, SeqDataLoader
 from agrad.datasets import Dataset
 from agrad.layers import Layer
 from agrad.models import Model
+from agrad.operators import install_variable_operators
+
+install_variable_operators()
 
 __version__ = "0.1.0"
 is_simple_core = False
@@ -61,6 +65,7 @@ __all__ = [
     "current_backend",
     "functions",
     "get_backend",
+    "grad",
     "layers",
     "models",
     "known_backends",

@@ -1,26 +1,28 @@
-"""The autograd core: ``Variable``, ``Function`` and reverse-mode ``backward`` (DeZero semantics).
+"""The graph: the user's ``Variable``, the graph's ``VariableNode``, and ``Function``.
 
-Gradients are ``Variable``s, accumulate out of place across ``backward`` calls, and ``cleargrad``
-resets them. When ``create_graph`` is False the backward pass runs each function's ``vjp`` on plain
-arrays (no graph, no Variable wrappers); with ``create_graph=True`` the same ``vjp`` runs on
-Variables through ``agrad.functions`` so the gradient is itself differentiable.
+A ``Variable`` is what the user holds: an array (``data``), its gradient (``grad``) and a name.
+The graph never holds Variables. It is made of ``Function``s and ``VariableNode``s: a function
+holds the nodes of its inputs (each node knows its creator, so the graph hangs together), and only
+the arrays its gradient rule reads (``retain_inputs`` / ``retain_outputs`` /
+``retain_attributes``). A node keeps the shape and dtype of its variable and a weak reference to
+it, never its data. So an intermediate result that the user does not hold is freed as soon as no
+function's backward needs it, and ``backward()`` releases what it used (see
+:mod:`agrad.backprop`). Chainer's ``FunctionNode`` / ``VariableNode`` split is the model.
+
+Variable's operators and DeZero's array methods (``+``, ``reshape``, ``sum``, ...) are installed
+by :func:`agrad.operators.install_variable_operators`, called once when ``agrad`` is imported.
 """
 
 from __future__ import annotations
 
-import heapq
 import numbers
 import weakref
 from abc import get_cache_token
 from typing import Any
 
 from agrad import backends as _backends
-from agrad.backends import Backend, backend_of, current_backend
+from agrad.backends import Backend, backend_for_type, backend_of, current_backend
 from agrad.config import _enable_backprop
-from agrad.ops import array_ops
-
-_BY_TYPE = _backends._BY_TYPE  # one dict lookup per array in the hot path
-
 
 # type -> "is it a numbers.Number": an ABC isinstance check costs ~0.3 µs, a dict hit ~30 ns.
 # Registering a class with an ABC changes abc's cache token, which empties this cache.
@@ -48,37 +50,153 @@ def _scalar(x: Any) -> Any:
 
 
 def _backend_of_array(x: Any) -> Backend:
-    backend = _BY_TYPE.get(type(x))
+    backend = backend_for_type(type(x))
     return backend if backend is not None else backend_of(x)
-
-
-_new_variable = object.__new__
-_weakref = weakref.ref
 
 
 def _describe(x: Any) -> str:
     return f"{type(x).__module__}.{type(x).__qualname__}"
 
 
-class Variable:
-    """A node of the graph: an array (``data``) plus its gradient and the function that made it."""
+# (dtype class, dtype) -> whether gradients flow to a leaf of that dtype; the class comes first
+# so that dtypes of different libraries are never compared with each other
+_DIFFERENTIABLE: dict[tuple[type, Any], bool] = {}
 
-    __slots__ = ("__weakref__", "creator", "data", "generation", "grad", "name")
+
+def is_differentiable_dtype(dtype: Any) -> bool:
+    """True for floating-point dtypes: the only ones agrad computes gradients for (as PyTorch)."""
+    key = (type(dtype), dtype)
+    known = _DIFFERENTIABLE.get(key)
+    if known is None:
+        kind = getattr(dtype, "kind", None)  # NumPy and CuPy dtypes say it in one letter
+        if kind is not None:
+            known = kind in "fc"
+        else:
+            name = str(dtype).rsplit(".", 1)[-1]
+            known = name.startswith(("float", "complex", "bfloat"))
+        _DIFFERENTIABLE[key] = known
+    return known
+
+
+_new = object.__new__
+_weakref = weakref.ref
+
+
+class VariableNode:
+    """The graph's record of a variable: creator, generation, shape, dtype; never its data.
+
+    ``ref`` is a weak reference to the user's Variable (None for a constant: a raw array or a
+    number passed straight to a function). ``index`` is the variable's position among its
+    creator's outputs. A node that is not retained by any function is also what a ``vjp``
+    receives in place of the array: it answers ``shape``, ``ndim`` and ``dtype``.
+    """
+
+    __slots__ = (
+        "creator",
+        "dtype",
+        "generation",
+        "hooks",
+        "index",
+        "ref",
+        "requires_grad",
+        "shape",
+    )
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions of the variable."""
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        """Number of elements of the variable."""
+        size = 1
+        for n in self.shape:
+            size *= n
+        return size
+
+    @property
+    def variable(self) -> Variable | None:
+        """The user's Variable, while somebody holds it."""
+        return self.ref() if self.ref is not None else None
+
+    def as_variable(self, data: Any) -> Variable:
+        """The user's Variable if it is alive and still on this node, else a new Variable on this
+        node holding ``data`` (the array a function retained), so gradients reach the graph."""
+        v = self.ref() if self.ref is not None else None
+        if v is not None and v.node is self:
+            return v
+        v = _new(Variable)
+        v.data, v.name, v.grad, v.node = data, None, None, self
+        if self.ref is not None:  # the new Variable stands for this node from now on
+            self.ref = _weakref(v)
+            creator = self.creator
+            if creator is not None:
+                refs = list(creator.outputs)
+                refs[self.index] = self.ref
+                creator.outputs = tuple(refs)
+        return v
+
+    def __repr__(self) -> str:
+        creator = type(self.creator).__name__ if self.creator is not None else None
+        return f"<VariableNode shape={tuple(self.shape)} dtype={self.dtype} creator={creator}>"
+
+
+def _new_node(
+    creator: Any, generation: int, index: int, data: Any, ref: Any, requires_grad: bool
+) -> VariableNode:
+    node = _new(VariableNode)
+    node.creator, node.generation, node.index = creator, generation, index
+    node.shape, node.dtype = data.shape, data.dtype
+    node.ref, node.requires_grad, node.hooks = ref, requires_grad, None
+    return node
+
+
+def _leaf_node(x: Variable) -> VariableNode:
+    """The node of ``x`` as a function input; a leaf's node follows rebinding of ``x.data``."""
+    node = x.node
+    data = x.data
+    if node is None:
+        dtype = data.dtype
+        node = x.node = _new_node(None, 0, 0, data, _weakref(x), is_differentiable_dtype(dtype))
+    elif node.creator is None:
+        dtype = data.dtype
+        if node.dtype is not dtype and (type(node.dtype) is not type(dtype) or node.dtype != dtype):
+            node.dtype = dtype
+            node.requires_grad = is_differentiable_dtype(dtype)
+        node.shape = data.shape
+    return node
+
+
+class Variable:
+    """What the user holds: an array (``data``), its gradient (``grad``) and a ``name``.
+
+    ``creator`` and ``generation`` are those of the variable's graph node (DeZero's attributes).
+    """
+
+    __slots__ = ("__weakref__", "data", "grad", "name", "node")
     __array_priority__ = 200  # NumPy/CuPy defer `ndarray (op) Variable` to our reflected operator
     __array_ufunc__ = None  # and NumPy never treats a Variable as an array-like
 
     def __init__(self, data: Any, name: str | None = None) -> None:
-        if data is not None and type(data) not in _BY_TYPE and backend_of(data, None) is None:
+        if (
+            data is not None
+            and backend_for_type(type(data)) is None
+            and backend_of(data, None) is None
+        ):
+            hint = (
+                "; convert it with agrad.as_array(...) first"
+                if _is_number(data) or isinstance(data, (list, tuple))
+                else ""
+            )
             raise TypeError(
                 f"Variable data must be an array of an agrad backend "
-                f"({', '.join(_backends.known_backends())}) or None, not {_describe(data)}; "
-                "wrap Python numbers and lists with agrad.as_array(...) first"
+                f"({', '.join(_backends.known_backends())}) or None, not {_describe(data)}{hint}"
             )
         self.data = data
         self.name = name
         self.grad: Variable | None = None
-        self.creator: Function | None = None
-        self.generation = 0
+        self.node: VariableNode | None = None
 
     # -- array-like properties --------------------------------------------------------------
     @property
@@ -112,6 +230,9 @@ class Variable:
         return _backend_of_array(self.data).xp
 
     def __len__(self) -> int:
+        if self.data is None or self.data.ndim == 0:
+            what = "no data" if self.data is None else "0-d data"
+            raise TypeError(f"len() of a Variable with {what}; use .size or .shape instead")
         return self.data.shape[0]
 
     def __repr__(self) -> str:
@@ -120,52 +241,126 @@ class Variable:
         text = str(self.backend.to_host(self.data)).replace("\n", "\n" + " " * 9)
         return f"variable({text})"
 
+    # -- Python numbers ---------------------------------------------------------------------
+    def item(self) -> Any:
+        """The value of a one-element Variable as a Python number (copies it to the host)."""
+        if self.data is None or self.data.size != 1:
+            size = None if self.data is None else self.data.size
+            raise ValueError(
+                f"item(): only a Variable with exactly one element has a Python value "
+                f"(this one has {'no data' if size is None else f'{size} elements'})"
+            )
+        return self.backend.to_host(self.data).reshape(()).item()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        value = self.item()
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"only an integer Variable can be used as an index, not {self.dtype}")
+        return value
+
+    def __format__(self, spec: str) -> str:
+        if not spec:
+            return str(self)
+        return format(self.item(), spec)
+
     # -- graph ------------------------------------------------------------------------------
+    @property
+    def creator(self) -> Function | None:
+        """The function that produced this variable (None for a leaf)."""
+        node = self.node
+        return node.creator if node is not None else None
+
+    @creator.setter
+    def creator(self, func: Function | None) -> None:
+        if func is None:
+            self.unchain()
+        else:
+            self.set_creator(func)
+
+    @property
+    def generation(self) -> int:
+        """Depth in the graph: one more than the generation of the creator."""
+        node = self.node
+        return node.generation if node is not None else 0
+
     def set_creator(self, func: Function) -> None:
-        """Record ``func`` as the function that produced this variable."""
-        self.creator = func
-        self.generation = func.generation + 1
+        """Record ``func`` as the function that produced this variable (DeZero's method)."""
+        data = self.data
+        self.node = _new_node(func, func.generation + 1, 0, data, _weakref(self), True)
 
     def cleargrad(self) -> None:
         """Forget the gradient, so the variable can be reused in a new computation."""
         self.grad = None
 
     def unchain(self) -> None:
-        """Cut this variable from the function that created it."""
-        self.creator = None
+        """Cut this variable from the function that created it: backward stops here."""
+        node = self.node
+        if node is not None:
+            node.creator = None
 
     def unchain_backward(self) -> None:
         """Cut every variable upstream of this one from its creator (truncated backprop)."""
-        if self.creator is None:
+        node = self.node
+        if node is None or node.creator is None:
             return
-        pending = [self.creator]
-        seen = {id(self.creator)}
+        pending = [node.creator]
+        seen = {id(node.creator)}
         while pending:
             func = pending.pop()
-            for x in func.inputs:
-                creator = x.creator
-                if creator is not None:
-                    if id(creator) not in seen:
-                        seen.add(id(creator))
-                        pending.append(creator)
-                    x.unchain()
+            for x in func.input_nodes:
+                if x is None or x.creator is None:
+                    continue
+                if id(x.creator) not in seen:
+                    seen.add(id(x.creator))
+                    pending.append(x.creator)
+                x.creator = None
 
-    def backward(self, retain_grad: bool = False, create_graph: bool = False) -> None:
+    def backward(
+        self,
+        retain_grad: bool = False,
+        create_graph: bool = False,
+        retain_graph: bool | None = None,
+    ) -> None:
         """Accumulate d(self)/d(leaf) into the ``grad`` of every leaf variable in the graph.
 
         ``retain_grad`` keeps the gradients of intermediate variables too; ``create_graph``
-        records the backward pass so that gradients can be differentiated again.
+        records the backward pass so that gradients can be differentiated again. Unless
+        ``retain_graph`` (default: ``create_graph``) is True, every function releases the
+        arrays it kept once its gradient is computed, and a second backward through it raises.
         """
+        from agrad.backprop import backward
+
+        backward(
+            self, retain_grad, create_graph, create_graph if retain_graph is None else retain_graph
+        )
+
+    def register_post_accumulate_grad_hook(self, hook: Any) -> RemovableHandle:
+        """Call ``hook(self)`` in every ``backward()`` as soon as this leaf's ``grad`` is final.
+
+        PyTorch's hook of the same name; data-parallel training sends each gradient as soon as
+        backward has finished it. Returns a handle whose ``remove()`` unregisters the hook.
+        """
+        if not callable(hook):
+            raise TypeError(f"hook must be callable, not {_describe(hook)}")
+        if self.node is not None and self.node.creator is not None:
+            raise RuntimeError(
+                "register_post_accumulate_grad_hook: only a leaf Variable (no creator) gets "
+                "its gradient accumulated"
+            )
         if self.data is None:
-            raise ValueError("backward() called on a Variable without data")
-        if self.grad is None:
-            self.grad = Variable(self.backend.xp.ones_like(self.data))
-        if self.creator is not None:
-            token = _enable_backprop.set(create_graph)  # using_config's effect, without its cost
-            try:
-                _backprop(self, retain_grad, create_graph)
-            finally:
-                _enable_backprop.reset(token)
+            raise ValueError("register_post_accumulate_grad_hook: the Variable has no data yet")
+        node = _leaf_node(self)
+        if node.hooks is None:
+            node.hooks = {}
+        handle = RemovableHandle(node)
+        node.hooks[handle.id] = hook
+        return handle
 
     # -- moving between backends ------------------------------------------------------------
     def to(self, backend: str | Backend) -> Variable:
@@ -186,68 +381,6 @@ class Variable:
         """Move to CuPy on the current CUDA device."""
         return self.to("cupy")
 
-    # -- shape methods (DeZero's) -----------------------------------------------------------
-    def reshape(self, *shape: Any) -> Variable:
-        """``F.reshape``; takes varargs or one tuple/list."""
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = shape[0]
-        return _F.reshape(self, tuple(shape))
-
-    def transpose(self, *axes: Any) -> Variable:
-        """``F.transpose``; no axes reverses them; takes varargs, one tuple/list, or None."""
-        if len(axes) == 0:
-            axes = None
-        elif len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
-            axes = axes[0]
-        return _F.transpose(self, axes)
-
-    @property
-    def T(self) -> Variable:
-        """Transpose with the axes reversed."""
-        return _F.transpose(self)
-
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Variable:
-        """``F.sum``."""
-        return _F.sum(self, axis, keepdims)
-
-    def max(self, axis: Any = None, keepdims: bool = False) -> Variable:
-        """``F.max``."""
-        return _F.max(self, axis, keepdims)
-
-    def min(self, axis: Any = None, keepdims: bool = False) -> Variable:
-        """``F.min``."""
-        return _F.min(self, axis, keepdims)
-
-    def matmul(self, other: Any) -> Variable:
-        """``F.matmul``."""
-        return _F.matmul(self, other)
-
-    dot = matmul
-
-    def __getitem__(self, slices: Any) -> Variable:
-        return _F.get_item(self, slices)
-
-    # -- operators --------------------------------------------------------------------------
-    # __add__, __sub__, __mul__, __truediv__, __neg__ and __pow__ are the arithmetic functions
-    # themselves (set at the end of this module): one Python call less per operation.
-    def __radd__(self, other: Any) -> Variable:
-        return _arith.add(other, self)
-
-    def __rsub__(self, other: Any) -> Variable:
-        return _arith.sub(other, self)
-
-    def __rmul__(self, other: Any) -> Variable:
-        return _arith.mul(other, self)
-
-    def __rtruediv__(self, other: Any) -> Variable:
-        return _arith.div(other, self)
-
-    def __matmul__(self, other: Any) -> Variable:
-        return _F.matmul(self, other)
-
-    def __rmatmul__(self, other: Any) -> Variable:
-        return _F.matmul(other, self)
-
 
 class Parameter(Variable):
     """A Variable that a ``Layer`` registers as trainable."""
@@ -255,18 +388,37 @@ class Parameter(Variable):
     __slots__ = ()
 
 
+class RemovableHandle:
+    """Returned by ``register_post_accumulate_grad_hook``; ``remove()`` unregisters the hook."""
+
+    _next_id = 0
+    #: how many hooks are registered in the process: backward looks for them only when > 0
+    active = 0
+
+    def __init__(self, node: VariableNode) -> None:
+        self._node = weakref.ref(node)
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+        RemovableHandle.active += 1
+
+    def remove(self) -> None:
+        """Unregister the hook (a second call does nothing)."""
+        node = self._node()
+        if node is not None and node.hooks and node.hooks.pop(self.id, None) is not None:
+            RemovableHandle.active -= 1
+            if not node.hooks:
+                node.hooks = None
+
+
 def as_array(x: Any, array_module: Any = None) -> Any:
-    """Turn a Python/NumPy scalar into a 0-d array (of ``array_module`` or the default backend)."""
-    if _is_number(x):
-        if array_module is None:
-            return current_backend().xp.asarray(_scalar(x))
-        return array_module.asarray(_scalar(x))
+    """A Python number, list or tuple as an array (of ``array_module`` or the default backend).
+
+    Arrays and anything else come back unchanged.
+    """
+    if _is_number(x) or isinstance(x, (list, tuple)):
+        xp = array_module if array_module is not None else current_backend().xp
+        return xp.asarray(_scalar(x) if _is_number(x) else x)
     return x
-
-
-def array_of(x: Any) -> Any:
-    """The array behind ``x``: ``x.data`` for a Variable, ``x`` itself otherwise."""
-    return x.data if isinstance(x, Variable) else x
 
 
 def as_variable(obj: Any) -> Variable:
@@ -274,40 +426,80 @@ def as_variable(obj: Any) -> Variable:
     return obj if isinstance(obj, Variable) else Variable(obj)
 
 
-class Function:
-    """An operation of the graph.
+def array_of(x: Any) -> Any:
+    """The array behind ``x``: ``x.data`` for a Variable, ``x`` itself otherwise."""
+    return x.data if isinstance(x, Variable) else x
 
-    Subclasses implement ``forward(*arrays)`` and either DeZero's ``backward(*gys)`` on Variables,
-    or ``vjp(d, xs, ys, gys)`` which agrad runs on plain arrays when no graph of the backward is
-    needed and on Variables otherwise: ``d`` is a namespace of agrad's differentiable functions
-    (``d.exp``, ``d.sum_to``, ...), bound to arrays or to Variables accordingly; ``xs``/``ys`` are
-    the inputs/outputs and ``gys`` the output gradients, all of the same kind. ``self.xp`` is the
-    array namespace of the inputs.
+
+def _select(values: tuple, indexes: tuple[int, ...] | None) -> tuple | None:
+    """``values`` at ``indexes`` (None elsewhere); all for None, nothing (None) for ()."""
+    if indexes is None:
+        return values
+    if not indexes:
+        return None
+    return tuple([v if i in indexes else None for i, v in enumerate(values)])
+
+
+class Function:
+    """An operation of the graph. Subclasses write ``forward`` and one of two gradient rules.
+
+    ``forward(*arrays)`` computes the outputs from input arrays (``self.xp`` is their namespace);
+    it returns an array or a tuple of arrays.
+
+    **The vjp rule** (agrad's): ``vjp(self, d, xs, ys, gys)`` returns one gradient per input,
+    in input order (a tuple, or the array itself for one input; None for an input that gets
+    none). It is written once and runs in two modes:
+
+    * a plain ``backward()``: ``d`` is an :class:`agrad.ops.ArrayOps` bound to the inputs'
+      backend, and ``xs``/``ys``/``gys`` are arrays;
+    * ``backward(create_graph=True)``: ``d`` is the module ``agrad.functions`` and they are
+      Variables, so the gradient is itself differentiable.
+
+    So a ``vjp`` uses only operators (``+ - * / **``, unary ``-``) and ``d.<name>`` calls; each
+    such name exists in both vocabularies with the same parameters (checked by a test), and
+    keyword arguments are passed by keyword (``d.sum(g, axis=1, keepdims=True)``).
+    ``gys[i]`` is None for an output that received no gradient.
+
+    **What a vjp may read** is declared on the class (or set on ``self`` in ``forward``):
+    ``retain_inputs`` / ``retain_outputs`` name the inputs / outputs whose values it reads,
+    ``retain_attributes`` the attributes of ``self`` holding arrays it reads (masks, argmax
+    indexes). None means all (the safe default); built-in functions list exactly what they need
+    (sigmoid keeps its output; linear its input and weight; add nothing). Every input that is
+    not retained reaches ``vjp`` as its :class:`VariableNode`, which knows ``shape``, ``ndim``
+    and ``dtype`` only; an output that is not retained arrives as None. A ``vjp`` never reads
+    ``self.inputs``/``self.outputs``, and keeps constants (exponents, axes, shapes) as plain
+    attributes set in ``__init__``/``forward``.
+
+    **The DeZero rule**: override ``backward(*gys)`` instead, taking and returning Variables and
+    reading ``self.inputs`` / ``self.outputs`` as in the book; such a function keeps everything
+    unless it declares otherwise.
+
+    After a ``backward()`` without ``retain_graph`` a function drops what it retained, and a
+    second backward through it raises ``RuntimeError``.
     """
 
     generation = 0
-    #: indexes of the inputs / outputs whose arrays ``vjp`` reads (None: all of them); the
-    #: others reach ``vjp`` as stand-ins that only know ``shape``, ``ndim`` and ``dtype``
+    #: the graph nodes of the inputs (None for an input that was None)
+    input_nodes: tuple[VariableNode | None, ...] = ()
+    #: weak references to the output Variables (DeZero's attribute)
+    outputs: tuple[Any, ...] = ()
+    xp: Any = None
+    backend: Backend | None = None
     retain_inputs: tuple[int, ...] | None = None
     retain_outputs: tuple[int, ...] | None = None
-    #: names of instance attributes holding arrays that ``vjp`` reads (masks, argmax indexes)
     retain_attributes: tuple[str, ...] = ()
-    inputs: tuple[Variable, ...] = ()
-    outputs: tuple[weakref.ref, ...] = ()
-    xp: Any = None
     _vjp_based = False
-    # per input: True where the caller passed a raw array or number, which __call__ wrapped in a
-    # Variable of its own; nobody holds that Variable, so its gradient is never stored
-    _wrapped_inputs: tuple[bool, ...] = ()
+    _saved_inputs: tuple | None = None
+    _saved_outputs: tuple | None = None
+    _released = False
+    _any_grad = False  # whether some input wants a gradient
+    _grads: list | None = None  # output gradients gathered during backprop
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         # the most derived of `vjp`/`backward` decides; a DeZero-style subclass overrides backward
         for klass in cls.__mro__:
-            if klass is Function:
-                cls._vjp_based = False
-                break
-            if "backward" in klass.__dict__:
+            if klass is Function or "backward" in klass.__dict__:
                 cls._vjp_based = False
                 break
             if "vjp" in klass.__dict__:
@@ -315,41 +507,18 @@ class Function:
                 break
 
     def __call__(self, *inputs: Any) -> Any:
-        # The hot path of every operation: written for speed (no helper calls, no comprehensions
-        # for the usual one- and two-input cases); the behaviour is the plain one described in
-        # the comments.
-        if len(inputs) == 1 and isinstance(inputs[0], Variable):
-            # the commonest call: one Variable holding an array of a loaded backend
-            x0 = inputs[0]
-            backend = _BY_TYPE.get(type(x0.data))
-            if backend is not None and backend._xp is not None:  # known type, library loaded
-                xp = self.xp = backend._xp
-                ys = self.forward(x0.data)
-                if not isinstance(ys, tuple):
-                    output = _new_variable(Variable)
-                    output.data = ys if type(ys) is backend._array_type else backend.from_result(ys)
-                    output.name = output.grad = output.creator = None
-                    if _enable_backprop.get():
-                        self.generation = generation = x0.generation
-                        output.creator = self
-                        output.generation = generation + 1
-                        self.inputs = inputs
-                        self.outputs = (_weakref(output),)
-                    else:
-                        output.generation = 0
-                    return output
-                return self._wrap_outputs(ys, backend, inputs, x0.generation)
+        # the hot path of every operation: few calls, no comprehensions for one or two inputs
         backend = None
-        wrap = False  # some input is a raw array or a number, to be wrapped in a Variable
+        raw = False  # some input is a raw array or a number
         for x in inputs:
             if isinstance(x, Variable):
                 data = x.data
             else:
                 data = x
-                wrap = True
+                raw = True
             if data is None:
                 continue
-            b = _BY_TYPE.get(type(data))  # no agrad array type is a number
+            b = backend_for_type(type(data))  # no agrad array type is a number
             if b is None:
                 if _is_number(data):
                     continue
@@ -368,80 +537,146 @@ class Function:
                 backend = b
         if backend is None:
             backend = current_backend()
+        self.backend = backend
         xp = self.xp = backend.xp
-        if wrap:
-            self._wrapped_inputs = tuple([not isinstance(x, Variable) for x in inputs])
-            inputs = tuple(
+        if len(inputs) == 1 and not raw:
+            xs = (inputs[0].data,)
+        elif raw:
+            xs = tuple(
                 [
-                    x if isinstance(x, Variable) else Variable(_number_to_array(x, xp, inputs))
+                    x.data if isinstance(x, Variable) else _number_to_array(x, xp, inputs)
                     for x in inputs
                 ]
             )
-        n_inputs = len(inputs)
-        if n_inputs == 1:
-            x0 = inputs[0]
-            ys = self.forward(x0.data)
-            generation = x0.generation
-        elif n_inputs == 2:
-            x0, x1 = inputs
-            ys = self.forward(x0.data, x1.data)
-            generation = x0.generation if x0.generation >= x1.generation else x1.generation
         else:
-            ys = self.forward(*[x.data for x in inputs])
-            generation = max([x.generation for x in inputs]) if inputs else 0
+            xs = tuple([x.data for x in inputs])
+        ys = self.forward(*xs)
         array_type = backend.array_type
-        record = _enable_backprop.get()
-        if not isinstance(ys, tuple):  # one output
-            output = _new_variable(Variable)
-            output.data = ys if type(ys) is array_type else backend.from_result(ys)
-            output.name = output.grad = output.creator = None
-            output.generation = 0
-            if record:
-                self.generation = generation
-                output.creator = self
-                output.generation = generation + 1
-                self.inputs = inputs
-                self.outputs = (_weakref(output),)
-            return output
-        return self._wrap_outputs(ys, backend, inputs, generation)
-
-    def _wrap_outputs(self, ys: tuple, backend: Backend, inputs: tuple, generation: int) -> Any:
-        """Variables for a tuple of outputs, recorded in the graph when backprop is enabled."""
-        array_type, from_result = backend.array_type, backend.from_result
-        outputs = [Variable(y if type(y) is array_type else from_result(y)) for y in ys]
+        outputs = []
+        for y in ys if isinstance(ys, tuple) else (ys,):
+            v = _new(Variable)
+            v.data = y if type(y) is array_type else backend.from_result(y)
+            v.name = v.grad = v.node = None
+            outputs.append(v)
         if _enable_backprop.get():
-            self.generation = generation
-            for output in outputs:
-                output.creator = self
-                output.generation = generation + 1
-            self.inputs = inputs
-            self.outputs = tuple([_weakref(output) for output in outputs])
-        return outputs if len(outputs) > 1 else outputs[0]
+            self._record(inputs, xs, outputs)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def _record(self, inputs: tuple, xs: tuple, outputs: list) -> None:
+        """Link this function into the graph and keep what its gradient rule reads."""
+        generation = 0
+        any_grad = False
+        nodes = []
+        for x, data in zip(inputs, xs):
+            if data is None:
+                node = None
+            elif isinstance(x, Variable):
+                node = x.node
+                if node is None or node.creator is None:
+                    node = _leaf_node(x)
+                if node.generation > generation:
+                    generation = node.generation
+                if node.requires_grad:
+                    any_grad = True
+            else:  # a raw array or a number: a constant, never differentiated
+                node = _new_node(None, 0, 0, data, None, False)
+            nodes.append(node)
+        self.generation = generation
+        self.input_nodes = tuple(nodes)
+        self._any_grad = any_grad
+        generation += 1
+        refs = []
+        for index, y in enumerate(outputs):
+            ref = _weakref(y)
+            y.node = _new_node(self, generation, index, y.data, ref, any_grad)
+            refs.append(ref)
+        self.outputs = tuple(refs)
+        if any_grad:
+            keep = self.retain_inputs
+            self._saved_inputs = xs if keep is None else _select(xs, keep)
+            keep = self.retain_outputs
+            if keep is None or keep:
+                self._saved_outputs = _select(tuple([y.data for y in outputs]), keep)
 
     def forward(self, *xs: Any) -> Any:
         """Compute the outputs from input arrays."""
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
 
     def backward(self, *gys: Variable) -> Any:
-        """DeZero's protocol: output gradients in, input gradients out, as Variables."""
+        """DeZero's rule: output gradients in, input gradients out, as Variables."""
         if not type(self)._vjp_based:
             raise NotImplementedError(f"{type(self).__name__}.backward is not implemented")
-        ys = tuple(ref() for ref in self.outputs)
-        return self.vjp(_F, self.inputs, ys, gys)
+        from agrad import functions
+
+        return self.vjp(functions, self._graph_inputs(), self._graph_outputs(), gys)
 
     def vjp(self, d: Any, xs: tuple, ys: tuple, gys: tuple) -> Any:
         """Input gradients from output gradients; see the class docstring."""
         raise NotImplementedError(f"{type(self).__name__}.vjp is not implemented")
 
     def needs_input_grad(self, index: int) -> bool:
-        """Whether backward keeps the gradient of input ``index``.
+        """Whether backward wants the gradient of input ``index``.
 
-        False for an input passed as a raw array or number (``F.linear(x_array, W)``): agrad
-        wrapped it in a Variable only this function holds, so its gradient is dropped and a
-        ``vjp`` may return None for it instead of computing it.
+        False for a constant (a raw array or number passed to the function, say the data batch
+        of ``F.linear(x_array, W)``) and for a leaf of an integer dtype; a ``vjp`` may return
+        None for such an input instead of computing its gradient.
         """
-        wrapped = self._wrapped_inputs
-        return not (wrapped and wrapped[index])
+        node = self.input_nodes[index]
+        return node is not None and node.requires_grad
+
+    # -- what the graph kept ----------------------------------------------------------------
+    @property
+    def inputs(self) -> tuple[Variable, ...]:
+        """The inputs as Variables (DeZero's attribute), rebuilt from the graph when the user's
+        Variable is gone; ``data`` is None for an input this function did not retain."""
+        saved = self._saved_inputs
+        return tuple(
+            [
+                node.as_variable(saved[i] if saved is not None else None)
+                for i, node in enumerate(self.input_nodes)
+                if node is not None
+            ]
+        )
+
+    def _graph_inputs(self) -> tuple:
+        """What ``vjp`` gets as ``xs`` in graph mode: Variables for retained inputs, nodes else."""
+        saved = self._saved_inputs
+        if saved is None:
+            return self.input_nodes
+        return tuple(
+            [node if s is None else node.as_variable(s) for node, s in zip(self.input_nodes, saved)]
+        )
+
+    def _graph_outputs(self) -> tuple:
+        """What ``vjp`` gets as ``ys`` in graph mode: Variables for retained outputs, else None."""
+        saved = self._saved_outputs
+        if saved is None:
+            return (None,) * len(self.outputs)
+        return tuple([self._output_variable(i, s) for i, s in enumerate(saved)])
+
+    def _output_variable(self, index: int, data: Any) -> Variable | None:
+        """Output ``index`` as a Variable: the user's while alive, else rebuilt on this function."""
+        v = self.outputs[index]()
+        if v is not None and v.node is not None and v.node.creator is self:
+            return v
+        if data is None:
+            return None
+        v = _new(Variable)
+        v.data, v.name, v.grad = data, None, None
+        v.node = _new_node(self, self.generation + 1, index, data, _weakref(v), True)
+        return v
+
+    def release(self) -> None:
+        """Drop the arrays kept for backward; a later backward through this function raises."""
+        if (
+            self._saved_inputs is not None
+            or self._saved_outputs is not None
+            or self.retain_attributes
+        ):
+            self._released = True
+        self._saved_inputs = self._saved_outputs = None
+        for name in self.retain_attributes:
+            setattr(self, name, None)
 
 
 def _number_to_array(x: Any, xp: Any, inputs: tuple) -> Any:
@@ -456,129 +691,3 @@ def _number_to_array(x: Any, xp: Any, inputs: tuple) -> Any:
         if floating and not _is_number(data) and isinstance(value, (int, float)):
             return xp.asarray(value, dtype=dtype)
     return xp.asarray(value)
-
-
-def _as_tuple(gxs: Any) -> tuple:
-    return gxs if isinstance(gxs, tuple) else tuple(gxs) if isinstance(gxs, list) else (gxs,)
-
-
-def _backprop(root: Variable, retain_grad: bool, create_graph: bool) -> None:
-    """Run every function behind ``root`` once, in decreasing generation order."""
-    graph_mode = create_graph
-    # gradient of each variable reached so far: arrays (fast mode) or Variables (graph mode)
-    grads: dict[Variable, Any] = {root: root.grad if graph_mode else root.grad.data}
-    pop_grad = grads.pop
-    if not retain_grad:
-        root.grad = None
-    func = root.creator
-    # Functions waiting to run, as (-generation, arrival, function): highest generation first,
-    # ties in arrival order. When the function just reached is the only one waiting (a chain),
-    # it runs next without going through the heap; the order is the same.
-    heap: list[tuple[int, int, Function]] = []
-    seen = {func}
-    reached: list[Function] = []
-    tick = 0
-    xp = ops = array_type = from_result = None  # for the last namespace seen
-    while True:
-        refs = func.outputs
-        if len(refs) == 1:
-            y = refs[0]()
-            gy = pop_grad(y, None) if y is not None else None
-            if retain_grad and gy is not None:
-                y.grad = gy if graph_mode else Variable(gy)
-            outputs = (y,)
-            gys = (gy,)
-            has_grad = gy is not None
-        else:
-            outputs = [ref() for ref in refs]
-            gys = tuple([pop_grad(y, None) if y is not None else None for y in outputs])
-            if retain_grad:
-                for y, gy in zip(outputs, gys):
-                    if y is not None and gy is not None:
-                        y.grad = gy if graph_mode else Variable(gy)
-            has_grad = any(gy is not None for gy in gys)
-        if has_grad:
-            inputs = func.inputs
-            if graph_mode:
-                gxs = func.backward(*gys)
-            else:
-                if func.xp is not xp:
-                    xp = func.xp
-                    ops = array_ops(xp)
-                    array_type = ops.array_type
-                    owner = _BY_TYPE.get(array_type)
-                    from_result = owner.from_result if owner is not None else xp.asarray
-                if func._vjp_based:
-                    xs = (inputs[0].data,) if len(inputs) == 1 else tuple([x.data for x in inputs])
-                    if len(outputs) == 1:
-                        ys = (y.data,) if y is not None else (None,)
-                    else:
-                        ys = tuple([y.data if y is not None else None for y in outputs])
-                    gxs = func.vjp(ops, xs, ys, gys)
-                else:  # a DeZero-style Function: backward works on Variables
-                    wrapped = [Variable(gy) if gy is not None else None for gy in gys]
-                    gxs = _as_tuple(func.backward(*wrapped))
-                    gxs = tuple([g.data if isinstance(g, Variable) else g for g in gxs])
-            if not isinstance(gxs, tuple):
-                gxs = tuple(gxs) if isinstance(gxs, list) else (gxs,)
-            if not graph_mode:
-                for gx in gxs:
-                    if gx is not None and type(gx) is not array_type:
-                        gxs = tuple([gx if gx is None else from_result(gx) for gx in gxs])
-                        break
-            if len(gxs) != len(inputs):
-                raise RuntimeError(
-                    f"{type(func).__name__}: backward returned {len(gxs)} gradients "
-                    f"for {len(inputs)} inputs"
-                )
-            if func._wrapped_inputs:  # gradients of raw-array inputs are never read
-                gxs = tuple([None if w else g for w, g in zip(func._wrapped_inputs, gxs)])
-            for x, gx in zip(inputs, gxs):
-                if gx is None:
-                    continue
-                if gx.shape != x.data.shape:
-                    raise RuntimeError(
-                        f"{type(func).__name__}: gradient of shape {tuple(gx.shape)} for an input "
-                        f"of shape {tuple(x.data.shape)}"
-                    )
-                previous = grads.get(x)
-                if previous is not None:
-                    gx = previous + gx  # out of place: gx may be shared with another input
-                    if not graph_mode and type(gx) is not array_type:
-                        gx = from_result(gx)
-                grads[x] = gx
-                x_creator = x.creator
-                if x_creator is not None and x_creator not in seen:
-                    seen.add(x_creator)
-                    reached.append(x_creator)
-        if reached:
-            if len(reached) == 1 and not heap:
-                func = reached.pop()
-                continue
-            for f in reached:
-                heapq.heappush(heap, (-f.generation, tick, f))
-                tick += 1
-            reached.clear()
-        if not heap:
-            break
-        func = heapq.heappop(heap)[2]
-    # what is left belongs to leaves (variables without a creator)
-    for x, g in grads.items():
-        if x.grad is None:
-            x.grad = g if graph_mode else Variable(g)
-        elif graph_mode:
-            x.grad = x.grad + g
-        else:
-            x.grad = Variable(x.grad.backend.xp.asarray(x.grad.data + g))
-
-
-# Imported last: these modules build on the classes above.
-from agrad import functions as _F  # noqa: E402
-from agrad.functions import arithmetic as _arith  # noqa: E402
-
-Variable.__add__ = _arith.add
-Variable.__sub__ = _arith.sub
-Variable.__mul__ = _arith.mul
-Variable.__truediv__ = _arith.div
-Variable.__neg__ = _arith.neg
-Variable.__pow__ = _arith.pow

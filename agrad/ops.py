@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-_CACHE: dict[int, ArrayOps] = {}
+from agrad.backends import Backend
+
+_CACHE: dict[Backend, ArrayOps] = {}
 # name -> function(xp, *args, **kwargs): array twins contributed by the function modules
 _TWINS: dict[str, Any] = {}
 
@@ -32,11 +34,11 @@ def array_twin(name: str):
     return register
 
 
-def array_ops(xp: Any) -> ArrayOps:
-    """The :class:`ArrayOps` for namespace ``xp`` (one per namespace, cached)."""
-    ops = _CACHE.get(id(xp))
+def array_ops(backend: Backend) -> ArrayOps:
+    """The :class:`ArrayOps` of ``backend`` (one per backend, cached)."""
+    ops = _CACHE.get(backend)
     if ops is None:
-        ops = _CACHE[id(xp)] = ArrayOps(xp)
+        ops = _CACHE[backend] = ArrayOps(backend)
     return ops
 
 
@@ -57,10 +59,11 @@ class ArrayOps:
         "maximum", "minimum", "matmul", "expand_dims", "concat", "stack",
     )  # fmt: skip
 
-    def __init__(self, xp: Any) -> None:
-        self.xp = xp
-        # NumPy turns 0-d results into scalars; the backward pass turns them back with this
-        self.array_type = type(xp.asarray(0.0))
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        xp = self.xp = backend.xp
+        # NumPy turns 0-d results into scalars; the backward pass turns them back
+        self.array_type = backend.array_type
         for name in self._DIRECT:
             setattr(self, name, getattr(xp, name))
 
@@ -77,6 +80,10 @@ class ArrayOps:
 
         setattr(self, name, bound)  # cached: later lookups skip __getattr__
         return bound
+
+    def astype(self, x: Any, dtype: Any) -> Any:
+        """``x`` in ``dtype`` (no copy when it already has it)."""
+        return x if x.dtype == dtype else self.xp.astype(x, dtype)
 
     def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
         """Reshape (no copy when possible)."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from agrad.backends import backend_of
 from agrad.backends.numpy import host
-from agrad.core import Variable, as_variable
+from agrad.core import Variable, _leaf_node, as_variable
 from agrad.ops import array_ops
 
 __all__ = [
@@ -120,7 +120,7 @@ def _to_host(x: Any) -> Any:
 
 def sum_to(x: Any, shape: tuple[int, ...]) -> Any:
     """Sum array ``x`` over leading and size-1 axes so that it takes ``shape``."""
-    return array_ops(backend_of(x).xp).sum_to(x, shape)
+    return array_ops(backend_of(x)).sum_to(x, shape)
 
 
 def logsumexp(x: Any, axis: int = 1) -> Any:
@@ -139,7 +139,7 @@ def reshape_sum_backward(gy: Any, x_shape: tuple[int, ...], axis: Any, keepdims:
     shape = _keepdims_shape(tuple(x_shape), axis)
     if isinstance(gy, Variable):
         return gy.reshape(shape)
-    return array_ops(backend_of(gy).xp).reshape(gy, shape)
+    return array_ops(backend_of(gy)).reshape(gy, shape)
 
 
 def max_backward_shape(x: Any, axis: Any) -> list[int]:
@@ -183,12 +183,14 @@ def _dot_text(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _dot_variable(v: Variable, verbose: bool) -> str:
-    label = v.name or ""
-    if verbose and v.data is not None:
-        details = f"{tuple(v.shape)} {v.backend.dtype_name(v.dtype)}"
+def _dot_variable(node: Any, verbose: bool) -> str:
+    v = node.variable
+    label = (v.name if v is not None else None) or ""
+    if verbose:
+        dtype = str(node.dtype).rsplit(".", 1)[-1]  # 'float32' from any backend's dtype
+        details = f"{tuple(node.shape)} {dtype}"
         label = f"{label}: {details}" if label else details
-    return f'{id(v)} [label="{_dot_text(label)}", color=orange, style=filled]\n'
+    return f'{id(node)} [label="{_dot_text(label)}", color=orange, style=filled]\n'
 
 
 def _dot_function(f: Any) -> str:
@@ -201,18 +203,26 @@ def get_dot_graph(output: Any, verbose: bool = True) -> str:
 
     Variables are orange ellipses labelled with their name (and, when ``verbose``, shape and
     dtype); functions are light-blue boxes with their class name; edges run input -> function ->
-    output. ``output`` may also be a list of Variables.
+    output. ``output`` may also be a list of Variables. The graph is drawn from its nodes, so it
+    is whole after ``backward()`` released the arrays, and it includes intermediate results the
+    user no longer holds.
     """
     outputs = list(output) if isinstance(output, (list, tuple)) else [output]
     parts: list[str] = []
     declared: set[int] = set()
+    edges: set[tuple[int, int]] = set()
     pending: list[Any] = []
     queued: set[int] = set()
 
-    def declare(v: Variable) -> None:
-        if id(v) not in declared:
-            declared.add(id(v))
-            parts.append(_dot_variable(v, verbose))
+    def declare(node: Any) -> None:
+        if id(node) not in declared:
+            declared.add(id(node))
+            parts.append(_dot_variable(node, verbose))
+
+    def edge(a: Any, b: Any) -> None:
+        if (id(a), id(b)) not in edges:
+            edges.add((id(a), id(b)))
+            parts.append(f"{id(a)} -> {id(b)}\n")
 
     def queue(f: Any) -> None:
         if f is not None and id(f) not in queued:
@@ -221,20 +231,31 @@ def get_dot_graph(output: Any, verbose: bool = True) -> str:
 
     for y in outputs:
         y = as_variable(y)
-        declare(y)
-        queue(y.creator)
+        node = y.node
+        if node is None:
+            if y.data is not None:
+                parts.append(_dot_variable(_leaf_node(y), verbose))
+            continue
+        declare(node)
+        if node.creator is not None:
+            edge(node.creator, node)
+        queue(node.creator)
     while pending:
         f = pending.pop()
         parts.append(_dot_function(f))
-        for x in f.inputs:
+        for x in f.input_nodes:
+            if x is None:
+                continue
             declare(x)
-            parts.append(f"{id(x)} -> {id(f)}\n")
+            edge(x, f)
+            if x.creator is not None:
+                edge(x.creator, x)
             queue(x.creator)
         for ref in f.outputs:
             y = ref()
-            if y is not None:  # an output nobody holds any more has left the graph
-                declare(y)
-                parts.append(f"{id(f)} -> {id(y)}\n")
+            if y is not None and y.node is not None and y.node.creator is f:
+                declare(y.node)
+                edge(f, y.node)
     return "digraph g {\n" + "".join(parts) + "}"
 
 

@@ -38,23 +38,25 @@ def test_dot_text_has_every_node_and_edge(xp):
     text = utils.get_dot_graph(y, verbose=True)
     assert text.startswith("digraph g {\n") and text.endswith("}")
     nodes, edges = _nodes(text), _edges(text)
+    # the graph is drawn from its nodes: variables nobody holds (x0 * x1, sin(x0)) are there too
     add = y.creator
-    mul, sin = (v.creator for v in add.inputs)
+    product, sine = add.input_nodes
+    mul, sin = product.creator, sine.creator
     float_name = agrad.current_backend().dtype_name(y.dtype)
-    assert nodes[str(id(y))] == f'label="y: (2, 3) {float_name}", color=orange, style=filled'
-    assert 'label="x0: (2, 3) float64"' in nodes[str(id(x0))]
-    assert "(2, 3)" in nodes[str(id(x1))]
+    assert nodes[str(id(y.node))] == f'label="y: (2, 3) {float_name}", color=orange, style=filled'
+    assert 'label="x0: (2, 3) float64"' in nodes[str(id(x0.node))]
+    assert "(2, 3)" in nodes[str(id(x1.node))]
     for func, name in ((add, "Add"), (mul, "Mul"), (sin, "Sin")):
         assert nodes[str(id(func))] == f'label="{name}", color=lightblue, style=filled, shape=box'
     expected = {
-        (id(x0), id(mul)),
-        (id(x1), id(mul)),
-        (id(x0), id(sin)),
-        (id(mul), id(mul.outputs[0]())),
-        (id(sin), id(sin.outputs[0]())),
-        (id(mul.outputs[0]()), id(add)),
-        (id(sin.outputs[0]()), id(add)),
-        (id(add), id(y)),
+        (id(x0.node), id(mul)),
+        (id(x1.node), id(mul)),
+        (id(x0.node), id(sin)),
+        (id(mul), id(product)),
+        (id(sin), id(sine)),
+        (id(product), id(add)),
+        (id(sine), id(add)),
+        (id(add), id(y.node)),
     }
     assert edges == {(str(a), str(b)) for a, b in expected}
     # one declaration per node even though x0 feeds two functions
@@ -62,11 +64,18 @@ def test_dot_text_has_every_node_and_edge(xp):
     assert len(declared) == len(set(declared)) == 8
 
 
+def test_dot_text_is_whole_after_backward_released_the_graph(xp):
+    _, _, y = _graph(xp)
+    before = utils.get_dot_graph(y)
+    F.sum(y).backward()
+    assert utils.get_dot_graph(y) == before
+
+
 def test_dot_text_without_details(xp):
     x0, _, y = _graph(xp)
     text = utils.get_dot_graph(y, verbose=False)
     nodes = _nodes(text)
-    assert nodes[str(id(x0))].startswith('label="x0"')
+    assert nodes[str(id(x0.node))].startswith('label="x0"')
     assert "(2, 3)" not in text
     unnamed = [attrs for attrs in nodes.values() if attrs.startswith('label=""')]
     assert len(unnamed) == 2  # the outputs of Mul and Sin

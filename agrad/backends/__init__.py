@@ -24,6 +24,7 @@ __all__ = [
     "BackendFallbackWarning",
     "BackendUnavailableError",
     "backend_of",
+    "backend_for_type",
     "available_backends",
     "get_backend",
     "current_backend",
@@ -49,6 +50,9 @@ _ALIASES = {
 }
 # array type -> backend; filled as types are met so the lookup costs one dict access
 _BY_TYPE: dict[type, Backend] = {}
+#: ``backend_for_type(type(x))``: the backend of an array type already met, else None (one dict
+#: lookup, for the hot path; ``backend_of`` is the complete lookup)
+backend_for_type = _BY_TYPE.get
 
 _default: contextvars.ContextVar[Backend | None] = contextvars.ContextVar(
     "agrad_backend", default=None
@@ -154,5 +158,5 @@ def is_array(x: Any) -> bool:
 def seed(value: int) -> None:
     """Seed the random numbers of every backend (initialisation, shuffling, dropout)."""
     for backend in _REGISTRY.values():
-        if backend is _numpy or backend._xp is not None:  # never import a library just to seed it
+        if backend is _numpy or backend.loaded:  # never import a library just to seed it
             backend.seed(value)

@@ -22,8 +22,6 @@ class Backend:
 
     def __init__(self) -> None:
         self._probe: tuple[bool, str] | None = None
-        self._xp: Any = None
-        self._array_type: type | None = None
 
     # -- availability -----------------------------------------------------------------------
     def _check(self) -> None:
@@ -57,19 +55,23 @@ class Backend:
         """Return ``(namespace, array type)``; imports the library."""
         raise NotImplementedError
 
-    @property
-    def xp(self) -> Any:
-        """The Array API namespace of this backend."""
-        if self._xp is None:
-            self._xp, self._array_type = self._load()
-        return self._xp
+    #: the Array API namespace of this backend (loaded on first access)
+    xp: Any
+    #: the array class this backend computes on (loaded on first access)
+    array_type: type
+
+    def __getattr__(self, name: str) -> Any:
+        # `xp` and `array_type` become plain attributes once loaded: the hot path reads them
+        # at the cost of an attribute lookup, and `import agrad` imports no optional library
+        if name in ("xp", "array_type"):
+            self.xp, self.array_type = self._load()
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
-    def array_type(self) -> type:
-        """The array class this backend computes on."""
-        if self._array_type is None:
-            self._xp, self._array_type = self._load()
-        return self._array_type
+    def loaded(self) -> bool:
+        """Whether the library has been imported (``xp`` touched) in this process."""
+        return "xp" in self.__dict__
 
     def owns(self, x: Any) -> bool:
         """True if ``x`` is an array of this backend (never imports the library)."""
@@ -116,6 +118,10 @@ class Backend:
     def devices(self) -> list[str]:
         """Human-readable descriptions of every device this backend can use."""
         return [self.device_name()]
+
+    def is_writable(self, x: Any) -> bool:
+        """Whether writing into ``x`` in place is safe: not read-only, not a broadcast view."""
+        return True
 
     # -- what the standard lacks ------------------------------------------------------------
     def scatter_add(self, target: Any, indices: Any, values: Any) -> Any:

@@ -36,6 +36,9 @@ class ArrayApiStrictBackend(Backend):
     def to_host(self, x: Any) -> Any:
         return host.asarray(x)
 
+    def is_writable(self, x: Any) -> bool:
+        return x._array.flags.writeable  # the NumPy array inside; broadcast views are read-only
+
     def dtype_name(self, dtype: Any) -> str:
         return str(dtype).rsplit(".", 1)[-1]
 

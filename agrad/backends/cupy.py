@@ -48,6 +48,10 @@ class CupyBackend(Backend):
     def to_host(self, x: Any) -> Any:
         return x.get()
 
+    def is_writable(self, x: Any) -> bool:
+        # CuPy has no read-only flag: a broadcast view shows itself by a zero stride
+        return all(stride != 0 or n <= 1 for stride, n in zip(x.strides, x.shape))
+
     # CuPy's dtypes are NumPy's
     def dtype(self, name: str) -> Any:
         return host.dtype(name)

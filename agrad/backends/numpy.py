@@ -30,6 +30,9 @@ class NumpyBackend(Backend):
     def to_host(self, x: Any) -> Any:
         return numpy.asarray(x)
 
+    def is_writable(self, x: Any) -> bool:
+        return x.flags.writeable  # broadcast_to views are read-only
+
     # what array_api_compat's asarray does for one argument, without its keyword handling
     # (about 1 µs per call, which is most of an operation on 0-d data)
     from_result = staticmethod(numpy.asarray)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agrad import ops
-from agrad.core import Function, Variable, as_variable
+from agrad.core import Function, Variable, array_of, as_variable
 from agrad.functions.arithmetic import div
 from agrad.functions.elementwise import exp
 from agrad.functions.reduction import sum as _sum
@@ -59,6 +59,8 @@ def _axis(axis: Any) -> Any:
 class Sigmoid(Function):
     """1 / (1 + exp(-x)), computed as tanh(x/2)/2 + 1/2; the gradient uses the output."""
 
+    retain_inputs, retain_outputs = (), (0,)
+
     def forward(self, x: Any) -> Any:
         return _sigmoid_array(self.xp, x)
 
@@ -68,19 +70,23 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
-    """max(x, 0); the gradient passes where x > 0."""
+    """max(x, 0); the gradient passes where x > 0 (where the output is, NaN included)."""
+
+    retain_inputs, retain_outputs = (), (0,)
 
     def forward(self, x: Any) -> Any:
         # maximum (not where) so that NaN propagates, as in DeZero
         return self.xp.maximum(x, self.xp.zeros_like(x))
 
     def vjp(self, d, xs, ys, gys):
-        x = self.inputs[0].data
-        return gys[0] * self.xp.astype(x > 0, x.dtype)
+        y = array_of(ys[0])
+        return gys[0] * self.xp.astype(y > 0, y.dtype)
 
 
 class LeakyReLU(Function):
     """x where x > 0, else ``slope * x``."""
+
+    retain_inputs, retain_outputs = (0,), ()
 
     def __init__(self, slope: float = 0.2) -> None:
         self.slope = slope
@@ -89,7 +95,7 @@ class LeakyReLU(Function):
         return self.xp.where(x > 0, x, x * self.slope)
 
     def vjp(self, d, xs, ys, gys):
-        x = self.inputs[0].data
+        x = array_of(xs[0])
         xp = self.xp
         factor = xp.where(x > 0, xp.ones_like(x), xp.full_like(x, self.slope))
         return gys[0] * factor
@@ -97,6 +103,8 @@ class LeakyReLU(Function):
 
 class Softmax(Function):
     """exp(x) / sum(exp(x), axis), shifted by the max so that it never overflows."""
+
+    retain_inputs, retain_outputs = (), (0,)
 
     def __init__(self, axis: Any = 1) -> None:
         self.axis = _axis(axis)
@@ -112,6 +120,8 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     """x - logsumexp(x, axis), stable for large logits."""
+
+    retain_inputs, retain_outputs = (), (0,)
 
     def __init__(self, axis: Any = 1) -> None:
         self.axis = _axis(axis)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from agrad.core import Function, Variable, _is_number, _scalar
@@ -23,6 +24,7 @@ __all__ = [
     "DivConstant",
     "RSubConstant",
     "RDivConstant",
+    "RPowConstant",
     "add",
     "sub",
     "rsub",
@@ -31,6 +33,7 @@ __all__ = [
     "rdiv",
     "neg",
     "pow",
+    "rpow",
     "square",
 ]
 
@@ -38,38 +41,52 @@ __all__ = [
 class Add(Function):
     """x0 + x1."""
 
+    retain_inputs = retain_outputs = ()
+
     def forward(self, x0: Any, x1: Any) -> Any:
         return x0 + x1
 
     def vjp(self, d, xs, ys, gys):
         (gy,) = gys
-        return _unbroadcast(d, gy, xs[0].shape), _unbroadcast(d, gy, xs[1].shape)
+        gx0 = _unbroadcast(d, gy, xs[0].shape) if self.needs_input_grad(0) else None
+        gx1 = _unbroadcast(d, gy, xs[1].shape) if self.needs_input_grad(1) else None
+        return gx0, gx1
 
 
 class Sub(Function):
     """x0 - x1."""
+
+    retain_inputs = retain_outputs = ()
 
     def forward(self, x0: Any, x1: Any) -> Any:
         return x0 - x1
 
     def vjp(self, d, xs, ys, gys):
         (gy,) = gys
-        return _unbroadcast(d, gy, xs[0].shape), _unbroadcast(d, -gy, xs[1].shape)
+        gx0 = _unbroadcast(d, gy, xs[0].shape) if self.needs_input_grad(0) else None
+        gx1 = _unbroadcast(d, -gy, xs[1].shape) if self.needs_input_grad(1) else None
+        return gx0, gx1
 
 
 class Mul(Function):
     """x0 * x1."""
+
+    retain_inputs, retain_outputs = (0, 1), ()
 
     def forward(self, x0: Any, x1: Any) -> Any:
         return x0 * x1
 
     def vjp(self, d, xs, ys, gys):
         (gy,), (x0, x1) = gys, xs
-        return _unbroadcast(d, gy * x1, x0.shape), _unbroadcast(d, gy * x0, x1.shape)
+        gx0 = _unbroadcast(d, gy * x1, x0.shape) if self.needs_input_grad(0) else None
+        gx1 = _unbroadcast(d, gy * x0, x1.shape) if self.needs_input_grad(1) else None
+        return gx0, gx1
 
 
 class Div(Function):
     """x0 / x1."""
+
+    retain_inputs, retain_outputs = (0, 1), ()
 
     def forward(self, x0: Any, x1: Any) -> Any:
         return x0 / x1
@@ -77,11 +94,14 @@ class Div(Function):
     def vjp(self, d, xs, ys, gys):
         (gy,), (x0, x1) = gys, xs
         gx0 = gy / x1
-        return _unbroadcast(d, gx0, x0.shape), _unbroadcast(d, -gx0 * x0 / x1, x1.shape)
+        gx1 = _unbroadcast(d, -gx0 * x0 / x1, x1.shape) if self.needs_input_grad(1) else None
+        return _unbroadcast(d, gx0, x0.shape) if self.needs_input_grad(0) else None, gx1
 
 
 class Neg(Function):
     """-x."""
+
+    retain_inputs = retain_outputs = ()
 
     def forward(self, x: Any) -> Any:
         return -x
@@ -92,6 +112,8 @@ class Neg(Function):
 
 class Pow(Function):
     """x ** c for a constant exponent ``c``."""
+
+    retain_inputs, retain_outputs = (0,), ()
 
     def __init__(self, c: Any) -> None:
         self.c = c
@@ -108,6 +130,8 @@ class Pow(Function):
 class AddConstant(Function):
     """x + c."""
 
+    retain_inputs = retain_outputs = ()
+
     def __init__(self, c: Any) -> None:
         self.c = c
 
@@ -120,6 +144,8 @@ class AddConstant(Function):
 
 class MulConstant(Function):
     """x * c."""
+
+    retain_inputs = retain_outputs = ()
 
     def __init__(self, c: Any) -> None:
         self.c = c
@@ -134,6 +160,8 @@ class MulConstant(Function):
 class DivConstant(Function):
     """x / c."""
 
+    retain_inputs = retain_outputs = ()
+
     def __init__(self, c: Any) -> None:
         self.c = c
 
@@ -146,6 +174,8 @@ class DivConstant(Function):
 
 class RSubConstant(Function):
     """c - x."""
+
+    retain_inputs = retain_outputs = ()
 
     def __init__(self, c: Any) -> None:
         self.c = c
@@ -160,6 +190,8 @@ class RSubConstant(Function):
 class RDivConstant(Function):
     """c / x."""
 
+    retain_inputs, retain_outputs = (0,), ()
+
     def __init__(self, c: Any) -> None:
         self.c = c
 
@@ -169,6 +201,25 @@ class RDivConstant(Function):
     def vjp(self, d, xs, ys, gys):
         (x,) = xs
         return gys[0] * (-self.c / (x * x))
+
+
+class RPowConstant(Function):
+    """c ** x for a constant base ``c``; the gradient uses the output."""
+
+    retain_inputs, retain_outputs = (), (0,)
+
+    def __init__(self, c: Any) -> None:
+        if c <= 0:
+            raise ValueError(
+                f"c ** x: the base must be a positive number to differentiate, not {c}"
+            )
+        self.c = c
+
+    def forward(self, x: Any) -> Any:
+        return self.xp.exp(x * math.log(self.c))
+
+    def vjp(self, d, xs, ys, gys):
+        return gys[0] * ys[0] * math.log(self.c)
 
 
 def add(x0: Any, x1: Any) -> Variable:
@@ -230,6 +281,13 @@ def pow(x: Any, c: Any) -> Variable:  # noqa: A001 - DeZero's name
             "(a Variable exponent is not differentiable here)"
         )
     return Pow(_scalar(c))(x)
+
+
+def rpow(x: Any, c: Any) -> Variable:
+    """c ** x for a positive constant number ``c`` (``2 ** x``)."""
+    if isinstance(c, Variable) or not _is_number(c):
+        raise TypeError(f"rpow: the base must be a Python number, not {type(c).__name__}")
+    return RPowConstant(_scalar(c))(x)
 
 
 def square(x: Any) -> Variable:

@@ -163,6 +163,8 @@ def col2im_array(
 class Im2col(Function):
     """Kernel windows of an NCHW image (see ``im2col_array``); the gradient is ``col2im``."""
 
+    retain_inputs = retain_outputs = ()
+
     def __init__(self, kernel_size: Any, stride: Any = 1, pad: Any = 0, to_matrix: bool = True):
         self.kernel_size, self.stride, self.pad = kernel_size, stride, pad
         self.to_matrix = to_matrix
@@ -180,6 +182,8 @@ class Im2col(Function):
 
 class Col2im(Function):
     """Sum windows back into an NCHW image; the gradient is ``im2col``."""
+
+    retain_inputs = retain_outputs = ()
 
     def __init__(
         self,
@@ -231,11 +235,11 @@ def _col2im_twin(xp, x, input_shape, kernel_size, stride=1, pad=0, to_matrix=Tru
 
 
 # -- convolution ----------------------------------------------------------------------------
-def _bias_grad(func: Function, d: Any, gy: Any) -> tuple:
+def _bias_grad(xs: tuple, d: Any, gy: Any) -> tuple:
     """The bias gradient as a 0- or 1-tuple: none without a bias input, None for a None bias."""
-    if len(func.inputs) == 2:
+    if len(xs) == 2:
         return ()
-    if func.inputs[2].data is None:  # called as Conv2d()(x, W, None), as DeZero's conv2d does
+    if xs[2] is None:  # called as Conv2d()(x, W, None), as DeZero's conv2d does
         return (None,)
     return (d.sum(gy, axis=(0, 2, 3)),)
 
@@ -288,6 +292,8 @@ def _grad_w_forward(xp: Any, x: Any, gy: Any, kernel_size: Any, stride: Any, pad
 class Conv2d(Function):
     """2-D convolution (cross-correlation) of NCHW ``x`` with ``W`` (OC, C, KH, KW), plus bias."""
 
+    retain_inputs, retain_outputs = (0, 1), ()
+
     def __init__(self, stride: Any = 1, pad: Any = 0) -> None:
         self.stride, self.pad = pair(stride), pair(pad)
 
@@ -301,11 +307,13 @@ class Conv2d(Function):
         if self.needs_input_grad(0):
             gx = d.deconv2d(gy, W, None, self.stride, self.pad, outsize)
         gW = d.conv2d_grad_w(x, gy, (W.shape[2], W.shape[3]), self.stride, self.pad)
-        return (gx, gW, *_bias_grad(self, d, gy))
+        return (gx, gW, *_bias_grad(xs, d, gy))
 
 
 class Deconv2d(Function):
     """Transposed convolution of NCHW ``x`` with ``W`` (C, OC, KH, KW), plus bias."""
+
+    retain_inputs, retain_outputs = (0, 1), ()
 
     def __init__(self, stride: Any = 1, pad: Any = 0, outsize: Any = None) -> None:
         self.stride, self.pad = pair(stride), pair(pad)
@@ -318,7 +326,7 @@ class Deconv2d(Function):
         (gy,), x, W = gys, xs[0], xs[1]
         gx = d.conv2d(gy, W, None, self.stride, self.pad)
         gW = d.conv2d_grad_w(gy, x, (W.shape[2], W.shape[3]), self.stride, self.pad)
-        return (gx, gW, *_bias_grad(self, d, gy))
+        return (gx, gW, *_bias_grad(xs, d, gy))
 
 
 class Conv2DGradW(Function):
@@ -327,10 +335,12 @@ class Conv2DGradW(Function):
     Takes the kernel geometry, or (as DeZero) the ``Conv2d`` function whose W it differentiates.
     """
 
+    retain_inputs, retain_outputs = (0, 1), ()
+
     def __init__(self, kernel_size: Any, stride: Any = 1, pad: Any = 0) -> None:
         if isinstance(kernel_size, Function):  # DeZero: Conv2DGradW(conv)
             conv = kernel_size
-            kernel_size, stride, pad = tuple(conv.inputs[1].shape[2:]), conv.stride, conv.pad
+            kernel_size, stride, pad = tuple(conv.input_nodes[1].shape[2:]), conv.stride, conv.pad
         self.kernel_size, self.stride, self.pad = pair(kernel_size), pair(stride), pair(pad)
 
     def forward(self, x: Any, gy: Any) -> Any:
@@ -419,6 +429,8 @@ def _pooling_with_indexes_forward(xp: Any, x: Any, indexes: Any, geometry: tuple
 class Pooling(Function):
     """Max pooling; remembers each window's argmax (the first, on ties) for the gradient."""
 
+    retain_inputs, retain_outputs, retain_attributes = (), (), ("indexes",)
+
     def __init__(self, kernel_size: Any, stride: Any = 1, pad: Any = 0) -> None:
         self.kernel_size, self.stride, self.pad = pair(kernel_size), pair(stride), pair(pad)
 
@@ -436,6 +448,8 @@ class Pooling(Function):
 class Pooling2DGrad(Function):
     """The gradient of max pooling: each output gradient goes to its window's argmax."""
 
+    retain_inputs, retain_outputs, retain_attributes = (), (), ("indexes",)
+
     def __init__(
         self,
         indexes: Any,
@@ -446,7 +460,7 @@ class Pooling2DGrad(Function):
     ) -> None:
         if isinstance(indexes, Pooling):  # DeZero: Pooling2DGrad(mpool2d)
             pool = indexes
-            indexes, input_shape = pool.indexes, tuple(pool.inputs[0].shape)
+            indexes, input_shape = pool.indexes, tuple(pool.input_nodes[0].shape)
             kernel_size, stride, pad = pool.kernel_size, pool.stride, pool.pad
         self.indexes, self.input_shape = indexes, tuple(input_shape)
         self.kernel_size, self.stride, self.pad = pair(kernel_size), pair(stride), pair(pad)
@@ -461,6 +475,8 @@ class Pooling2DGrad(Function):
 
 class Pooling2DWithIndexes(Function):
     """Each window's element of ``x`` at the saved argmax (max pooling as a linear map)."""
+
+    retain_inputs, retain_outputs, retain_attributes = (), (), ("indexes",)
 
     def __init__(self, indexes: Any, kernel_size: Any = None, stride: Any = 1, pad: Any = 0):
         if isinstance(indexes, Pooling):  # DeZero: Pooling2DWithIndexes(mpool2d)
@@ -530,6 +546,8 @@ def _pooling_with_indexes_twin(xp, x, indexes, kernel_size, stride=1, pad=0):
 
 class AveragePooling(Function):
     """Average pooling (padding counts as zeros, as in DeZero); the gradient is spread evenly."""
+
+    retain_inputs = retain_outputs = ()
 
     def __init__(self, kernel_size: Any, stride: Any = 1, pad: Any = 0) -> None:
         self.kernel_size, self.stride, self.pad = pair(kernel_size), pair(stride), pair(pad)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agrad.core import Function, Variable, _is_number
+from agrad.core import Function, Variable, _is_number, array_of
 from agrad.functions.arithmetic import _unbroadcast
 
 __all__ = [
@@ -38,6 +38,8 @@ __all__ = [
 class Sin(Function):
     """sin(x)."""
 
+    retain_inputs, retain_outputs = (0,), ()
+
     def forward(self, x: Any) -> Any:
         return self.xp.sin(x)
 
@@ -48,6 +50,8 @@ class Sin(Function):
 class Cos(Function):
     """cos(x)."""
 
+    retain_inputs, retain_outputs = (0,), ()
+
     def forward(self, x: Any) -> Any:
         return self.xp.cos(x)
 
@@ -57,6 +61,8 @@ class Cos(Function):
 
 class Tanh(Function):
     """tanh(x); the gradient uses the output."""
+
+    retain_inputs, retain_outputs = (), (0,)
 
     def forward(self, x: Any) -> Any:
         return self.xp.tanh(x)
@@ -69,6 +75,8 @@ class Tanh(Function):
 class Exp(Function):
     """exp(x); the gradient uses the output."""
 
+    retain_inputs, retain_outputs = (), (0,)
+
     def forward(self, x: Any) -> Any:
         return self.xp.exp(x)
 
@@ -78,6 +86,8 @@ class Exp(Function):
 
 class Log(Function):
     """Natural logarithm."""
+
+    retain_inputs, retain_outputs = (0,), ()
 
     def forward(self, x: Any) -> Any:
         return self.xp.log(x)
@@ -89,6 +99,8 @@ class Log(Function):
 class Sqrt(Function):
     """Square root; the gradient uses the output."""
 
+    retain_inputs, retain_outputs = (), (0,)
+
     def forward(self, x: Any) -> Any:
         return self.xp.sqrt(x)
 
@@ -99,15 +111,19 @@ class Sqrt(Function):
 class Abs(Function):
     """|x|; the gradient at 0 is 0 (the sign of x)."""
 
+    retain_inputs, retain_outputs = (0,), ()
+
     def forward(self, x: Any) -> Any:
         return self.xp.abs(x)
 
     def vjp(self, d, xs, ys, gys):
-        return gys[0] * self.xp.sign(self.inputs[0].data)
+        return gys[0] * self.xp.sign(array_of(xs[0]))
 
 
 class Sign(Function):
     """sign(x): -1, 0 or 1; piecewise constant, so its gradient is zero."""
+
+    retain_inputs = retain_outputs = ()
 
     def forward(self, x: Any) -> Any:
         return self.xp.sign(x)
@@ -127,11 +143,13 @@ def _select_masks(xp: Any, first_wins: Any, tie: Any, dtype: Any) -> tuple[Any, 
 class Maximum(Function):
     """Elementwise max(x0, x1) with broadcasting; at ties each input gets half the gradient."""
 
+    retain_inputs, retain_outputs = (0, 1), ()
+
     def forward(self, x0: Any, x1: Any) -> Any:
         return self.xp.maximum(x0, x1)
 
     def vjp(self, d, xs, ys, gys):
-        a, b = self.inputs[0].data, self.inputs[1].data
+        a, b = array_of(xs[0]), array_of(xs[1])
         m0, m1 = _select_masks(self.xp, a > b, a == b, gys[0].dtype)
         gy = gys[0]
         return _unbroadcast(d, gy * m0, xs[0].shape), _unbroadcast(d, gy * m1, xs[1].shape)
@@ -140,11 +158,13 @@ class Maximum(Function):
 class Minimum(Function):
     """Elementwise min(x0, x1) with broadcasting; at ties each input gets half the gradient."""
 
+    retain_inputs, retain_outputs = (0, 1), ()
+
     def forward(self, x0: Any, x1: Any) -> Any:
         return self.xp.minimum(x0, x1)
 
     def vjp(self, d, xs, ys, gys):
-        a, b = self.inputs[0].data, self.inputs[1].data
+        a, b = array_of(xs[0]), array_of(xs[1])
         m0, m1 = _select_masks(self.xp, a < b, a == b, gys[0].dtype)
         gy = gys[0]
         return _unbroadcast(d, gy * m0, xs[0].shape), _unbroadcast(d, gy * m1, xs[1].shape)
@@ -152,6 +172,8 @@ class Minimum(Function):
 
 class Where(Function):
     """``x0`` where ``condition`` holds, else ``x1`` (broadcasting); the condition is a constant."""
+
+    retain_inputs, retain_outputs, retain_attributes = (), (), ("condition",)
 
     def __init__(self, condition: Any) -> None:
         self.condition = condition.data if isinstance(condition, Variable) else condition
@@ -179,6 +201,8 @@ class Where(Function):
 class Clip(Function):
     """Clip ``x`` to [x_min, x_max]; the gradient flows where x_min <= x <= x_max (DeZero)."""
 
+    retain_inputs, retain_outputs = (0,), ()
+
     def __init__(self, x_min: Any, x_max: Any) -> None:
         self.x_min = x_min
         self.x_max = x_max
@@ -187,7 +211,7 @@ class Clip(Function):
         return self.xp.clip(x, self.x_min, self.x_max)
 
     def vjp(self, d, xs, ys, gys):
-        x = self.inputs[0].data
+        x = array_of(xs[0])
         inside = self.xp.ones_like(x, dtype=self.xp.bool)
         if self.x_min is not None:
             inside = inside & (x >= self.x_min)

@@ -133,6 +133,8 @@ def _scatter(xp: Any, gy: Any, key: tuple, in_shape: tuple[int, ...]) -> Any:
 class GetItem(Function):
     """``x[slices]`` with NumPy's indexing rules (where the backend allows them)."""
 
+    retain_inputs = retain_outputs = ()
+
     def __init__(self, slices: Any) -> None:
         self.slices = slices
 
@@ -147,6 +149,8 @@ class GetItem(Function):
 
 class GetItemGrad(Function):
     """The gradient of ``get_item``: scatter-add ``gy`` into zeros of the input's shape."""
+
+    retain_inputs = retain_outputs = ()
 
     def __init__(self, slices: Any, in_shape: tuple[int, ...]) -> None:
         self.slices = slices
@@ -183,6 +187,8 @@ def _get_item_grad_array(xp: Any, gy: Any, slices: Any, in_shape: tuple[int, ...
 
 class EmbedID(Function):
     """Rows of ``W`` picked by the integer ``ids`` (``W[ids]``); the ids are a constant."""
+
+    retain_inputs = retain_outputs = ()
 
     def __init__(self, ids: Any) -> None:
         self.ids = ids

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from agrad.backends import backend_of
-from agrad.core import Function, Variable, as_variable
+from agrad.core import Function, Variable, array_of, as_variable
 from agrad.functions import elementwise as _elementwise
 from agrad.functions.activation import _logsumexp_array, softmax
 from agrad.functions.arithmetic import _unbroadcast
@@ -61,6 +61,8 @@ def _one_hot(xp: Any, t: Any, n: int, classes: int, dtype: Any) -> Any:
 class MeanSquaredError(Function):
     """sum((x0 - x1)**2) / len(x0): DeZero divides by the first dimension, not the size."""
 
+    retain_inputs, retain_outputs = (0, 1), ()
+
     def forward(self, x0: Any, x1: Any) -> Any:
         diff = x0 - x1
         return self.xp.sum(diff**2) / _batch_size(diff)
@@ -75,6 +77,8 @@ class MeanSquaredError(Function):
 class SoftmaxCrossEntropy(Function):
     """Mean over the batch of -log softmax(x)[i, t[i]], for logits ``x`` of shape (N, C)."""
 
+    retain_inputs, retain_outputs = (0, 1), ()
+
     def forward(self, x: Any, t: Any) -> Any:
         xp = self.xp
         n = x.shape[0]
@@ -83,7 +87,7 @@ class SoftmaxCrossEntropy(Function):
         return -xp.sum(picked) / n
 
     def vjp(self, d, xs, ys, gys):
-        x, t = self.inputs[0].data, self.inputs[1].data
+        x, t = xs[0], array_of(xs[1])
         n, classes = x.shape
         one_hot = _one_hot(self.xp, t, n, classes, x.dtype)
         return (d.softmax(xs[0], axis=1) - one_hot) * (gys[0] / n), None
@@ -92,13 +96,15 @@ class SoftmaxCrossEntropy(Function):
 class _PickLabels(Function):
     """Row i of ``x`` (N, C) at column ``t[i]``; the gradient goes back to those entries only."""
 
+    retain_inputs, retain_outputs = (1,), ()
+
     def forward(self, x: Any, t: Any) -> Any:
         n = x.shape[0]
         picked = self.xp.take_along_axis(x, _label_column(self.xp, t, n), axis=1)
         return self.xp.reshape(picked, (n,))
 
     def vjp(self, d, xs, ys, gys):
-        x, t = self.inputs[0].data, self.inputs[1].data
+        x, t = xs[0], array_of(xs[1])
         n, classes = x.shape
         one_hot = _one_hot(self.xp, t, n, classes, x.dtype)
         return d.reshape(gys[0], (n, 1)) * one_hot, None
@@ -110,6 +116,9 @@ class SigmoidCrossEntropy(Function):
     Computed from log-sigmoids, so large logits never take the log of 0 (DeZero's composite
     gives inf there); log p is clipped at log(1e-15) as DeZero clips p. Targets get no gradient.
     """
+
+    retain_inputs, retain_outputs = (0,), ()
+    retain_attributes = ("_unclipped", "_targets")
 
     def forward(self, x: Any, t: Any) -> Any:
         xp = self.xp

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agrad.core import Function, Variable
+from agrad.core import Function, Variable, array_of
 from agrad.ops import _normalize_axis
 
 
@@ -27,6 +27,8 @@ __all__ = [
 
 class Sum(Function):
     """Sum over ``axis`` (all axes when None)."""
+
+    retain_inputs = retain_outputs = ()
 
     def __init__(self, axis: Any = None, keepdims: bool = False) -> None:
         self.axis = tuple(axis) if isinstance(axis, list) else axis
@@ -60,13 +62,14 @@ mean = average
 class _Extreme(Function):
     """Max or min over ``axis``; the gradient goes to every position equal to the extreme."""
 
+    retain_inputs, retain_outputs = (0,), (0,)
+
     def __init__(self, axis: Any = None, keepdims: bool = False) -> None:
         self.axis = tuple(axis) if isinstance(axis, list) else axis
         self.keepdims = keepdims
 
     def vjp(self, d, xs, ys, gys):
-        x = self.inputs[0].data
-        y = ys[0].data if isinstance(ys[0], Variable) else ys[0]
+        x, y = array_of(xs[0]), array_of(ys[0])
         keep_shape = _keepdims_shape(tuple(x.shape), self.axis)
         hit = x == self.xp.reshape(y, keep_shape)  # ties all get the gradient, as in DeZero
         return d.reshape(gys[0], keep_shape) * self.xp.astype(hit, gys[0].dtype)

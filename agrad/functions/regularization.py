@@ -26,6 +26,8 @@ __all__ = [
 class Dropout(Function):
     """x * mask / (1 - ratio): inverted dropout with a fixed 0/1 ``mask`` of x's shape."""
 
+    retain_inputs, retain_outputs, retain_attributes = (), (), ("mask",)
+
     def __init__(self, mask: Any, scale: float) -> None:
         self.mask = mask
         self.scale = scale
@@ -77,6 +79,9 @@ class BatchNorm(Function):
     are updated (var scaled by m/(m-1), DeZero's unbiased estimate); in test mode the running
     statistics normalise and are left alone. The gradient is twice differentiable in both modes.
     """
+
+    retain_inputs, retain_outputs = (0, 1), ()
+    retain_attributes = ("running_mean", "inv_std")
 
     def __init__(self, mean: Any, var: Any, decay: float, eps: float) -> None:
         self.avg_mean = mean

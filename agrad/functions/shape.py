@@ -33,6 +33,8 @@ __all__ = [
 class Reshape(Function):
     """Reshape to ``shape``."""
 
+    retain_inputs = retain_outputs = ()
+
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = tuple(shape)
 
@@ -45,6 +47,8 @@ class Reshape(Function):
 
 class Transpose(Function):
     """Permute axes (reverse them when ``axes`` is None)."""
+
+    retain_inputs = retain_outputs = ()
 
     def __init__(self, axes: Any = None) -> None:
         self.axes = None if axes is None else tuple(axes)
@@ -62,6 +66,8 @@ class Transpose(Function):
 class BroadcastTo(Function):
     """Broadcast to ``shape``; the gradient sums back."""
 
+    retain_inputs = retain_outputs = ()
+
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = tuple(shape)
 
@@ -75,13 +81,15 @@ class BroadcastTo(Function):
 class SumTo(Function):
     """Sum over broadcast axes down to ``shape``; the gradient broadcasts back."""
 
+    retain_inputs = retain_outputs = ()
+
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = tuple(shape)
 
     def forward(self, x: Any) -> Any:
         from agrad.ops import array_ops
 
-        return array_ops(self.xp).sum_to(x, self.shape)
+        return array_ops(self.backend).sum_to(x, self.shape)
 
     def vjp(self, d, xs, ys, gys):
         return d.broadcast_to(gys[0], xs[0].shape)
@@ -146,6 +154,8 @@ def _slab(axis: int, start: int, stop: int) -> tuple:
 class Concat(Function):
     """Join arrays along an existing axis; each input's gradient is its slab of the output's."""
 
+    retain_inputs = retain_outputs = ()
+
     def __init__(self, axis: int = 0) -> None:
         self.axis = axis
 
@@ -166,6 +176,8 @@ class Concat(Function):
 class Stack(Function):
     """Join arrays along a new axis; each input's gradient is its slice of the output's."""
 
+    retain_inputs = retain_outputs = ()
+
     def __init__(self, axis: int = 0) -> None:
         self.axis = axis
 
@@ -180,6 +192,8 @@ class Stack(Function):
 
 class Split(Function):
     """Split along ``axis`` into equal sections (an int) or at the given indices (NumPy's rule)."""
+
+    retain_inputs = retain_outputs = ()
 
     def __init__(self, indices_or_sections: Any, axis: int = 0) -> None:
         self.indices_or_sections = indices_or_sections

@@ -1,6 +1,6 @@
 """Every name a ``vjp`` may call on ``d`` exists in both vocabularies with matching parameters.
 
-On the fast path ``d`` is ``agrad.ops.array_ops(xp)``; with ``create_graph=True`` it is
+On the fast path ``d`` is ``agrad.ops.array_ops(backend)``; with ``create_graph=True`` it is
 ``agrad.functions``. A name missing from either breaks one of the two paths.
 """
 
@@ -10,6 +10,7 @@ import inspect
 
 import pytest
 
+import agrad
 import agrad.functions as F
 from agrad import ops
 
@@ -37,12 +38,14 @@ def _parameters(func, skip_first):
 
 
 def test_every_array_op_exists_in_functions(xp):
-    missing = sorted(name for name in _vocabulary(ops.array_ops(xp)) if not hasattr(F, name))
+    missing = sorted(
+        name for name in _vocabulary(ops.array_ops(agrad.current_backend())) if not hasattr(F, name)
+    )
     assert not missing, f"ArrayOps names without an agrad.functions counterpart: {missing}"
 
 
 def test_functions_take_the_parameters_of_their_array_twins(xp):
-    array_ops = ops.array_ops(xp)
+    array_ops = ops.array_ops(agrad.current_backend())
     mismatched = []
     for name in sorted(_vocabulary(array_ops)):
         if name in ops.ArrayOps._DIRECT:

@@ -1,0 +1,471 @@
+"""Reverse-mode differentiation over the graph of :mod:`agrad.core`: ``backward`` and ``grad``.
+
+Functions run once each, highest generation first, so that every output gradient is complete
+before its function runs. Output gradients wait on their function (``Function._grads``), leaf
+gradients in a dict keyed by the leaf's node; nothing is keyed by the user's Variables, which the
+graph does not hold. Unless the graph is retained, each function releases the arrays it kept as
+soon as its gradient is computed.
+
+Two modes share the loop: plain (``create_graph=False``), where ``vjp`` runs on arrays with the
+backend's :class:`~agrad.ops.ArrayOps` and nothing is recorded; and graph mode, where ``vjp``
+runs on Variables with ``agrad.functions`` so that the gradients can be differentiated again.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from typing import Any
+
+from agrad import functions as _functions
+from agrad.backends import backend_of
+from agrad.config import _enable_backprop
+from agrad.core import (
+    Function,
+    RemovableHandle,
+    Variable,
+    VariableNode,
+    _weakref,
+    is_differentiable_dtype,
+)
+from agrad.ops import array_ops
+
+__all__ = ["backward", "grad"]
+
+
+def _seed(root: Variable) -> Any:
+    """The gradient backward starts from: ``root.grad`` if the user set it, else ones."""
+    data = root.data
+    if data is None:
+        raise ValueError("backward() called on a Variable without data")
+    backend = backend_of(data)
+    given = root.grad
+    if given is None:
+        if not is_differentiable_dtype(data.dtype):
+            raise TypeError(
+                f"backward(): only floating-point outputs can be differentiated; this one is "
+                f"{backend.dtype_name(data.dtype)}"
+            )
+        xp = backend.xp
+        # a broadcast scalar: no full-size array of ones for a large output
+        return xp.broadcast_to(xp.asarray(1, dtype=data.dtype), data.shape)
+    seed = given.data if isinstance(given, Variable) else given
+    owner = backend_of(seed, None)
+    if owner is None:
+        raise TypeError(
+            f"backward(): the output's grad must be a Variable or an array, not "
+            f"{type(given).__name__}"
+        )
+    if owner is not backend:
+        raise TypeError(
+            f"backward(): the output lives on backend {backend.name!r} but the gradient set in "
+            f"its .grad lives on {owner.name!r}; move it with .to({backend.name!r}) first"
+        )
+    if tuple(seed.shape) != tuple(data.shape):
+        raise ValueError(
+            f"backward(): the gradient set in .grad has shape {tuple(seed.shape)}, the output "
+            f"has shape {tuple(data.shape)}"
+        )
+    return seed
+
+
+def backward(root: Variable, retain_grad: bool, create_graph: bool, retain_graph: bool) -> None:
+    """``root.backward(...)``: accumulate gradients into the ``grad`` of every leaf."""
+    seed = _seed(root)
+    node = root.node
+    if node is None or node.creator is None:  # a leaf: DeZero gives it the seed as its grad
+        if root.grad is None:
+            root.grad = Variable(_writable(backend_of(seed), seed, set()))
+        if node is not None and node.hooks:
+            _call_hooks(node, root)
+        return
+    if create_graph:  # the gradients are Variables, starting with the seed
+        seed = root.grad if isinstance(root.grad, Variable) else Variable(seed)
+    root.grad = None  # with retain_grad the loop gives it (and every output) its gradient
+    _run([(node, seed)], retain_grad, create_graph, retain_graph, targets=None)
+
+
+def grad(
+    outputs: Variable | Sequence[Variable],
+    inputs: Variable | Sequence[Variable],
+    grad_outputs: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    materialize_grads: bool = False,
+) -> tuple[Variable | None, ...]:
+    """Gradients of ``outputs`` with respect to ``inputs``, without touching any ``.grad``.
+
+    ``inputs`` may be any Variables of the graph, leaves or not. ``grad_outputs`` (one per
+    output; arrays or Variables) weights the outputs, ones by default. With ``create_graph`` the
+    results can be differentiated again. An input the outputs do not depend on gets None, or
+    zeros with ``materialize_grads``. Returns one result per input, as a tuple (as
+    ``torch.autograd.grad``).
+    """
+    outputs = _as_list(outputs, "outputs")
+    inputs = _as_list(inputs, "inputs")
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    else:
+        grad_outputs = (
+            list(grad_outputs) if isinstance(grad_outputs, (list, tuple)) else [grad_outputs]
+        )
+        if len(grad_outputs) != len(outputs):
+            raise ValueError(f"grad(): {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    if retain_graph is None:
+        retain_graph = create_graph
+    roots = []
+    for y, gy in zip(outputs, grad_outputs):
+        saved, y.grad = y.grad, gy
+        try:
+            seed = _seed(y)
+        finally:
+            y.grad = saved
+        if create_graph and not isinstance(seed, Variable):
+            seed = Variable(seed)
+        elif not create_graph and isinstance(seed, Variable):
+            seed = seed.data
+        if y.node is not None:
+            roots.append((y.node, seed))
+    targets: dict[VariableNode, list[int]] = {}
+    for position, x in enumerate(inputs):
+        if x.node is None:  # a Variable never used by a recorded function
+            continue
+        targets.setdefault(x.node, []).append(position)
+    found: list[Any] = [None] * len(inputs)
+    _run(roots, False, create_graph, retain_graph, targets=(targets, found))
+    results = []
+    for x, g in zip(inputs, found):
+        if g is None and materialize_grads:
+            g = x.xp.zeros(x.shape, dtype=x.dtype)
+        if g is not None and not isinstance(g, Variable):
+            g = Variable(g)
+        results.append(g)
+    return tuple(results)
+
+
+def _as_list(values: Any, what: str) -> list[Variable]:
+    values = list(values) if isinstance(values, (list, tuple)) else [values]
+    for v in values:
+        if not isinstance(v, Variable):
+            raise TypeError(f"grad(): {what} must be Variables, not {type(v).__name__}")
+    return values
+
+
+def _writable(backend: Any, g: Any, given: set[int]) -> Any:
+    """``g``, or a copy of it where the user could not safely write into it in place."""
+    if id(g) in given or not backend.is_writable(g):
+        g = backend.xp.asarray(g, copy=True)
+    given.add(id(g))
+    return g
+
+
+def _call_hooks(node: VariableNode, variable: Variable) -> None:
+    for hook in list(node.hooks.values()):
+        hook(variable)
+
+
+def _hooked_edges(start: list[Function]) -> dict[VariableNode, int]:
+    """For each leaf with hooks, how many edges of the graph behind ``start`` lead to it."""
+    counts: dict[VariableNode, int] = {}
+    seen = set(start)
+    pending = list(start)
+    while pending:
+        func = pending.pop()
+        for node in func.input_nodes:
+            if node is None or not node.requires_grad:
+                continue
+            creator = node.creator
+            if creator is None:
+                if node.hooks:
+                    counts[node] = counts.get(node, 0) + 1
+            elif creator not in seen:
+                seen.add(creator)
+                pending.append(creator)
+    return counts
+
+
+def _needed_functions(start: list[Function], targets: dict[VariableNode, list[int]]) -> set:
+    """The functions behind ``start`` whose gradient leads to some target (grad's pruning)."""
+    needed: set = set()
+    state: dict[Function, bool] = {}  # False: inputs being visited, True: decided
+    for first in start:
+        stack = [first]
+        while stack:
+            func = stack[-1]
+            if func not in state:
+                state[func] = False
+                for node in func.input_nodes:
+                    if node is not None and node.creator is not None and node.creator not in state:
+                        stack.append(node.creator)
+                continue
+            stack.pop()
+            if state[func]:
+                continue
+            state[func] = True
+            if any(
+                node is not None
+                and (node in targets or (node.creator is not None and node.creator in needed))
+                for node in func.input_nodes
+            ):
+                needed.add(func)
+    return needed
+
+
+def _released_error(func: Function) -> RuntimeError:
+    return RuntimeError(
+        f"backward through {type(func).__name__} a second time: the arrays it kept for its "
+        "gradient were released by the first backward(). Pass retain_graph=True to the first "
+        "backward() (or grad()) to keep them"
+    )
+
+
+def _run(
+    roots: list[tuple[VariableNode, Any]],
+    retain_grad: bool,
+    create_graph: bool,
+    retain_graph: bool,
+    targets: tuple[dict[VariableNode, list[int]], list[Any]] | None,
+) -> None:
+    """The backprop loop. ``targets``: (node -> result positions, results) for ``grad``; None
+    for ``backward``, which accumulates into the leaves' ``grad`` instead."""
+    graph_mode = create_graph
+    start: list[Function] = []
+    for node, seed in roots:
+        func = node.creator
+        if func is None:
+            if targets is not None and node in targets[0]:
+                for position in targets[0][node]:
+                    found = targets[1][position]
+                    targets[1][position] = seed if found is None else found + seed
+            continue
+        if not func._any_grad:
+            continue
+        grads = func._grads
+        if grads is None:
+            grads = func._grads = [None] * len(func.outputs)
+            start.append(func)
+        previous = grads[node.index]
+        grads[node.index] = seed if previous is None else previous + seed
+    if not start:
+        return
+    needed = reachable = None
+    if targets is not None:  # grad(): run only what leads to a target
+        needed = _needed_functions(start, targets[0])
+        reachable = needed | {node.creator for node in targets[0] if node.creator is not None}
+    hooked = _hooked_edges(start) if RemovableHandle.active and targets is None else None
+    leaf_grads: dict[VariableNode, Any] = {}
+    owned: set[int] = set()  # gradient arrays this pass allocated: safe to add into in place
+    accumulate = None if graph_mode else owned
+    given: set[int] = set()  # gradient arrays handed to the user (leaves, retained grads)
+    heap: list[tuple[int, int, Function]] = []
+    for tick, func in enumerate(start):
+        heapq.heappush(heap, (-func.generation, tick, func))
+    tick = len(start)
+    reached: list[Function] = []
+    seen = set(start)
+    ops = backend = None
+    token = _enable_backprop.set(graph_mode)
+    try:
+        func = heapq.heappop(heap)[2]
+        while True:
+            gys = func._grads
+            func._grads = None
+            if targets is not None:
+                _capture(func, gys, targets)
+            if func._released:
+                raise _released_error(func)
+            if func.backend is not backend:
+                backend = func.backend
+                ops = array_ops(backend)
+            if owned:
+                for gy in gys:
+                    owned.discard(id(gy))
+            if retain_grad:
+                _retain_output_grads(func, gys, graph_mode, backend, given)
+            runs = needed is None or func in needed
+            gxs = _input_grads(func, gys, graph_mode, ops) if runs else ()
+            for node, gx in zip(func.input_nodes, gxs):
+                if gx is None or node is None or not node.requires_grad:
+                    continue
+                if graph_mode:
+                    if gx.shape != node.shape:
+                        raise _shape_error(func, gx, node)
+                    if gx.dtype != node.dtype:
+                        gx = _functions.astype(gx, node.dtype)
+                else:
+                    if type(gx) is not ops.array_type:
+                        gx = backend.from_result(gx)
+                    if gx.shape != node.shape:
+                        raise _shape_error(func, gx, node)
+                    dtype = node.dtype
+                    if gx.dtype is not dtype and gx.dtype != dtype:
+                        gx = ops.xp.astype(gx, dtype)
+                creator = node.creator
+                if creator is None:
+                    previous = leaf_grads.get(node)
+                    leaf_grads[node] = (
+                        gx if previous is None else _add(previous, gx, ops, accumulate)
+                    )
+                    continue
+                grads = creator._grads
+                if grads is None:
+                    grads = creator._grads = [None] * len(creator.outputs)
+                index = node.index
+                previous = grads[index]
+                grads[index] = gx if previous is None else _add(previous, gx, ops, accumulate)
+                if creator not in seen and (reachable is None or creator in reachable):
+                    seen.add(creator)
+                    reached.append(creator)
+            if not retain_graph and runs:
+                func.release()
+            if hooked:
+                _finish_hooked_leaves(func, hooked, leaf_grads, graph_mode, given)
+            if reached:
+                if len(reached) == 1 and not heap:  # a chain: no need for the heap
+                    func = reached.pop()
+                    continue
+                for f in reached:
+                    heapq.heappush(heap, (-f.generation, tick, f))
+                    tick += 1
+                reached.clear()
+            if not heap:
+                break
+            func = heapq.heappop(heap)[2]
+    finally:
+        _enable_backprop.reset(token)
+        for _, _, waiting in heap:  # an error midway: forget gathered gradients
+            waiting._grads = None
+        for waiting in reached:
+            waiting._grads = None
+    if targets is not None:
+        for node, g in leaf_grads.items():
+            _store_target(node, g, targets)
+        return
+    for node, g in leaf_grads.items():
+        _assign_leaf(node, g, graph_mode, given)
+
+
+def _input_grads(func: Function, gys: list, graph_mode: bool, ops: Any) -> tuple:
+    """One gradient per input of ``func`` (None where none), from its output gradients."""
+    if not func._any_grad or all(gy is None for gy in gys):
+        return ()
+    if func._vjp_based:
+        if graph_mode:
+            gxs = func.vjp(_functions, func._graph_inputs(), func._graph_outputs(), tuple(gys))
+        else:
+            saved = func._saved_inputs
+            nodes = func.input_nodes
+            if saved is None:
+                xs = nodes
+            elif len(saved) == 1:
+                xs = saved if saved[0] is not None else nodes
+            else:
+                xs = tuple([n if s is None else s for n, s in zip(nodes, saved)])
+            ys = func._saved_outputs
+            if ys is None:
+                ys = (None,) * len(gys)
+            gxs = func.vjp(ops, xs, ys, tuple(gys))
+    else:  # DeZero's rule on Variables; its outputs must be alive for self.outputs[i]()
+        saved = func._saved_outputs
+        alive = [func._output_variable(i, saved[i] if saved else None) for i in range(len(gys))]
+        func.outputs = tuple(
+            [_weakref(v) if v is not None else ref for v, ref in zip(alive, func.outputs)]
+        )
+        if graph_mode:
+            gxs = func.backward(*gys)
+        else:
+            gxs = func.backward(*[Variable(gy) if gy is not None else None for gy in gys])
+        del alive
+    if not isinstance(gxs, tuple):
+        gxs = tuple(gxs) if isinstance(gxs, list) else (gxs,)
+    if not graph_mode and not func._vjp_based:
+        gxs = tuple([g.data if isinstance(g, Variable) else g for g in gxs])
+    n_inputs = len(func.input_nodes)
+    if len(gxs) != n_inputs:
+        raise RuntimeError(
+            f"{type(func).__name__}: backward returned {len(gxs)} gradients for {n_inputs} inputs"
+        )
+    return gxs
+
+
+def _add(previous: Any, gx: Any, ops: Any, owned: set[int] | None) -> Any:
+    """``previous + gx``: in place into a sum this pass made itself, a new array otherwise;
+    ``owned`` is None in graph mode (Variables, never in place)."""
+    if owned is None:
+        return previous + gx
+    if id(previous) in owned:
+        previous += gx
+        return previous
+    total = previous + gx
+    if type(total) is not ops.array_type:
+        total = ops.backend.from_result(total)
+    owned.add(id(total))
+    return total
+
+
+def _shape_error(func: Function, gx: Any, node: VariableNode) -> RuntimeError:
+    return RuntimeError(
+        f"{type(func).__name__}: gradient of shape {tuple(gx.shape)} for an input of shape "
+        f"{tuple(node.shape)}"
+    )
+
+
+def _retain_output_grads(
+    func: Function, gys: list, graph_mode: bool, backend: Any, given: set[int]
+) -> None:
+    for ref, gy in zip(func.outputs, gys):
+        y = ref()
+        if y is not None and gy is not None:
+            y.grad = gy if graph_mode else Variable(_writable(backend, gy, given))
+
+
+def _assign_leaf(node: VariableNode, g: Any, graph_mode: bool, given: set[int]) -> None:
+    """Accumulate ``g`` into the ``grad`` of the leaf Variable of ``node``, if it is alive."""
+    v = node.ref() if node.ref is not None else None
+    if v is None:
+        return
+    if graph_mode:
+        v.grad = g if v.grad is None else v.grad + g
+    elif v.grad is None:
+        v.grad = Variable(_writable(backend_of(g), g, given))
+    else:
+        previous = v.grad.data
+        v.grad = Variable(v.grad.backend.from_result(previous + g))  # out of place, as DeZero
+    if node.hooks:
+        _call_hooks(node, v)
+
+
+def _finish_hooked_leaves(
+    func: Function,
+    hooked: dict[VariableNode, int],
+    leaf_grads: dict[VariableNode, Any],
+    graph_mode: bool,
+    given: set[int],
+) -> None:
+    """Give each hooked leaf whose last consumer just ran its gradient now, and call its hooks."""
+    for node in func.input_nodes:
+        count = hooked.get(node)
+        if count is None:
+            continue
+        if count > 1:
+            hooked[node] = count - 1
+            continue
+        del hooked[node]
+        g = leaf_grads.pop(node, None)
+        if g is not None:
+            _assign_leaf(node, g, graph_mode, given)
+
+
+def _capture(func: Function, gys: list, targets: tuple) -> None:
+    """For ``grad``: record the gradients of the outputs of ``func`` that are targets."""
+    wanted, found = targets
+    for node in wanted:
+        if node.creator is func and gys[node.index] is not None:
+            for position in wanted[node]:
+                found[position] = gys[node.index]
+
+
+def _store_target(node: VariableNode, g: Any, targets: tuple) -> None:
+    wanted, found = targets
+    for position in wanted.get(node, ()):
+        found[position] = g
