@@ -254,8 +254,9 @@ def _run(
         reachable = needed | {node.creator for node in targets[0] if node.creator is not None}
     hooked = _hooked_edges(start) if RemovableHandle.active and targets is None else None
     leaf_grads: dict[VariableNode, Any] = {}
-    owned: set[int] = set()  # gradient arrays this pass allocated: safe to add into in place
-    accumulate = None if graph_mode else owned
+    # the gradient slots (a leaf's node, or (function, output index)) holding a sum this pass
+    # allocated itself: safe to add into in place; in graph mode nothing is added in place
+    owned: set | None = None if graph_mode else set()
     given: set[int] = set()  # gradient arrays handed to the user (leaves, retained grads)
     heap: list[tuple[int, int, Function]] = []
     for tick, func in enumerate(start):
@@ -264,26 +265,44 @@ def _run(
     reached: list[Function] = []
     seen = set(start)
     ops = backend = None
+    rare = targets is not None or retain_grad
     token = _enable_backprop.set(graph_mode)
     try:
         func = heapq.heappop(heap)[2]
         while True:
             gys = func._grads
             func._grads = None
-            if targets is not None:
-                _capture(func, gys, targets)
             if func._released:
                 raise _released_error(func)
             if func.backend is not backend:
                 backend = func.backend
                 ops = array_ops(backend)
-            if owned:
-                for gy in gys:
-                    owned.discard(id(gy))
-            if retain_grad:
-                _retain_output_grads(func, gys, graph_mode, backend, given)
-            runs = needed is None or func in needed
-            gxs = _input_grads(func, gys, graph_mode, ops) if runs else ()
+            runs = True
+            if rare:  # grad()'s targets, retain_grad
+                if targets is not None:
+                    _capture(func, gys, targets)
+                    runs = func in needed
+                if retain_grad:
+                    _retain_output_grads(func, gys, graph_mode, backend, given)
+            if not runs or not func._any_grad:
+                gxs = ()
+            elif graph_mode or not func._vjp_based or len(gys) != 1:
+                gxs = _input_grads(func, gys, graph_mode, ops)
+            elif gys[0] is None:
+                gxs = ()
+            else:  # the common case, inlined: a vjp on arrays, one output
+                saved = func._saved_inputs
+                if saved is None:
+                    xs = func.input_nodes
+                elif len(saved) == 1:  # one input, retained
+                    xs = saved
+                else:
+                    xs = tuple([n if a is None else a for n, a in zip(func.input_nodes, saved)])
+                gxs = func.vjp(ops, xs, func._saved_outputs or (None,), gys)
+                if type(gxs) is not tuple:
+                    gxs = tuple(gxs) if isinstance(gxs, (list, tuple)) else (gxs,)
+                if len(gxs) != len(func.input_nodes):
+                    raise _count_error(func, gxs)
             for node, gx in zip(func.input_nodes, gxs):
                 if gx is None or node is None or not node.requires_grad:
                     continue
@@ -304,7 +323,7 @@ def _run(
                 if creator is None:
                     previous = leaf_grads.get(node)
                     leaf_grads[node] = (
-                        gx if previous is None else _add(previous, gx, ops, accumulate)
+                        gx if previous is None else _add(previous, gx, ops, owned, node)
                     )
                     continue
                 grads = creator._grads
@@ -312,12 +331,18 @@ def _run(
                     grads = creator._grads = [None] * len(creator.outputs)
                 index = node.index
                 previous = grads[index]
-                grads[index] = gx if previous is None else _add(previous, gx, ops, accumulate)
+                grads[index] = (
+                    gx if previous is None else _add(previous, gx, ops, owned, (creator, index))
+                )
                 if creator not in seen and (reachable is None or creator in reachable):
                     seen.add(creator)
                     reached.append(creator)
-            if not retain_graph and runs:
-                func.release()
+            if not retain_graph and runs:  # Function.release(), inlined for the common case
+                if func.retain_attributes:
+                    func.release()
+                elif func._saved_inputs is not None or func._saved_outputs is not None:
+                    func._saved_inputs = func._saved_outputs = None
+                    func._released = True
             if hooked:
                 _finish_hooked_leaves(func, hooked, leaf_grads, graph_mode, given)
             if reached:
@@ -357,8 +382,8 @@ def _input_grads(func: Function, gys: list, graph_mode: bool, ops: Any) -> tuple
             nodes = func.input_nodes
             if saved is None:
                 xs = nodes
-            elif len(saved) == 1:
-                xs = saved if saved[0] is not None else nodes
+            elif len(saved) == 1:  # one input, retained
+                xs = saved
             else:
                 xs = tuple([n if s is None else s for n, s in zip(nodes, saved)])
             ys = func._saved_outputs
@@ -380,26 +405,30 @@ def _input_grads(func: Function, gys: list, graph_mode: bool, ops: Any) -> tuple
         gxs = tuple(gxs) if isinstance(gxs, list) else (gxs,)
     if not graph_mode and not func._vjp_based:
         gxs = tuple([g.data if isinstance(g, Variable) else g for g in gxs])
-    n_inputs = len(func.input_nodes)
-    if len(gxs) != n_inputs:
-        raise RuntimeError(
-            f"{type(func).__name__}: backward returned {len(gxs)} gradients for {n_inputs} inputs"
-        )
+    if len(gxs) != len(func.input_nodes):
+        raise _count_error(func, gxs)
     return gxs
 
 
-def _add(previous: Any, gx: Any, ops: Any, owned: set[int] | None) -> Any:
-    """``previous + gx``: in place into a sum this pass made itself, a new array otherwise;
-    ``owned`` is None in graph mode (Variables, never in place)."""
+def _count_error(func: Function, gxs: tuple) -> RuntimeError:
+    return RuntimeError(
+        f"{type(func).__name__}: backward returned {len(gxs)} gradients for "
+        f"{len(func.input_nodes)} inputs"
+    )
+
+
+def _add(previous: Any, gx: Any, ops: Any, owned: set | None, slot: Any) -> Any:
+    """``previous + gx`` for gradient ``slot``: in place into a sum this pass made itself, a
+    new array otherwise (the first gradient may be shared with other slots)."""
     if owned is None:
         return previous + gx
-    if id(previous) in owned:
+    if slot in owned:
         previous += gx
         return previous
     total = previous + gx
     if type(total) is not ops.array_type:
         total = ops.backend.from_result(total)
-    owned.add(id(total))
+    owned.add(slot)
     return total
 
 

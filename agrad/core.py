@@ -507,7 +507,76 @@ class Function:
                 break
 
     def __call__(self, *inputs: Any) -> Any:
-        # the hot path of every operation: few calls, no comprehensions for one or two inputs
+        # The hot path of every operation, written for speed: the common one-Variable case skips
+        # the general input handling, and recording is inlined (no helper calls per output).
+        x0 = inputs[0] if len(inputs) == 1 else None
+        backend = None
+        if isinstance(x0, Variable) and x0.data is not None:
+            backend = backend_for_type(type(x0.data))
+            xs = (x0.data,)
+        if backend is None:
+            backend, xs = self._prepare(inputs)
+        self.backend = backend
+        self.xp = backend.xp
+        ys = self.forward(*xs)
+        record = _enable_backprop.get()
+        if record:  # link the inputs' nodes; outputs get theirs below
+            generation = 0
+            any_grad = False
+            nodes = []
+            for x, data in zip(inputs, xs):
+                if data is None:
+                    node = None
+                elif isinstance(x, Variable):
+                    node = x.node
+                    if node is None or node.creator is None:
+                        node = _leaf_node(x)
+                    if node.generation > generation:
+                        generation = node.generation
+                    if node.requires_grad:
+                        any_grad = True
+                else:  # a raw array or a number: a constant, never differentiated
+                    node = _new_node(None, 0, 0, data, None, False)
+                nodes.append(node)
+            self.generation = generation
+            self.input_nodes = tuple(nodes)
+            self._any_grad = any_grad
+            generation += 1
+            refs = []
+        array_type = backend.array_type
+        single = not isinstance(ys, tuple)
+        outputs = []
+        for index, y in enumerate((ys,) if single else ys):
+            v = _new(Variable)
+            if type(y) is not array_type:
+                y = backend.from_result(y)
+            v.data = y
+            v.name = v.grad = None
+            if record:
+                ref = _weakref(v)
+                node = v.node = _new(VariableNode)
+                node.creator, node.generation, node.index = self, generation, index
+                node.shape, node.dtype = y.shape, y.dtype
+                node.ref, node.requires_grad, node.hooks = ref, any_grad, None
+                refs.append(ref)
+            else:
+                v.node = None
+            outputs.append(v)
+        if record:
+            self.outputs = tuple(refs)
+            if any_grad:  # keep what the gradient rule reads, and nothing else
+                keep = self.retain_inputs
+                if keep is None or len(keep) == len(xs):
+                    self._saved_inputs = xs
+                elif keep:
+                    self._saved_inputs = _select(xs, keep)
+                keep = self.retain_outputs
+                if keep is None or keep:
+                    self._saved_outputs = _select((ys,) if single else ys, keep)
+        return outputs[0] if single or len(outputs) == 1 else outputs
+
+    def _prepare(self, inputs: tuple) -> tuple[Backend, tuple]:
+        """The backend the inputs share, and their arrays (Python numbers made arrays)."""
         backend = None
         raw = False  # some input is a raw array or a number
         for x in inputs:
@@ -537,66 +606,12 @@ class Function:
                 backend = b
         if backend is None:
             backend = current_backend()
-        self.backend = backend
-        xp = self.xp = backend.xp
-        if len(inputs) == 1 and not raw:
-            xs = (inputs[0].data,)
-        elif raw:
-            xs = tuple(
-                [
-                    x.data if isinstance(x, Variable) else _number_to_array(x, xp, inputs)
-                    for x in inputs
-                ]
-            )
-        else:
-            xs = tuple([x.data for x in inputs])
-        ys = self.forward(*xs)
-        array_type = backend.array_type
-        outputs = []
-        for y in ys if isinstance(ys, tuple) else (ys,):
-            v = _new(Variable)
-            v.data = y if type(y) is array_type else backend.from_result(y)
-            v.name = v.grad = v.node = None
-            outputs.append(v)
-        if _enable_backprop.get():
-            self._record(inputs, xs, outputs)
-        return outputs[0] if len(outputs) == 1 else outputs
-
-    def _record(self, inputs: tuple, xs: tuple, outputs: list) -> None:
-        """Link this function into the graph and keep what its gradient rule reads."""
-        generation = 0
-        any_grad = False
-        nodes = []
-        for x, data in zip(inputs, xs):
-            if data is None:
-                node = None
-            elif isinstance(x, Variable):
-                node = x.node
-                if node is None or node.creator is None:
-                    node = _leaf_node(x)
-                if node.generation > generation:
-                    generation = node.generation
-                if node.requires_grad:
-                    any_grad = True
-            else:  # a raw array or a number: a constant, never differentiated
-                node = _new_node(None, 0, 0, data, None, False)
-            nodes.append(node)
-        self.generation = generation
-        self.input_nodes = tuple(nodes)
-        self._any_grad = any_grad
-        generation += 1
-        refs = []
-        for index, y in enumerate(outputs):
-            ref = _weakref(y)
-            y.node = _new_node(self, generation, index, y.data, ref, any_grad)
-            refs.append(ref)
-        self.outputs = tuple(refs)
-        if any_grad:
-            keep = self.retain_inputs
-            self._saved_inputs = xs if keep is None else _select(xs, keep)
-            keep = self.retain_outputs
-            if keep is None or keep:
-                self._saved_outputs = _select(tuple([y.data for y in outputs]), keep)
+        if not raw:
+            return backend, tuple([x.data for x in inputs])
+        xp = backend.xp
+        return backend, tuple(
+            [x.data if isinstance(x, Variable) else _number_to_array(x, xp, inputs) for x in inputs]
+        )
 
     def forward(self, *xs: Any) -> Any:
         """Compute the outputs from input arrays."""
