@@ -242,3 +242,32 @@ def test_seed_repeats_init_shuffling_and_dropout(xp):
     for a, b, c in zip(first, second, other):
         np.testing.assert_array_equal(a, b)
         assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("loader_class", [DataLoader, SeqDataLoader])
+@pytest.mark.parametrize("batch_size", [0, -1, -128])
+def test_batch_size_must_be_positive(loader_class, batch_size):
+    """batch_size=0 used to raise ZeroDivisionError and batch_size=-1 gave no batches."""
+    name = loader_class.__name__
+    with pytest.raises(
+        ValueError, match=rf"{name}: batch_size must be a positive int.*{batch_size}"
+    ):
+        loader_class(datasets.SinCurve(train=False), batch_size=batch_size)
+
+
+@pytest.mark.parametrize("loader_class", [DataLoader, SeqDataLoader])
+@pytest.mark.parametrize("batch_size", [2.5, 2.0, "8", None, True])
+def test_batch_size_must_be_an_int(loader_class, batch_size):
+    with pytest.raises(TypeError, match=r"batch_size must be a positive int, not"):
+        loader_class(datasets.SinCurve(train=False), batch_size=batch_size)
+
+
+def test_batch_size_accepts_numpy_ints():
+    assert DataLoader(datasets.Spiral(), np.int64(100)).max_iter == 3
+
+
+def test_seq_dataloader_batch_size_larger_than_the_data():
+    """Every stream would have started at item 0 (jump = 0)."""
+    curve = datasets.SinCurve(train=False)
+    with pytest.raises(ValueError, match=rf"batch_size={len(curve) + 1} is larger than"):
+        SeqDataLoader(curve, batch_size=len(curve) + 1)
