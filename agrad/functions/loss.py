@@ -257,6 +257,11 @@ def binary_cross_entropy(p: Any, t: Any) -> Variable:
     """Binary cross entropy of probabilities ``p`` (clipped to [1e-15, 0.999] as DeZero)."""
     p = as_variable(p)
     t = as_variable(t)
+    if t.size != p.size:
+        raise ValueError(
+            f"binary_cross_entropy: targets t must have one entry per probability: p has shape "
+            f"{tuple(p.shape)}, t has shape {tuple(t.shape)}"
+        )
     if t.ndim != p.ndim:
         t = t.reshape(p.shape)
     if t.dtype != p.dtype:  # integer 0/1 labels: compute in p's floating dtype

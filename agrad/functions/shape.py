@@ -85,6 +85,7 @@ class BroadcastTo(Function):
         self.shape = tuple(shape)
 
     def forward(self, x: Any) -> Any:
+        _check_sum_to(self.shape, tuple(x.shape), "broadcast_to")
         return self.xp.broadcast_to(x, self.shape)
 
     def vjp(self, d, xs, ys, gys):
@@ -110,13 +111,18 @@ class SumTo(Function):
         return d.broadcast_to(gys[0], xs[0].shape)
 
 
-def _check_sum_to(source: tuple[int, ...], shape: tuple[int, ...]) -> None:
+def _check_sum_to(source: tuple[int, ...], shape: tuple[int, ...], func: str = "sum_to") -> None:
     """``shape`` must broadcast to ``source`` (else summing to it is a silent reshape)."""
     lead = len(source) - len(shape)
     if lead < 0 or any(n != 1 and n != source[lead + i] for i, n in enumerate(shape)):
+        if func == "sum_to":
+            raise ValueError(
+                f"sum_to: cannot sum an array of shape {source} to shape {shape}; the target "
+                "must broadcast to the source (the same trailing sizes, or 1 where summed)"
+            )
         raise ValueError(
-            f"sum_to: cannot sum an array of shape {source} to shape {shape}; the target must "
-            "broadcast to the source (the same trailing sizes, or 1 where summed)"
+            f"broadcast_to: cannot broadcast an array of shape {shape} to shape {source} (each "
+            "axis must match or be 1, counting from the last)"
         )
 
 
@@ -156,6 +162,8 @@ def expand_dims(x: Any, axis: int = 0) -> Variable:
 def flatten(x: Any) -> Variable:
     """Reshape to ``(N, -1)``, keeping the batch axis (DeZero)."""
     shape = tuple(x.shape)
+    if not shape:
+        raise ValueError("flatten: the input must have a batch axis, got a 0-d input")
     return reshape(x, (shape[0], math.prod(shape[1:])))
 
 

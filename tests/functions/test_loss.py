@@ -360,3 +360,9 @@ def test_labels_on_another_backend_get_agrad_error(xp, name):
         t = np.asarray([0, 1])
     with pytest.raises(TypeError, match="different backends"):
         getattr(F, name)(randn(xp, (2, 3)), t)
+
+
+def test_binary_cross_entropy_targets_of_the_wrong_size(xp):
+    p = F.sigmoid(randn(xp, (3, 2)))
+    with pytest.raises(ValueError, match=r"binary_cross_entropy: .* p has shape \(3, 2\)"):
+        F.binary_cross_entropy(p, labels(xp, [1, 0, 1]))

@@ -177,3 +177,16 @@ def test_sum_to_compatible_shapes_still_work(xp, shape):
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and want.shape[i] != 1)
     want = want.sum(axis=axes, keepdims=True) if axes else want
     np.testing.assert_allclose(host(y), want.reshape(shape))
+
+
+@pytest.mark.parametrize("shape", [(4,), (2, 2), (3, 2, 4)])
+def test_broadcast_to_an_incompatible_shape_is_named(xp, shape):
+    with pytest.raises(
+        ValueError, match=r"broadcast_to: cannot broadcast an array of shape \(2, 3\)"
+    ):
+        F.broadcast_to(Variable(xp.asarray(randn(2, 3))), shape)
+
+
+def test_flatten_of_a_0d_input_is_named(xp):
+    with pytest.raises(ValueError, match=r"flatten: .* 0-d input"):
+        F.flatten(Variable(xp.asarray(1.0)))
