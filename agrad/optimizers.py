@@ -64,6 +64,10 @@ def _imul(a: Any, b: float) -> Any:
         return a * b
 
 
+# dtype -> whether it is floating point (real or complex)
+_FLOATING: dict[tuple[type, Any], bool] = {}
+
+
 def _slot(store: dict, param: Parameter, init: str = "zeros") -> Any:
     """The state array of ``param`` in ``store``, created (zeros) on the parameter's backend, and
     moved there if the parameter moved since the last update."""
@@ -99,7 +103,13 @@ class Optimizer:
         """``TypeError`` naming the first parameter that is not floating point."""
         for param in params:
             dtype = param.data.dtype
-            if not backend_of(param.data).xp.isdtype(dtype, ("real floating", "complex floating")):
+            key = (type(dtype), dtype)  # the type first: backends' dtypes may hash alike
+            floating = _FLOATING.get(key)
+            if floating is None:  # isdtype costs microseconds; a step sees few distinct dtypes
+                xp = backend_of(param.data).xp
+                floating = xp.isdtype(dtype, ("real floating", "complex floating"))
+                _FLOATING[key] = floating
+            if not floating:
                 raise TypeError(
                     f"{type(self).__name__}: parameter {self._describe(param)} has dtype "
                     f"{dtype}; optimizers update floating-point parameters only (an integer "

@@ -54,6 +54,10 @@ def _label_column(xp: Any, t: Any, n: int) -> Any:
     return xp.reshape(t, (n, 1))
 
 
+# dtype -> whether it is an integer dtype
+_INTEGRAL: dict[tuple[type, Any], bool] = {}
+
+
 def _check_labels(xp: Any, x: Any, t: Any) -> None:
     """Logits ``x`` must be (N, C) and ``t`` hold N integer labels with 0 <= t < C.
 
@@ -68,7 +72,11 @@ def _check_labels(xp: Any, x: Any, t: Any) -> None:
         )
     if x.ndim != 2:
         raise ValueError(f"logits x must have shape (N, C), got shape {tuple(x.shape)}")
-    if not xp.isdtype(t.dtype, "integral"):
+    key = (type(t.dtype), t.dtype)  # the type first: backends' dtypes may hash alike
+    integral = _INTEGRAL.get(key)
+    if integral is None:  # isdtype costs microseconds, the loss runs every step
+        integral = _INTEGRAL[key] = xp.isdtype(t.dtype, "integral")
+    if not integral:
         raise TypeError(f"class labels t must be an integer array, not {t.dtype}")
     n, classes = x.shape
     if tuple(t.shape) not in ((n,), (n, 1)):
