@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import operator
 import os
 import re
 import stat
@@ -391,6 +392,19 @@ def _npz_path(path: str | os.PathLike) -> str:
     return path if path.endswith(".npz") else path + ".npz"
 
 
+def _positive_size(layer: str, name: str, value: Any) -> int:
+    """``value`` as an int >= 1, else an error naming the layer's argument."""
+    try:
+        size = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        size = None
+    if size is None:
+        raise TypeError(f"{layer}: {name} must be a positive int, not {value!r}")
+    if size < 1:
+        raise ValueError(f"{layer}: {name} must be a positive int (>= 1), got {size}")
+    return size
+
+
 def _input_backend(x: Any) -> Backend:
     data = x.data if isinstance(x, Variable) else x
     return backend_of(data)
@@ -450,8 +464,8 @@ class Linear(Layer):
         in_size: int | None = None,
     ) -> None:
         super().__init__()
-        self.in_size = in_size
-        self.out_size = out_size
+        self.in_size = None if in_size is None else _positive_size("Linear", "in_size", in_size)
+        self.out_size = _positive_size("Linear", "out_size", out_size)
         self.dtype = _dtype_name(dtype)
         self.b = None
         self.W = Parameter(None, name="W")
@@ -633,6 +647,8 @@ class EmbedID(Layer):
 
     def __init__(self, in_size: int, out_size: int, dtype: Any = "float32") -> None:
         super().__init__()
+        in_size = _positive_size("EmbedID", "in_size", in_size)
+        out_size = _positive_size("EmbedID", "out_size", out_size)
         backend = current_backend()
         self.W = Parameter(
             backend.randn((in_size, out_size), backend.dtype(_dtype_name(dtype))), name="W"

@@ -260,3 +260,25 @@ def test_conv_and_batchnorm_layers_cast_their_input(xp):
     bn(xp.ones((4, 2), dtype=xp.float32))
     z = bn(xp.asarray(np.random.default_rng(2).standard_normal((4, 2))))
     assert z.dtype == xp.float32 and bn.avg_mean.dtype == xp.float32
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: L.Linear(0), r"Linear: out_size must be a positive int \(>= 1\), got 0"),
+        (lambda: L.Linear(-2), r"Linear: out_size .* got -2"),
+        (lambda: L.Linear(3, in_size=0), r"Linear: in_size .* got 0"),
+        (lambda: L.EmbedID(0, 3), r"EmbedID: in_size .* got 0"),
+        (lambda: L.EmbedID(4, -1), r"EmbedID: out_size .* got -1"),
+    ],
+)
+def test_layer_sizes_must_be_positive(xp, make, message):
+    """Linear(0) made an empty layer, in_size=0 raised ZeroDivisionError."""
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize("size", [2.5, "3", True])
+def test_layer_sizes_must_be_ints(size):
+    with pytest.raises(TypeError, match=r"Linear: out_size must be a positive int, not"):
+        L.Linear(size)
