@@ -18,6 +18,9 @@ __all__ = [
 class MatMul(Function):
     """x @ W for 1-D and 2-D operands (DeZero's ``matmul``)."""
 
+    retain_inputs = (0, 1)
+    retain_outputs = ()
+
     def forward(self, x: Any, W: Any) -> Any:
         return self.xp.matmul(x, W)
 
@@ -69,7 +72,12 @@ def matmul(x: Any, W: Any) -> Variable:
 class Linear(Function):
     """``x @ W + b`` with ``W`` of shape (in, out) and an optional bias (DeZero's ``Linear``)."""
 
+    retain_inputs = (0, 1)
+    retain_outputs = ()
+
     def forward(self, x: Any, W: Any, b: Any = None) -> Any:
+        # None when called as Linear()(x, W, None), as DeZero allows
+        self.bias_shape = None if b is None else tuple(b.shape)
         y = self.xp.matmul(x, W)
         return y if b is None else y + b
 
@@ -81,8 +89,7 @@ class Linear(Function):
             gx, gW = _matmul_grads(d, x, W, gy)
         if len(xs) == 2:
             return gx, gW
-        b = self.inputs[2].data  # None when called as Linear()(x, W, None), as DeZero allows
-        return gx, gW, None if b is None else d.sum_to(gy, b.shape)
+        return gx, gW, None if self.bias_shape is None else d.sum_to(gy, self.bias_shape)
 
 
 def linear(x: Any, W: Any, b: Any = None) -> Variable:
