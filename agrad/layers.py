@@ -281,7 +281,8 @@ _NON_NUMERIC_KINDS = {"U": "strings", "S": "bytes", "O": "Python objects", "M": 
 
 def _remove_stale_temporaries(directory: str, name: str) -> None:
     """Delete the temporaries of earlier saves of ``name`` whose process no longer runs."""
-    pattern = re.compile(rf"\.{re.escape(name)}\.(?:{_TEMP_TAG}(\d+)-)?[a-z0-9_]+\.tmp")
+    # mkstemp's random part is 8 of [a-z0-9_]; the pid-less form is what earlier versions wrote
+    pattern = re.compile(rf"\.{re.escape(name)}\.(?:{_TEMP_TAG}(\d+)-)?[a-z0-9_]{{8}}\.tmp")
     try:
         entries = os.listdir(directory)
     except OSError:

@@ -260,7 +260,11 @@ def test_next_save_removes_temporaries_of_killed_saves(tmp_path):
         tmp_path / ".w.npz.ab12cd_3.tmp",  # the name earlier versions used
     ]
     running = tmp_path / f".w.npz.agrad-{os.getppid()}-inflight.tmp"  # a live process's save
-    unrelated = [tmp_path / ".other.npz.ab12cd_3.tmp", tmp_path / "notes.tmp"]
+    unrelated = [
+        tmp_path / ".other.npz.ab12cd_3.tmp",  # another file's
+        tmp_path / "notes.tmp",
+        tmp_path / ".w.npz.my_backup_copy.tmp",  # the user's own, not mkstemp's 8 characters
+    ]
     for p in [*killed, running, *unrelated]:
         p.write_bytes(b"x" * 100)
     model.save_weights(tmp_path / "w.npz")
@@ -279,3 +283,23 @@ def _a_dead_pid() -> int:
         check=True,
     )
     return int(child.stdout)
+
+
+def test_a_real_leftover_temporary_is_recognised(tmp_path, monkeypatch):
+    """The names save_weights really writes match the clean-up pattern."""
+    model = _trained_mlp(np)
+    path = tmp_path / "w.npz"
+
+    def killed(file, **arrays):
+        file.write(b"half a file")
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(host, "savez_compressed", killed)
+        patch.setattr(os, "remove", lambda p: None)  # as if the process died before cleaning up
+        with pytest.raises(KeyboardInterrupt):
+            model.save_weights(path)
+    leftovers = [p.name for p in tmp_path.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].endswith(".tmp")
+    model.save_weights(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]
