@@ -8,6 +8,7 @@ Shuffling draws from NumPy's global RNG, as DeZero does, so ``agrad.seed(n)`` re
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 from agrad.backends import Backend, backend_of, current_backend, get_backend
@@ -30,6 +31,19 @@ def _stack(items: list[Any], backend: Backend) -> Any:
     return backend.asarray(stacked)
 
 
+def _check_batch_size(owner: str, batch_size: Any) -> int:
+    """``batch_size`` as a positive int, else an error naming it."""
+    if isinstance(batch_size, bool):
+        raise TypeError(f"{owner}: batch_size must be a positive int, not {batch_size!r}")
+    try:
+        size = operator.index(batch_size)
+    except TypeError:
+        raise TypeError(f"{owner}: batch_size must be a positive int, not {batch_size!r}") from None
+    if size < 1:
+        raise ValueError(f"{owner}: batch_size must be a positive int (>= 1), got {size}")
+    return size
+
+
 class DataLoader:
     """Iterate over ``dataset`` in batches of ``batch_size`` (the last one may be shorter).
 
@@ -48,7 +62,7 @@ class DataLoader:
         backend: str | Backend | None = None,
     ) -> None:
         self.dataset = dataset
-        self.batch_size = batch_size
+        self.batch_size = _check_batch_size(type(self).__name__, batch_size)
         self.shuffle = shuffle
         self.data_size = len(dataset)
         self.max_iter = math.ceil(self.data_size / batch_size)
@@ -154,6 +168,12 @@ class SeqDataLoader(DataLoader):
         backend: str | Backend | None = None,
     ) -> None:
         super().__init__(dataset, batch_size, shuffle=False, gpu=gpu, backend=backend)
+        if self.batch_size > self.data_size:
+            # jump would be 0: every stream would read the same item
+            raise ValueError(
+                f"SeqDataLoader: batch_size={self.batch_size} is larger than the dataset "
+                f"({self.data_size} items); each of the batch_size streams needs its own items"
+            )
 
     def _batch_index(self) -> Any:
         jump = self.data_size // self.batch_size

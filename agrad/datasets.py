@@ -2,7 +2,8 @@
 
 Data live on the host as NumPy arrays; a ``DataLoader`` moves each batch to the backend in use.
 Files are downloaded once into a cache folder, ``$AGRAD_DATA_DIR`` or ``~/.agrad/datasets``,
-checked against a SHA-256 sum, and read from there afterwards.
+checked against a SHA-256 sum, and read from there afterwards; a cached file is checked again
+(once per process) unless ``$AGRAD_DATA_VERIFY`` is 0, for files you made yourself.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import hashlib
 import operator
 import os
 import tempfile
+import time
 import urllib.request
+import zlib
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -27,6 +30,7 @@ __all__ = [
     "MNIST",
     "FashionMNIST",
     "DatasetDownloadError",
+    "DatasetFileError",
     "data_dir",
     "download",
     "read_idx",
@@ -128,6 +132,10 @@ class DatasetDownloadError(RuntimeError):
     """A data set file could not be downloaded, or its checksum did not match."""
 
 
+class DatasetFileError(ValueError):
+    """A cached data set file is damaged or not the expected one (delete it to download it)."""
+
+
 def data_dir() -> str:
     """The cache folder for data set files: ``$AGRAD_DATA_DIR``, else ``~/.agrad/datasets``."""
     path = os.environ.get("AGRAD_DATA_DIR") or os.path.join(
@@ -144,13 +152,47 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+#: seconds a whole download may take (a server trickling bytes would otherwise never time out)
+DOWNLOAD_TIMEOUT = 600.0
+#: seconds one read may wait for data
+READ_TIMEOUT = 60.0
+# (path, size, mtime) of cached files whose checksum was verified in this process
+_VERIFIED: set[tuple[str, int, int]] = set()
+
+
+def _verify_cache() -> bool:
+    """False when ``$AGRAD_DATA_VERIFY`` is 0: cached files are used without their checksum
+    (files you made or re-compressed yourself in the data set's format)."""
+    return os.environ.get("AGRAD_DATA_VERIFY", "1").strip().lower() not in ("0", "false", "no")
+
+
+def _check_cached(path: str, sha256: str) -> None:
+    """The cached file at ``path`` must have ``sha256``, else an error that says to delete it."""
+    info = os.stat(path)
+    key = (os.path.abspath(path), info.st_size, info.st_mtime_ns)
+    if key in _VERIFIED:
+        return
+    actual = _sha256(path)
+    if actual != sha256:
+        raise DatasetFileError(
+            f"the cached file {path} is not the expected one (sha256 {actual}, expected "
+            f"{sha256}): it is damaged or a different file. Delete it and it will be "
+            "downloaded again (or set AGRAD_DATA_VERIFY=0 to use your own files unchecked)"
+        )
+    _VERIFIED.add(key)
+
+
 def download(url: str, path: str, sha256: str | None = None) -> str:
     """Fetch ``url`` to ``path`` unless it is there already; verify ``sha256``; return ``path``.
 
     The download goes to a temporary file that is renamed only once complete and verified, so a
-    failed or interrupted download never leaves a truncated file in the cache.
+    failed or interrupted download never leaves a truncated file in the cache. A file already
+    in the cache is verified too (once per process), unless ``$AGRAD_DATA_VERIFY`` is 0. The
+    whole download must finish within ``DOWNLOAD_TIMEOUT`` seconds.
     """
     if os.path.exists(path):
+        if sha256 is not None and _verify_cache():
+            _check_cached(path, sha256)
         return path
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -179,10 +221,19 @@ def download(url: str, path: str, sha256: str | None = None) -> str:
 
 
 def _fetch(url: str, path: str) -> None:
-    """Copy ``url`` to ``path`` (tests replace this to stay offline)."""
-    with urllib.request.urlopen(url, timeout=60) as response, open(path, "wb") as out:
+    """Copy ``url`` to ``path`` within ``DOWNLOAD_TIMEOUT`` (tests replace this to stay offline).
+
+    ``read1`` returns whatever one receive brings, so the deadline is checked however slowly
+    the bytes come; ``read(n)`` would wait for all n bytes, each receive resetting the timeout.
+    """
+    deadline = time.monotonic() + DOWNLOAD_TIMEOUT
+    with urllib.request.urlopen(url, timeout=READ_TIMEOUT) as response, open(path, "wb") as out:
         while True:
-            block = response.read(1 << 20)
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the download took longer than DOWNLOAD_TIMEOUT = {DOWNLOAD_TIMEOUT} s"
+                )
+            block = response.read1(1 << 20)
             if not block:
                 break
             out.write(block)
@@ -194,17 +245,29 @@ _IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0
 def read_idx(path: str) -> Any:
     """Read an IDX file (MNIST's format), gzip-compressed or not, as a NumPy array."""
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DatasetFileError(
+            f"{path} is not a readable gzip file ({type(exc).__name__}: {exc}); it is damaged: "
+            "delete it and it will be downloaded again"
+        ) from exc
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic number {raw[:4]!r})")
+        raise DatasetFileError(
+            f"{path} is not an IDX file (bad magic number {raw[:4]!r}); if it is a cached "
+            "download, delete it and it will be downloaded again"
+        )
     ndim = raw[3]
     header = 4 + 4 * ndim
     shape = tuple(int(d) for d in host.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = host.dtype(_IDX_TYPES[raw[2]])
     expected = header + int(host.prod(shape, dtype=host.int64)) * dtype.itemsize
     if len(raw) != expected:
-        raise ValueError(f"{path}: header says shape {shape}, but the file has the wrong size")
+        raise DatasetFileError(
+            f"{path}: header says shape {shape}, but the file has the wrong size; if it is a "
+            "cached download, delete it and it will be downloaded again"
+        )
     return (
         host.frombuffer(raw, dtype=dtype, offset=header)
         .reshape(shape)

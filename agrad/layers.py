@@ -7,17 +7,23 @@ A :class:`Layer` registers every attribute that holds a :class:`~agrad.Parameter
 
 from __future__ import annotations
 
+import contextlib
 import math
+import operator
 import os
+import re
+import stat
 import tempfile
 import weakref
+import zipfile
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import agrad.functions as F
 from agrad.backends import Backend, backend_of, current_backend, get_backend
 from agrad.backends.numpy import host
-from agrad.core import Parameter, Variable
+from agrad.core import Function, Parameter, Variable
 from agrad.utils import pair
 
 __all__ = [
@@ -157,7 +163,9 @@ class Layer:
 
         The arrays are copied to the host, so a file written from a GPU loads anywhere; the
         layer stays where it is. The file is written beside the target and renamed over it, so
-        an interrupted save leaves the previous file intact.
+        an interrupted save leaves the previous file intact; temporaries that a killed save left
+        behind are removed by the next save of the same file. The file gets the permissions
+        ``np.savez`` would give it: those of the file it replaces, else 0o666 less the umask.
         """
         path = _npz_path(path)
         arrays = {}
@@ -169,10 +177,14 @@ class Layer:
                 )
             arrays[key] = param.backend.to_host(param.data)
         directory = os.path.dirname(os.path.abspath(path))
+        _remove_stale_temporaries(directory, os.path.basename(path))
         fd, temp = tempfile.mkstemp(
-            prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory
+            prefix=f".{os.path.basename(path)}.{_TEMP_TAG}{os.getpid()}-",
+            suffix=".tmp",
+            dir=directory,
         )
         try:
+            os.fchmod(fd, _mode_for(path))
             with os.fdopen(fd, "wb") as f:
                 host.savez_compressed(f, **arrays)
                 f.flush()
@@ -186,15 +198,22 @@ class Layer:
     def load_weights(self, path: str | os.PathLike) -> None:
         """Load parameters saved by ``save_weights`` onto the backend the layer is on.
 
-        Every name and shape is checked first; on any mismatch nothing is loaded and a
-        :class:`WeightsMismatchError` lists what is missing, extra or of the wrong shape.
+        All or nothing: every name, shape and dtype is checked and every array converted
+        before any parameter changes. A mismatch of names or shapes raises
+        :class:`WeightsMismatchError` listing what is missing, extra or of the wrong shape.
+        Arrays are cast to the dtype of the parameter they load into (a float64 file keeps a
+        float32 model float32, as PyTorch's ``load_state_dict`` copies into existing tensors;
+        a parameter not created yet takes its layer's ``dtype``), with NumPy's ``same_kind``
+        rule: float to float or int to float is cast, float to int or complex to real refused,
+        and so are values that do not fit the target dtype (finite in the file, inf after the
+        cast). Non-numeric arrays (strings, objects, dates) are refused by name. A file that
+        is not an ``.npz`` archive, or is corrupt, gives a ``ValueError`` naming it.
         """
         path = os.fspath(path)
         if not os.path.exists(path) and os.path.exists(path + ".npz"):
             path += ".npz"
+        arrays = _read_npz(path)
         params = dict(self.named_params())
-        with host.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
         missing = [key for key in params if key not in arrays]
         extra = [key for key in arrays if key not in params]
         wrong = [
@@ -216,10 +235,34 @@ class Layer:
                 f"load_weights({path!r}) does not fit {type(self).__name__}: "
                 + " | ".join(problems)
             )
+        layer_dtypes = self._declared_dtypes()
         default = self._backend()
+        converted = {}
         for key, param in params.items():
-            target = param.backend if param.data is not None else default
-            param.data = target.asarray(arrays[key])
+            if param.data is not None:
+                target, dtype_name = param.backend, param.backend.dtype_name(param.data.dtype)
+            else:
+                target, dtype_name = default, layer_dtypes.get(key)
+            array = _cast_for_loading(path, key, arrays[key], dtype_name)
+            converted[key] = target.asarray(array)
+        for key, param in params.items():  # nothing above changed the layer; this cannot fail
+            param.data = converted[key]
+
+    def _declared_dtypes(self) -> dict[str, str]:
+        """``path -> dtype name`` for parameters whose layer declares a ``dtype`` (``Linear``)."""
+        declared = {}
+        for key, param in self.named_params():
+            owner = self._owner_of(key)
+            dtype = getattr(owner, "dtype", None)
+            if isinstance(dtype, str) and param.data is None:
+                declared[key] = dtype
+        return declared
+
+    def _owner_of(self, key: str) -> Layer:
+        layer = self
+        for part in key.split("/")[:-1]:
+            layer = layer.__dict__[part]
+        return layer
 
     def _backend(self) -> Backend:
         """The backend of the first initialised parameter, else the current default."""
@@ -229,9 +272,138 @@ class Layer:
         return current_backend()
 
 
+# the temporary of a save is ".<name>.agrad-<pid>-<random>.tmp"; the pid tells a save still
+# running (another process writing the same file) from one that was killed
+_TEMP_TAG = "agrad-"
+_NON_NUMERIC_KINDS = {"U": "strings", "S": "bytes", "O": "Python objects", "M": "dates",
+                      "m": "time deltas", "V": "raw records"}  # fmt: skip
+
+
+def _remove_stale_temporaries(directory: str, name: str) -> None:
+    """Delete the temporaries of earlier saves of ``name`` whose process no longer runs."""
+    # mkstemp's random part is 8 of [a-z0-9_]; the pid-less form is what earlier versions wrote
+    pattern = re.compile(rf"\.{re.escape(name)}\.(?:{_TEMP_TAG}(\d+)-)?[a-z0-9_]{{8}}\.tmp")
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.fullmatch(entry)
+        if match is None:
+            continue
+        pid = match.group(1)
+        if pid is not None and _process_running(int(pid)):
+            continue  # a save in progress, perhaps another process's
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(directory, entry))
+
+
+def _process_running(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # our own earlier save cannot still be running: saves do not overlap
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists (owned by someone else)
+    return True
+
+
+def _mode_for(path: str) -> int:
+    """The permissions ``open(path, 'wb')`` would leave: the old file's, else 0o666 - umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux reports it without changing it (os.umask is not thread-safe)
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _read_npz(path: str) -> dict[str, Any]:
+    """Every array of the ``.npz`` file at ``path``; a ``ValueError`` naming it if it is not one."""
+    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+    # opened here, not by np.load, which leaves the file open when the archive is truncated
+    with open(path, "rb") as file:
+        try:
+            loaded = host.load(file, allow_pickle=False)
+        except unreadable as exc:
+            raise ValueError(
+                f"load_weights: {path!r} is not a weights file written by save_weights (an "
+                f".npz archive): {type(exc).__name__}: {exc}"
+            ) from exc
+        if not hasattr(loaded, "files"):
+            raise ValueError(
+                f"load_weights: {path!r} holds a single array ({type(loaded).__name__}), not "
+                "an .npz archive of named parameters as save_weights writes"
+            )
+        arrays = {}
+        with loaded as npz:
+            for key in npz.files:
+                try:
+                    arrays[key] = npz[key]
+                except unreadable as exc:  # a damaged member, or one holding Python objects
+                    raise ValueError(
+                        f"load_weights: cannot read {key!r} from {path!r} ({type(exc).__name__}: "
+                        f"{exc}); a damaged file must be saved again"
+                    ) from exc
+        return arrays
+
+
+def _cast_for_loading(path: str, key: str, array: Any, dtype_name: str | None) -> Any:
+    """``array`` from the file, cast to ``dtype_name`` (None: kept) or refused by name."""
+    kind = array.dtype.kind
+    if kind in _NON_NUMERIC_KINDS:
+        raise TypeError(
+            f"load_weights({path!r}): {key!r} holds {_NON_NUMERIC_KINDS[kind]} (dtype "
+            f"{array.dtype}), not numbers; only numeric arrays load into parameters"
+        )
+    if dtype_name is None or array.dtype == host.dtype(dtype_name):
+        return array
+    target = host.dtype(dtype_name)
+    if not host.can_cast(array.dtype, target, casting="same_kind"):
+        raise TypeError(
+            f"load_weights({path!r}): {key!r} has dtype {array.dtype} in the file and cannot be "
+            f"cast safely to the parameter's {dtype_name} (allowed: the same kind or a "
+            "narrower one, such as float64 into float32 or int into float)"
+        )
+    with host.errstate(over="ignore"):
+        cast = array.astype(target)
+    if target.kind in "fc" and bool(host.any(host.isinf(cast) & host.isfinite(array))):
+        raise ValueError(
+            f"load_weights({path!r}): {key!r} holds values too large for the parameter's "
+            f"{dtype_name} (they would become inf)"
+        )
+    return cast
+
+
 def _npz_path(path: str | os.PathLike) -> str:
     path = os.fspath(path)
     return path if path.endswith(".npz") else path + ".npz"
+
+
+def _positive_size(layer: str, name: str, value: Any) -> int:
+    """``value`` as an int >= 1, else an error naming the layer's argument."""
+    try:
+        size = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        size = None
+    if size is None:
+        raise TypeError(f"{layer}: {name} must be a positive int, not {value!r}")
+    if size < 1:
+        raise ValueError(f"{layer}: {name} must be a positive int (>= 1), got {size}")
+    return size
 
 
 def _input_backend(x: Any) -> Backend:
@@ -239,11 +411,50 @@ def _input_backend(x: Any) -> Backend:
     return backend_of(data)
 
 
+class _AsType(Function):
+    """``x`` cast to ``dtype``; the gradient is cast back to x's dtype."""
+
+    retain_inputs = ()
+    retain_outputs = ()
+
+    def __init__(self, dtype: Any) -> None:
+        self.dtype = dtype
+
+    def forward(self, x: Any) -> Any:
+        self.source_dtype = x.dtype
+        return self.xp.astype(x, self.dtype)
+
+    def vjp(self, d, xs, ys, gys):
+        gy = gys[0]
+        if isinstance(gy, Variable):  # a recorded backward: the cast back is differentiable too
+            return _AsType(self.source_dtype)(gy)
+        return self.xp.astype(gy, self.source_dtype)
+
+
+def _in_layer_dtype(x: Any, param: Parameter) -> Any:
+    """``x`` in the dtype of ``param``, as Keras layers cast their inputs.
+
+    A float64 batch fed to a float32 layer would otherwise compute in float64 and hand the
+    float32 weights float64 gradients (PyTorch raises instead; casting keeps DeZero's habit of
+    feeding NumPy's float64 arrays to float32 models working). A Variable input is cast
+    differentiably, so its own gradient keeps its dtype.
+    """
+    dtype = param.data.dtype
+    if x.dtype == dtype:
+        return x
+    if isinstance(x, Variable):
+        return _AsType(dtype)(x)
+    return _input_backend(x).xp.astype(x, dtype)
+
+
 class Linear(Layer):
     """``y = x W + b`` with W of shape ``(in_size, out_size)``; ``in_size`` may come from the input.
 
     W is drawn as ``randn(in, out) * sqrt(1 / in)`` in ``dtype`` (float32 stays float32) on the
-    backend of the first input when ``in_size`` is None, else on the default backend.
+    backend of the first input when ``in_size`` is None, else on the default backend. As in
+    PyTorch the features are the input's last axis: a 1-D input is one sample, an (N, in)
+    input a batch, and more axes are batch axes too. Inputs of another dtype are cast to the
+    layer's (see ``_in_layer_dtype``), so the layer's parameters and gradients keep ``dtype``.
     """
 
     def __init__(
@@ -254,8 +465,8 @@ class Linear(Layer):
         in_size: int | None = None,
     ) -> None:
         super().__init__()
-        self.in_size = in_size
-        self.out_size = out_size
+        self.in_size = None if in_size is None else _positive_size("Linear", "in_size", in_size)
+        self.out_size = _positive_size("Linear", "out_size", out_size)
         self.dtype = _dtype_name(dtype)
         self.b = None
         self.W = Parameter(None, name="W")
@@ -276,10 +487,19 @@ class Linear(Layer):
             self.b.to(backend)
 
     def forward(self, x: Any) -> Variable:
+        if x.ndim == 0:
+            raise ValueError(
+                "Linear: the input must have at least one axis (its features), got a 0-d input"
+            )
         if self.W.data is None:
-            self.in_size = x.shape[1]
+            self.in_size = x.shape[-1]
             self._init_W(_input_backend(x))
-        return F.linear(x, self.W, self.b)
+        elif x.shape[-1] != self.W.shape[0]:
+            raise ValueError(
+                f"Linear: the input has {x.shape[-1]} features (last axis of shape "
+                f"{tuple(x.shape)}) but the layer expects in_size={self.W.shape[0]}"
+            )
+        return F.linear(_in_layer_dtype(x, self.W), self.W, self.b)
 
 
 class _ConvBase(Layer):
@@ -338,7 +558,7 @@ class Conv2d(_ConvBase):
 
     def forward(self, x: Any) -> Variable:
         self._ensure_W(x)
-        return F.conv2d(x, self.W, self.b, self.stride, self.pad)
+        return F.conv2d(_in_layer_dtype(x, self.W), self.W, self.b, self.stride, self.pad)
 
 
 class Deconv2d(_ConvBase):
@@ -349,7 +569,7 @@ class Deconv2d(_ConvBase):
 
     def forward(self, x: Any) -> Variable:
         self._ensure_W(x)
-        return F.deconv2d(x, self.W, self.b, self.stride, self.pad)
+        return F.deconv2d(_in_layer_dtype(x, self.W), self.W, self.b, self.stride, self.pad)
 
 
 class RNN(Layer):
@@ -428,6 +648,8 @@ class EmbedID(Layer):
 
     def __init__(self, in_size: int, out_size: int, dtype: Any = "float32") -> None:
         super().__init__()
+        in_size = _positive_size("EmbedID", "in_size", in_size)
+        out_size = _positive_size("EmbedID", "out_size", out_size)
         backend = current_backend()
         self.W = Parameter(
             backend.randn((in_size, out_size), backend.dtype(_dtype_name(dtype))), name="W"
@@ -471,7 +693,7 @@ class BatchNorm(Layer):
         if self.avg_mean.data is None:
             self._init_params(x)
         return F.batch_norm(
-            x,
+            _in_layer_dtype(x, self.gamma),
             self.gamma,
             self.beta,
             self.avg_mean,  # passed as Parameters: batch_norm rebinds their data (any backend)

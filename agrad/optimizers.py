@@ -12,7 +12,7 @@ an SGD step on large arrays); a read-only array is replaced by a new one instead
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from agrad.backends import backend_of
@@ -64,6 +64,10 @@ def _imul(a: Any, b: float) -> Any:
         return a * b
 
 
+# dtype -> whether it is floating point (real or complex)
+_FLOATING: dict[tuple[type, Any], bool] = {}
+
+
 def _slot(store: dict, param: Parameter, init: str = "zeros") -> Any:
     """The state array of ``param`` in ``store``, created (zeros) on the parameter's backend, and
     moved there if the parameter moved since the last update."""
@@ -85,9 +89,41 @@ class Optimizer:
         self.hooks: list[Callable[[list[Parameter]], None]] = []
 
     def setup(self, target: Any) -> Optimizer:
-        """Optimize the parameters of ``target`` (a Layer, or an iterable of Parameters)."""
+        """Optimize the parameters of ``target`` (a Layer, or an iterable of Parameters).
+
+        Parameters must be floating point: an integer one would be truncated by every update
+        (``TypeError`` naming it, here for the initialised ones and in ``update`` for the rest).
+        """
         self.target = target
+        if not isinstance(target, Iterator):  # checking would use up a one-shot iterator
+            self._check_floating([p for p in self._params() if p.data is not None])
         return self
+
+    def _check_floating(self, params: list[Parameter]) -> None:
+        """``TypeError`` naming the first parameter that is not floating point."""
+        for param in params:
+            dtype = param.data.dtype
+            key = (type(dtype), dtype)  # the type first: backends' dtypes may hash alike
+            floating = _FLOATING.get(key)
+            if floating is None:  # isdtype costs microseconds; a step sees few distinct dtypes
+                xp = backend_of(param.data).xp
+                floating = xp.isdtype(dtype, ("real floating", "complex floating"))
+                _FLOATING[key] = floating
+            if not floating:
+                raise TypeError(
+                    f"{type(self).__name__}: parameter {self._describe(param)} has dtype "
+                    f"{dtype}; optimizers update floating-point parameters only (an integer "
+                    "parameter would be truncated at every step): make it floating, or keep "
+                    "it out of the optimizer (a plain Variable, or FreezeParam)"
+                )
+
+    def _describe(self, param: Parameter) -> str:
+        named = getattr(self.target, "named_params", None)
+        if named is not None:
+            for key, candidate in named():
+                if candidate is param:
+                    return repr(key)
+        return repr(param.name) if param.name is not None else f"of shape {tuple(param.shape)}"
 
     def _params(self) -> Iterable[Parameter]:
         target = self.target
@@ -101,12 +137,17 @@ class Optimizer:
     def update(self) -> None:
         """Run the hooks, then update every parameter that has a gradient."""
         params = [p for p in self._params() if p.grad is not None]
+        self._check_floating(params)
+        self._begin_step()
         for hook in self.hooks:
             hook(params)
         # hooks may drop gradients (FreezeParam): those parameters stay as they are
         for param in params:
             if param.grad is not None:
                 self.update_one(param)
+
+    def _begin_step(self) -> None:
+        """Per-step bookkeeping, once the parameters are known to be updatable."""
 
     def update_one(self, param: Parameter) -> None:
         """Update one parameter from its gradient."""
@@ -255,11 +296,9 @@ class Adam(Optimizer):
         self.vs: dict[Parameter, Any] = {}
         self._lr = alpha
 
-    def update(self) -> None:
-        """Count the step, then update every parameter."""
+    def _begin_step(self) -> None:
         self.t += 1
         self._lr = self.lr  # the same for every parameter of this step
-        super().update()
 
     @property
     def lr(self) -> float:

@@ -18,7 +18,8 @@ __all__ = [
 class MatMul(Function):
     """x @ W for 1-D and 2-D operands (DeZero's ``matmul``)."""
 
-    retain_inputs, retain_outputs = (0, 1), ()
+    retain_inputs = (0, 1)
+    retain_outputs = ()
 
     def forward(self, x: Any, W: Any) -> Any:
         return self.xp.matmul(x, W)
@@ -39,18 +40,21 @@ def _matrix_grads(func: Function, d: Any, x: Any, W: Any, gy: Any) -> tuple[Any,
 
 
 def _matmul_grads(d: Any, x: Any, W: Any, gy: Any) -> tuple[Any, Any]:
-    """Gradients of ``matmul`` for 1-D operands and batched (N-D) stacks of matrices."""
+    """Gradients of ``matmul`` for 1-D operands and batched (N-D) stacks of matrices.
+
+    As ``matmul`` does, a 1-D ``x`` is read as a row (1, n) and a 1-D ``W`` as a column (n, 1);
+    ``gy`` gets back the axes those promotions dropped from the product (for two vectors ``gy``
+    is 0-d and becomes (1, 1)), so every case reduces to the batched matrix one.
+    """
     x2 = d.reshape(x, (1, *x.shape)) if x.ndim == 1 else x
     W2 = d.reshape(W, (*W.shape, 1)) if W.ndim == 1 else W
     g2 = gy
-    if x.ndim == 1:
-        g2 = d.expand_dims(g2, axis=-2)
     if W.ndim == 1:
-        g2 = d.expand_dims(g2, axis=-1)
-    gx = d.matmul(g2, _swap_last(d, W2))
-    gW = d.matmul(_swap_last(d, x2), g2)
-    gx = d.sum_to(gx, x2.shape) if gx.ndim >= x2.ndim else gx
-    gW = d.sum_to(gW, W2.shape) if gW.ndim >= W2.ndim else gW
+        g2 = d.reshape(g2, (*g2.shape, 1))
+    if x.ndim == 1:
+        g2 = d.reshape(g2, (*g2.shape[:-1], 1, g2.shape[-1]))
+    gx = d.sum_to(d.matmul(g2, _swap_last(d, W2)), x2.shape)
+    gW = d.sum_to(d.matmul(_swap_last(d, x2), g2), W2.shape)
     return d.reshape(gx, x.shape), d.reshape(gW, W.shape)
 
 
@@ -68,9 +72,12 @@ def matmul(x: Any, W: Any) -> Variable:
 class Linear(Function):
     """``x @ W + b`` with ``W`` of shape (in, out) and an optional bias (DeZero's ``Linear``)."""
 
-    retain_inputs, retain_outputs = (0, 1), ()
+    retain_inputs = (0, 1)
+    retain_outputs = ()
 
     def forward(self, x: Any, W: Any, b: Any = None) -> Any:
+        # None when called as Linear()(x, W, None), as DeZero allows
+        self.bias_shape = None if b is None else tuple(b.shape)
         y = self.xp.matmul(x, W)
         return y if b is None else y + b
 
@@ -82,8 +89,7 @@ class Linear(Function):
             gx, gW = _matmul_grads(d, x, W, gy)
         if len(xs) == 2:
             return gx, gW
-        b = xs[2]  # None when called as Linear()(x, W, None), as DeZero allows
-        return gx, gW, None if b is None else d.sum_to(gy, b.shape)
+        return gx, gW, None if self.bias_shape is None else d.sum_to(gy, self.bias_shape)
 
 
 def linear(x: Any, W: Any, b: Any = None) -> Variable:

@@ -7,7 +7,9 @@ integer-array indexing the Array API standard does not guarantee.
 
 from __future__ import annotations
 
+import itertools
 import math
+import warnings
 from typing import Any
 
 from agrad.backends import backend_of
@@ -52,16 +54,90 @@ def _label_column(xp: Any, t: Any, n: int) -> Any:
     return xp.reshape(t, (n, 1))
 
 
+# dtype -> whether it is an integer dtype
+_INTEGRAL: dict[tuple[type, Any], bool] = {}
+
+
+def _check_labels(xp: Any, x: Any, t: Any) -> None:
+    """Logits ``x`` must be (N, C) and ``t`` hold N integer labels with 0 <= t < C.
+
+    A label out of range would otherwise be wrapped by ``take_along_axis`` (-1 picks the last
+    class) while the one-hot of the gradient has no entry for it: a loss and gradient that
+    disagree. Checking costs one reduction (and, on a GPU, one synchronisation) per call.
+    """
+    if backend_of(t, None) is not backend_of(x):
+        raise TypeError(
+            f"logits x and labels t live on different backends ({backend_of(x).name!r} and "
+            f"{type(t).__module__}.{type(t).__qualname__}); move them with Variable.to(...) first"
+        )
+    if x.ndim != 2:
+        raise ValueError(f"logits x must have shape (N, C), got shape {tuple(x.shape)}")
+    key = (type(t.dtype), t.dtype)  # the type first: backends' dtypes may hash alike
+    integral = _INTEGRAL.get(key)
+    if integral is None:  # isdtype costs microseconds, the loss runs every step
+        integral = _INTEGRAL[key] = xp.isdtype(t.dtype, "integral")
+    if not integral:
+        raise TypeError(f"class labels t must be an integer array, not {t.dtype}")
+    n, classes = x.shape
+    if tuple(t.shape) not in ((n,), (n, 1)):
+        raise ValueError(
+            f"class labels t must hold one label per row of x: x has {n} rows (shape "
+            f"{tuple(x.shape)}), so t must have shape ({n},) or ({n}, 1), not {tuple(t.shape)}"
+        )
+    wide = xp.astype(t, xp.int64)  # `t >= classes` in int8 overflows for 300 classes
+    bad = (wide < 0) | (wide >= classes)
+    if n and bool(xp.any(bad)):
+        flat = xp.reshape(wide, (n,))
+        index = int(xp.argmax(xp.astype(xp.reshape(bad, (n,)), xp.int8)))
+        raise ValueError(
+            f"class label t[{index}] = {int(flat[index])} is out of range: labels must satisfy "
+            f"0 <= t < {classes} (the number of columns of x)"
+        )
+
+
 def _one_hot(xp: Any, t: Any, n: int, classes: int, dtype: Any) -> Any:
-    """``(n, classes)`` one-hot rows of the labels ``t``, built by comparison with ``arange``."""
-    column = _label_column(xp, t, n)
-    return xp.astype(column == xp.arange(classes, dtype=t.dtype), dtype)
+    """``(n, classes)`` one-hot rows of the labels ``t``, built by comparison with ``arange``.
+
+    Compared in int64: ``arange`` in a narrow label dtype (uint8 with 300 classes) would wrap
+    and mark a second class.
+    """
+    column = xp.astype(_label_column(xp, t, n), xp.int64)
+    return xp.astype(column == xp.arange(classes, dtype=xp.int64), dtype)
+
+
+def _warn_if_broadcast_grows(x0: Any, x1: Any) -> None:
+    """PyTorch's warning for ``mse_loss`` with input and target of different sizes, given when
+    broadcasting makes the difference bigger than both, as (3, 1) with (3,) gives (3, 3)."""
+    s0, s1 = tuple(getattr(x0, "shape", ())), tuple(getattr(x1, "shape", ()))
+    if s0 == s1:
+        return
+    try:
+        shape = _broadcast_shape(s0, s1)
+    except ValueError:
+        return  # the subtraction raises its own error
+    if shape != s0 and shape != s1:
+        warnings.warn(
+            f"mean_squared_error: inputs of shapes {s0} and {s1} broadcast to {shape}; this "
+            "is likely a mistake (reshape one of them so that the shapes match)",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _broadcast_shape(s0: tuple[int, ...], s1: tuple[int, ...]) -> tuple[int, ...]:
+    shape = []
+    for a, b in itertools.zip_longest(reversed(s0), reversed(s1), fillvalue=1):
+        if a != b and 1 not in (a, b):
+            raise ValueError(f"shapes {s0} and {s1} do not broadcast")
+        shape.append(a if b == 1 else b)
+    return tuple(reversed(shape))
 
 
 class MeanSquaredError(Function):
     """sum((x0 - x1)**2) / len(x0): DeZero divides by the first dimension, not the size."""
 
-    retain_inputs, retain_outputs = (0, 1), ()
+    retain_inputs = (0, 1)
+    retain_outputs = ()
 
     def forward(self, x0: Any, x1: Any) -> Any:
         diff = x0 - x1
@@ -77,36 +153,37 @@ class MeanSquaredError(Function):
 class SoftmaxCrossEntropy(Function):
     """Mean over the batch of -log softmax(x)[i, t[i]], for logits ``x`` of shape (N, C)."""
 
-    retain_inputs, retain_outputs = (0, 1), ()
+    retain_inputs = (0, 1)
+    retain_outputs = ()
 
     def forward(self, x: Any, t: Any) -> Any:
         xp = self.xp
+        _check_labels(xp, x, t)
         n = x.shape[0]
         log_p = x - _logsumexp_array(xp, x, 1)
         picked = xp.take_along_axis(log_p, _label_column(xp, t, n), axis=1)
         return -xp.sum(picked) / n
 
     def vjp(self, d, xs, ys, gys):
-        x, t = xs[0], array_of(xs[1])
-        n, classes = x.shape
-        one_hot = _one_hot(self.xp, t, n, classes, x.dtype)
+        n, classes = xs[0].shape
+        one_hot = _one_hot(self.xp, array_of(xs[1]), n, classes, xs[0].dtype)
         return (d.softmax(xs[0], axis=1) - one_hot) * (gys[0] / n), None
 
 
 class _PickLabels(Function):
     """Row i of ``x`` (N, C) at column ``t[i]``; the gradient goes back to those entries only."""
 
-    retain_inputs, retain_outputs = (1,), ()
+    retain_inputs = (1,)
+    retain_outputs = ()
 
     def forward(self, x: Any, t: Any) -> Any:
-        n = x.shape[0]
+        n = x.shape[0]  # labels checked by softmax_cross_entropy_simple
         picked = self.xp.take_along_axis(x, _label_column(self.xp, t, n), axis=1)
         return self.xp.reshape(picked, (n,))
 
     def vjp(self, d, xs, ys, gys):
-        x, t = xs[0], array_of(xs[1])
-        n, classes = x.shape
-        one_hot = _one_hot(self.xp, t, n, classes, x.dtype)
+        n, classes = xs[0].shape
+        one_hot = _one_hot(self.xp, array_of(xs[1]), n, classes, xs[0].dtype)
         return d.reshape(gys[0], (n, 1)) * one_hot, None
 
 
@@ -117,11 +194,17 @@ class SigmoidCrossEntropy(Function):
     gives inf there); log p is clipped at log(1e-15) as DeZero clips p. Targets get no gradient.
     """
 
-    retain_inputs, retain_outputs = (0,), ()
+    retain_inputs = (0,)
+    retain_outputs = ()
     retain_attributes = ("_unclipped", "_targets")
 
     def forward(self, x: Any, t: Any) -> Any:
         xp = self.xp
+        if math.prod(t.shape) != math.prod(x.shape):
+            raise ValueError(
+                f"targets t must have one entry per logit: x has shape {tuple(x.shape)}, "
+                f"t has shape {tuple(t.shape)}"
+            )
         t = xp.astype(xp.reshape(t, x.shape), x.dtype)
         tail = xp.log1p(xp.exp(-xp.abs(x)))
         zeros = xp.zeros_like(x)
@@ -140,12 +223,19 @@ class SigmoidCrossEntropy(Function):
 
 
 def mean_squared_error(x0: Any, x1: Any) -> Variable:
-    """sum((x0 - x1)**2) / len(x0) (DeZero: divided by the batch size, not the element count)."""
+    """sum((x0 - x1)**2) / len(x0) (DeZero: divided by the batch size, not the element count).
+
+    Warns (``UserWarning``, as PyTorch's ``mse_loss``) when broadcasting the two makes a shape
+    bigger than both, as (3, 1) and (3,) give (3, 3); a target that broadcasts to the input's
+    shape, such as (1, 3) against (4, 3), is taken as meant.
+    """
+    _warn_if_broadcast_grows(x0, x1)
     return MeanSquaredError()(x0, x1)
 
 
 def mean_squared_error_simple(x0: Any, x1: Any) -> Variable:
     """``mean_squared_error`` composed from arithmetic and ``sum`` (DeZero's version)."""
+    _warn_if_broadcast_grows(x0, x1)
     x0, x1 = as_variable(x0), as_variable(x1)
     diff = x0 - x1
     return _sum(diff**2) / _batch_size(diff)
@@ -159,6 +249,7 @@ def softmax_cross_entropy(x: Any, t: Any) -> Variable:
 def softmax_cross_entropy_simple(x: Any, t: Any) -> Variable:
     """``softmax_cross_entropy`` composed from softmax, clip (p >= 1e-15) and log (DeZero's)."""
     x = as_variable(x)
+    _check_labels(x.xp, x.data, _data(t))
     n = x.shape[0]
     p = _elementwise.clip(softmax(x), _P_FLOOR, 1.0)
     picked = _PickLabels()(log(p), _data(t))
@@ -174,6 +265,11 @@ def binary_cross_entropy(p: Any, t: Any) -> Variable:
     """Binary cross entropy of probabilities ``p`` (clipped to [1e-15, 0.999] as DeZero)."""
     p = as_variable(p)
     t = as_variable(t)
+    if t.size != p.size:
+        raise ValueError(
+            f"binary_cross_entropy: targets t must have one entry per probability: p has shape "
+            f"{tuple(p.shape)}, t has shape {tuple(t.shape)}"
+        )
     if t.ndim != p.ndim:
         t = t.reshape(p.shape)
     if t.dtype != p.dtype:  # integer 0/1 labels: compute in p's floating dtype
@@ -188,7 +284,22 @@ def binary_cross_entropy(p: Any, t: Any) -> Variable:
 def accuracy(y: Any, t: Any) -> Variable:
     """Fraction of rows of ``y`` whose argmax equals the label in ``t`` (not differentiable)."""
     y, t = _data(y), _data(t)
-    xp = backend_of(y).xp
+    backend = backend_of(y)
+    labels_backend = backend_of(t, None)
+    if labels_backend is not backend:
+        where = labels_backend.name if labels_backend is not None else type(t).__name__
+        raise TypeError(
+            f"accuracy: y and t live on different backends ({backend.name!r} and {where!r}); "
+            "move them with Variable.to(...) first"
+        )
+    xp = backend.xp
+    if y.ndim != 2:
+        raise ValueError(f"accuracy: y must have shape (N, C), got shape {tuple(y.shape)}")
+    if t.ndim == 0 or math.prod(t.shape) != y.shape[0]:
+        raise ValueError(
+            f"accuracy: t must hold one label per row of y: y has {y.shape[0]} rows, "
+            f"t has shape {tuple(t.shape)}"
+        )
     predicted = xp.reshape(xp.argmax(y, axis=1), t.shape)
     # float64 like DeZero (NumPy's mean of a bool array), so printed accuracies match
     hits = xp.astype(predicted == t, xp.float64)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any
 
 from agrad.core import Function, Variable, array_of
+from agrad.functions._axes import check_axes
 from agrad.ops import _normalize_axis
 
 
@@ -28,13 +31,16 @@ __all__ = [
 class Sum(Function):
     """Sum over ``axis`` (all axes when None)."""
 
-    retain_inputs = retain_outputs = ()
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, axis: Any = None, keepdims: bool = False) -> None:
         self.axis = tuple(axis) if isinstance(axis, list) else axis
         self.keepdims = keepdims
 
     def forward(self, x: Any) -> Any:
+        if self.axis is not None:
+            self.axis = check_axes("sum", self.axis, x.ndim)
         return self.xp.sum(x, axis=self.axis, keepdims=self.keepdims)
 
     def vjp(self, d, xs, ys, gys):
@@ -51,9 +57,16 @@ def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: 
 
 
 def average(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
-    """Mean over ``axis``: ``sum`` scaled by the output/input size ratio (DeZero)."""
+    """Mean over ``axis``: ``sum`` scaled by the output/input size ratio (DeZero).
+
+    The mean over no elements is NaN, with NumPy's ``RuntimeWarning``.
+    """
     y = sum(x, axis, keepdims)
-    return y * (y.size / x.size)
+    if x.size:
+        return y * (y.size / x.size)
+    if y.size:
+        warnings.warn("mean of an empty array is NaN", RuntimeWarning, stacklevel=2)
+    return y * math.nan
 
 
 mean = average
@@ -62,7 +75,8 @@ mean = average
 class _Extreme(Function):
     """Max or min over ``axis``; the gradient goes to every position equal to the extreme."""
 
-    retain_inputs, retain_outputs = (0,), (0,)
+    retain_inputs = (0,)
+    retain_outputs = (0,)
 
     def __init__(self, axis: Any = None, keepdims: bool = False) -> None:
         self.axis = tuple(axis) if isinstance(axis, list) else axis
@@ -79,6 +93,8 @@ class Max(_Extreme):
     """Maximum over ``axis`` (all axes when None)."""
 
     def forward(self, x: Any) -> Any:
+        if self.axis is not None:
+            self.axis = check_axes("max", self.axis, x.ndim)
         return self.xp.max(x, axis=self.axis, keepdims=self.keepdims)
 
 
@@ -86,6 +102,8 @@ class Min(_Extreme):
     """Minimum over ``axis`` (all axes when None)."""
 
     def forward(self, x: Any) -> Any:
+        if self.axis is not None:
+            self.axis = check_axes("min", self.axis, x.ndim)
         return self.xp.min(x, axis=self.axis, keepdims=self.keepdims)
 
 

@@ -8,6 +8,7 @@ running statistics it rebinds ``.data`` to the new array instead, which works on
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from agrad.backends import backend_of
@@ -24,7 +25,14 @@ __all__ = [
 
 
 class Dropout(Function):
-    """x * mask / (1 - ratio): inverted dropout with a fixed 0/1 ``mask`` of x's shape."""
+    """x * mask / (1 - ratio): inverted dropout with a fixed 0/1 ``mask`` of x's shape.
+
+    ``scale`` is 1 - ratio; a scale of 0 (ratio 1: every element dropped) gives zeros, not 0/0.
+    """
+
+    retain_inputs = ()
+    retain_outputs = ()
+    retain_attributes = ("mask",)
 
     retain_inputs, retain_outputs, retain_attributes = (), (), ("mask",)
 
@@ -33,25 +41,44 @@ class Dropout(Function):
         self.scale = scale
 
     def forward(self, x: Any) -> Any:
+        if self.scale == 0:
+            return self.xp.zeros_like(x)
         return x * self.xp.astype(self.mask, x.dtype) / self.scale
 
     def vjp(self, d, xs, ys, gys):
         gy = gys[0]
+        if self.scale == 0:
+            return gy * 0.0  # gy is a Variable when the backward is recorded
         return gy * self.xp.astype(self.mask, gy.dtype) / self.scale
+
+
+def _check_dropout_ratio(dropout_ratio: Any) -> float:
+    if isinstance(dropout_ratio, bool) or not isinstance(dropout_ratio, numbers.Real):
+        raise TypeError(f"dropout: dropout_ratio must be a number, not {dropout_ratio!r}")
+    ratio = float(dropout_ratio)
+    if not 0.0 <= ratio <= 1.0:  # also false for NaN
+        raise ValueError(
+            f"dropout: dropout_ratio={dropout_ratio!r} is not a probability: it must satisfy "
+            "0 <= dropout_ratio <= 1"
+        )
+    return ratio
 
 
 def dropout(x: Any, dropout_ratio: float = 0.5) -> Variable:
     """Zero each element with probability ``dropout_ratio`` and rescale the rest (training only).
 
-    In test mode (``Config.train`` False) ``x`` comes back unchanged. The mask is drawn from the
-    backend's seeded random numbers (``agrad.seed``), as DeZero draws from ``np.random``.
+    ``dropout_ratio`` must lie in [0, 1] (checked in both modes); 1 drops everything and gives
+    zeros with a zero gradient, as PyTorch does. In test mode (``Config.train`` False) ``x``
+    comes back unchanged. The mask is drawn from the backend's seeded random numbers
+    (``agrad.seed``), as DeZero draws from ``np.random``.
     """
+    ratio = _check_dropout_ratio(dropout_ratio)
     x = as_variable(x)
     if not Config.train:
         return x
     backend = backend_of(x.data)
-    mask = backend.random(tuple(x.shape)) > dropout_ratio
-    return Dropout(mask, 1.0 - dropout_ratio)(x)
+    mask = backend.random(tuple(x.shape)) > ratio
+    return Dropout(mask, 1.0 - ratio)(x)
 
 
 def _running_data(stat: Any) -> Any:

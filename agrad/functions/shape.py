@@ -7,8 +7,10 @@ import math
 from typing import Any
 
 from agrad.core import Function, Variable, as_variable
+from agrad.functions._axes import AxisError, check_axes, check_axis
 
 __all__ = [
+    "AxisError",
     "Reshape",
     "Transpose",
     "BroadcastTo",
@@ -33,7 +35,8 @@ __all__ = [
 class Reshape(Function):
     """Reshape to ``shape``."""
 
-    retain_inputs = retain_outputs = ()
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = tuple(shape)
@@ -48,14 +51,23 @@ class Reshape(Function):
 class Transpose(Function):
     """Permute axes (reverse them when ``axes`` is None)."""
 
-    retain_inputs = retain_outputs = ()
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, axes: Any = None) -> None:
         self.axes = None if axes is None else tuple(axes)
 
     def forward(self, x: Any) -> Any:
-        axes = self.axes if self.axes is not None else tuple(range(x.ndim - 1, -1, -1))
-        self.axes = tuple(a % x.ndim for a in axes)
+        if self.axes is None:
+            self.axes = tuple(range(x.ndim - 1, -1, -1))
+        else:
+            axes = check_axes("transpose", self.axes, x.ndim, "axes")
+            if len(axes) != x.ndim:
+                raise ValueError(
+                    f"transpose: axes={self.axes} must be a permutation of the {x.ndim} axes "
+                    f"of an array of shape {tuple(x.shape)}"
+                )
+            self.axes = axes
         return self.xp.permute_dims(x, self.axes)
 
     def vjp(self, d, xs, ys, gys):
@@ -66,12 +78,14 @@ class Transpose(Function):
 class BroadcastTo(Function):
     """Broadcast to ``shape``; the gradient sums back."""
 
-    retain_inputs = retain_outputs = ()
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = tuple(shape)
 
     def forward(self, x: Any) -> Any:
+        _check_sum_to(self.shape, tuple(x.shape), "broadcast_to")
         return self.xp.broadcast_to(x, self.shape)
 
     def vjp(self, d, xs, ys, gys):
@@ -81,7 +95,8 @@ class BroadcastTo(Function):
 class SumTo(Function):
     """Sum over broadcast axes down to ``shape``; the gradient broadcasts back."""
 
-    retain_inputs = retain_outputs = ()
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = tuple(shape)
@@ -89,10 +104,26 @@ class SumTo(Function):
     def forward(self, x: Any) -> Any:
         from agrad.ops import array_ops
 
+        _check_sum_to(tuple(x.shape), self.shape)
         return array_ops(self.backend).sum_to(x, self.shape)
 
     def vjp(self, d, xs, ys, gys):
         return d.broadcast_to(gys[0], xs[0].shape)
+
+
+def _check_sum_to(source: tuple[int, ...], shape: tuple[int, ...], func: str = "sum_to") -> None:
+    """``shape`` must broadcast to ``source`` (else summing to it is a silent reshape)."""
+    lead = len(source) - len(shape)
+    if lead < 0 or any(n != 1 and n != source[lead + i] for i, n in enumerate(shape)):
+        if func == "sum_to":
+            raise ValueError(
+                f"sum_to: cannot sum an array of shape {source} to shape {shape}; the target "
+                "must broadcast to the source (the same trailing sizes, or 1 where summed)"
+            )
+        raise ValueError(
+            f"broadcast_to: cannot broadcast an array of shape {shape} to shape {source} (each "
+            "axis must match or be 1, counting from the last)"
+        )
 
 
 def reshape(x: Any, shape: tuple[int, ...]) -> Variable:
@@ -124,13 +155,15 @@ def sum_to(x: Any, shape: tuple[int, ...]) -> Variable:
 def expand_dims(x: Any, axis: int = 0) -> Variable:
     """Insert a size-1 axis at ``axis`` (the Array API's meaning of negative axes)."""
     shape = tuple(x.shape)
-    position = axis % (len(shape) + 1)
+    position = check_axis("expand_dims", axis, len(shape) + 1)
     return reshape(x, (*shape[:position], 1, *shape[position:]))
 
 
 def flatten(x: Any) -> Variable:
     """Reshape to ``(N, -1)``, keeping the batch axis (DeZero)."""
     shape = tuple(x.shape)
+    if not shape:
+        raise ValueError("flatten: the input must have a batch axis, got a 0-d input")
     return reshape(x, (shape[0], math.prod(shape[1:])))
 
 
@@ -140,7 +173,7 @@ def squeeze(x: Any, axis: Any = None) -> Variable:
     if axis is None:
         drop = {i for i, n in enumerate(shape) if n == 1}
     else:
-        drop = {a % len(shape) for a in ((axis,) if isinstance(axis, int) else axis)}
+        drop = set(check_axes("squeeze", axis, len(shape)))
         if any(shape[i] != 1 for i in drop):
             raise ValueError(f"squeeze: axis {axis} of shape {shape} does not have size 1")
     return reshape(x, tuple(n for i, n in enumerate(shape) if i not in drop))
@@ -154,13 +187,14 @@ def _slab(axis: int, start: int, stop: int) -> tuple:
 class Concat(Function):
     """Join arrays along an existing axis; each input's gradient is its slab of the output's."""
 
-    retain_inputs = retain_outputs = ()
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, axis: int = 0) -> None:
         self.axis = axis
 
     def forward(self, *xs: Any) -> Any:
-        self.axis = self.axis % xs[0].ndim
+        self.axis = check_axis("concat", self.axis, xs[0].ndim)
         return self.xp.concat(xs, axis=self.axis)
 
     def vjp(self, d, xs, ys, gys):
@@ -176,13 +210,14 @@ class Concat(Function):
 class Stack(Function):
     """Join arrays along a new axis; each input's gradient is its slice of the output's."""
 
-    retain_inputs = retain_outputs = ()
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, axis: int = 0) -> None:
         self.axis = axis
 
     def forward(self, *xs: Any) -> Any:
-        self.axis = self.axis % (xs[0].ndim + 1)
+        self.axis = check_axis("stack", self.axis, xs[0].ndim + 1)
         return self.xp.stack(xs, axis=self.axis)
 
     def vjp(self, d, xs, ys, gys):
@@ -193,14 +228,15 @@ class Stack(Function):
 class Split(Function):
     """Split along ``axis`` into equal sections (an int) or at the given indices (NumPy's rule)."""
 
-    retain_inputs = retain_outputs = ()
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, indices_or_sections: Any, axis: int = 0) -> None:
         self.indices_or_sections = indices_or_sections
         self.axis = axis
 
     def forward(self, x: Any) -> Any:
-        axis = self.axis = self.axis % x.ndim
+        axis = self.axis = check_axis("split", self.axis, x.ndim)
         length = x.shape[axis]
         if isinstance(self.indices_or_sections, int):
             sections = self.indices_or_sections

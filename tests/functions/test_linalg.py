@@ -119,3 +119,60 @@ def test_raw_array_input_skips_its_gradient_but_not_the_weights(xp):
         if kind == "variable":
             np.testing.assert_allclose(as_numpy(x.grad), 2 * (x_host @ w_host) @ w_host.T)
     np.testing.assert_allclose(grads["array"], grads["variable"])
+
+
+# (x shape, W shape): every 1-D / 2-D / batched combination matmul accepts
+MATMUL_SHAPES = [
+    ((4,), (4,)),
+    ((3, 4), (4,)),
+    ((4,), (4, 2)),
+    ((2, 3, 4), (4,)),
+    ((4,), (2, 4, 3)),
+    ((3, 4), (4, 2)),
+    ((2, 3, 4), (4, 2)),
+    ((3, 4), (2, 4, 2)),
+    ((2, 1, 3, 4), (5, 4, 2)),
+]
+
+
+@pytest.mark.parametrize("operand", ["x", "W"])
+@pytest.mark.parametrize(("x_shape", "w_shape"), MATMUL_SHAPES)
+def test_matmul_every_shape(xp, x_shape, w_shape, operand):
+    """Gradient, double backward and fast == graph path for each operand (two vectors used to
+    raise AxisError in a plain backward())."""
+    x_host, w_host = randn(*x_shape), randn(*w_shape)
+    if operand == "x":
+        w_const = xp.asarray(w_host)
+        check_function(xp, lambda x: F.matmul(x, w_const), x_host)
+    else:
+        x_const = xp.asarray(x_host)
+        check_function(xp, lambda w: F.matmul(x_const, w), w_host)
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape"), MATMUL_SHAPES)
+def test_matmul_both_operands_gradients(xp, x_shape, w_shape):
+    """Both gradients at once (plain and create_graph backward) match NumPy's closed forms."""
+    x_host, w_host = randn(*x_shape), randn(*w_shape)
+    for create_graph in (False, True):
+        x, w = Variable(xp.asarray(x_host)), Variable(xp.asarray(w_host))
+        y = F.matmul(x, w)
+        np.testing.assert_allclose(host(y), np.matmul(x_host, w_host))
+        F.sum(y).backward(create_graph=create_graph)
+        assert x.grad.shape == x_host.shape and w.grad.shape == w_host.shape
+        gy = np.ones(np.matmul(x_host, w_host).shape)
+        x2 = x_host[None] if x_host.ndim == 1 else x_host
+        w2 = w_host[:, None] if w_host.ndim == 1 else w_host
+        g2 = gy.reshape(np.matmul(x2, w2).shape)
+        expect_x = np.matmul(g2, np.swapaxes(w2, -1, -2))
+        expect_w = np.matmul(np.swapaxes(x2, -1, -2), g2)
+        expect_x = _sum_to(expect_x, x2.shape).reshape(x_host.shape)
+        expect_w = _sum_to(expect_w, w2.shape).reshape(w_host.shape)
+        np.testing.assert_allclose(host(x.grad), expect_x, rtol=1e-12)
+        np.testing.assert_allclose(host(w.grad), expect_w, rtol=1e-12)
+
+
+def _sum_to(a: np.ndarray, shape: tuple) -> np.ndarray:
+    lead = a.ndim - len(shape)
+    a = a.sum(axis=tuple(range(lead))) if lead else a
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and a.shape[i] != 1)
+    return a.sum(axis=axes, keepdims=True) if axes else a

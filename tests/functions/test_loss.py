@@ -267,3 +267,102 @@ def test_dezero_class_names_are_public():
         assert issubclass(getattr(F, name), agrad.Function)
     y = F.SoftmaxCrossEntropy()(np.zeros((2, 2)), np.asarray([0, 1]))
     assert float(host(y)) == pytest.approx(math.log(2), rel=1e-15)
+
+
+LABEL_LOSSES = ["softmax_cross_entropy", "softmax_cross_entropy_simple"]
+
+
+@pytest.mark.parametrize("name", LABEL_LOSSES)
+@pytest.mark.parametrize("label_dtype", ["uint8", "int8", "int16", "int32", "int64"])
+def test_narrow_label_dtypes_with_many_classes(xp, name, label_dtype):
+    """The one-hot of the gradient is built in int64: uint8 labels with 300 classes used to put
+    gradient on class 257 as well as on class 1 (arange(300) wraps in uint8)."""
+    classes = 300
+    values = [1, 120, 0] if label_dtype in ("int8", "uint8") else [1, 257, 299]
+    x = Variable(randn(xp, (3, classes)))
+    getattr(F, name)(x, labels(xp, values, label_dtype)).backward()
+    p = np.exp(np_log_softmax(host(x)))
+    expected = (p - np.eye(classes)[values]) / 3
+    np.testing.assert_allclose(host(x.grad), expected, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", LABEL_LOSSES)
+@pytest.mark.parametrize("bad", [-1, 3, 300])
+def test_labels_out_of_range_are_named(xp, name, bad):
+    t = labels(xp, [0, bad, 1], "int64")
+    with pytest.raises(ValueError, match=rf"t\[1\] = {bad} is out of range.*0 <= t < 3"):
+        getattr(F, name)(randn(xp, (3, 3)), t)
+
+
+@pytest.mark.parametrize("name", LABEL_LOSSES)
+def test_labels_out_of_range_in_a_narrow_dtype(xp, name):
+    with pytest.raises(ValueError, match=r"t\[0\] = 200 is out of range"):
+        getattr(F, name)(randn(xp, (2, 3)), labels(xp, [200, 1], "uint8"))
+
+
+@pytest.mark.parametrize("name", LABEL_LOSSES)
+@pytest.mark.parametrize("values", [[0, 1], [0, 1, 2, 1, 0], [[0, 1, 2]], 1])
+def test_labels_of_the_wrong_length_are_named(xp, name, values):
+    t = labels(xp, values)
+    with pytest.raises(ValueError, match=r"one label per row of x: x has 3 rows"):
+        getattr(F, name)(randn(xp, (3, 3)), t)
+
+
+@pytest.mark.parametrize("name", LABEL_LOSSES)
+def test_logits_must_be_a_matrix(xp, name):
+    with pytest.raises(ValueError, match=r"logits x must have shape \(N, C\), got shape \(3,\)"):
+        getattr(F, name)(randn(xp, (3,)), labels(xp, [0, 1, 2]))
+
+
+def test_sigmoid_cross_entropy_targets_of_the_wrong_size(xp):
+    with pytest.raises(ValueError, match=r"one entry per logit: x has shape \(4, 3\)"):
+        F.sigmoid_cross_entropy(randn(xp, (4, 3)), labels(xp, [1, 0, 1]))
+
+
+@pytest.mark.parametrize("name", ["mean_squared_error", "mean_squared_error_simple"])
+@pytest.mark.parametrize(("s0", "s1"), [((3, 1), (3,)), ((3,), (3, 1)), ((3, 1), (1, 3))])
+def test_mean_squared_error_warns_when_broadcasting_grows(xp, name, s0, s1):
+    with pytest.warns(UserWarning, match=r"broadcast to \(3, 3\)"):
+        getattr(F, name)(randn(xp, s0), randn(xp, s1, seed=1))
+
+
+@pytest.mark.parametrize("name", ["mean_squared_error", "mean_squared_error_simple"])
+def test_mean_squared_error_broadcasting_to_one_shape_does_not_warn(xp, name):
+    f = getattr(F, name)
+    f(randn(xp, (4, 3)), randn(xp, (1, 3)))  # warnings are errors in the tests
+    f(randn(xp, (4, 3)), randn(xp, (3,)))
+    if name == "mean_squared_error":
+        f(randn(xp, (4, 3)), 0.5)
+
+
+def test_accuracy_with_mixed_backends_gets_agrad_error(xp):
+    other = np if agrad.current_backend().name != "numpy" else agrad.get_backend("array_api_strict")
+    other_xp = other if other is np else other.xp
+    y = xp.asarray([[0.1, 0.9], [0.8, 0.1]])
+    t = other_xp.asarray([1, 0])
+    with pytest.raises(TypeError, match=r"accuracy: y and t live on different backends"):
+        F.accuracy(y, t)
+    with pytest.raises(TypeError, match=r"different backends"):
+        F.accuracy(Variable(t if other is np else other_xp.asarray([[0.1, 0.9]])), labels(xp, [1]))
+
+
+def test_accuracy_labels_of_the_wrong_length(xp):
+    y = xp.asarray([[0.1, 0.9], [0.8, 0.1]])
+    with pytest.raises(ValueError, match=r"one label per row of y: y has 2 rows"):
+        F.accuracy(y, labels(xp, [1, 0, 1]))
+
+
+@pytest.mark.parametrize("name", LABEL_LOSSES)
+def test_labels_on_another_backend_get_agrad_error(xp, name):
+    if agrad.current_backend().name == "numpy":
+        t = agrad.get_backend("array_api_strict").xp.asarray([0, 1])
+    else:
+        t = np.asarray([0, 1])
+    with pytest.raises(TypeError, match="different backends"):
+        getattr(F, name)(randn(xp, (2, 3)), t)
+
+
+def test_binary_cross_entropy_targets_of_the_wrong_size(xp):
+    p = F.sigmoid(randn(xp, (3, 2)))
+    with pytest.raises(ValueError, match=r"binary_cross_entropy: .* p has shape \(3, 2\)"):
+        F.binary_cross_entropy(p, labels(xp, [1, 0, 1]))

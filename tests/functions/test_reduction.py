@@ -85,3 +85,35 @@ def test_utils_helpers(xp):
     gy = xp.asarray(randn(2, 4))
     assert tuple(reshape_sum_backward(gy, SHAPE, 1, False).shape) == (2, 1, 4)
     assert tuple(reshape_sum_backward(gy, SHAPE, 1, True).shape) == (2, 4)
+
+
+@pytest.mark.parametrize("name", list(REDUCTIONS))
+@pytest.mark.parametrize("axis", [3, -4, (0, 3), (0, -5)])
+def test_out_of_range_axis_is_named(xp, name, axis):
+    f = REDUCTIONS[name][0]
+    with pytest.raises(F.AxisError, match=r"axis=-?\d+ is out of range .* 3 dimensions"):
+        f(Variable(xp.asarray(DISTINCT)), axis=axis)
+
+
+@pytest.mark.parametrize("name", list(REDUCTIONS))
+def test_the_same_axis_twice_is_named(xp, name):
+    f = REDUCTIONS[name][0]
+    with pytest.raises(ValueError, match=r"axis=\(0, -3\) names the same axis twice"):
+        f(Variable(xp.asarray(DISTINCT)), axis=(0, -3))
+
+
+@pytest.mark.parametrize("name", ["mean", "average"])
+def test_mean_of_an_empty_array_is_nan_like_numpy(xp, name):
+    """It used to raise ZeroDivisionError."""
+    f = REDUCTIONS[name][0]
+    empty = Variable(xp.zeros((0, 3)))
+    with pytest.warns(RuntimeWarning, match="empty"):
+        y = f(empty)
+    assert y.shape == () and np.isnan(host(y))
+    with pytest.warns(RuntimeWarning, match="empty"):
+        column = f(empty, axis=0)
+    assert column.shape == (3,) and np.isnan(host(column)).all()
+    rows = f(empty, axis=1)  # no output elements: nothing to warn about, as NumPy
+    assert rows.shape == (0,)
+    F.sum(rows).backward()
+    assert empty.grad.shape == (0, 3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 from fn_checks import check_double_backward
@@ -363,3 +365,30 @@ def test_dezero_names():
     assert F.batch_nrom is F.batch_norm
     assert issubclass(F.BatchNorm, agrad.Function)
     assert issubclass(F.Dropout, agrad.Function)
+
+
+@pytest.mark.parametrize("ratio", [1.5, -0.5, float("nan"), float("inf")])
+def test_dropout_ratio_outside_zero_one_is_named(xp, ratio):
+    x = randn(xp, (3, 4))
+    for mode in (contextlib.nullcontext, agrad.test_mode):  # checked in test mode too
+        with mode(), pytest.raises(ValueError, match=r"dropout_ratio=.* 0 <= dropout_ratio <= 1"):
+            F.dropout(x, ratio)
+
+
+@pytest.mark.parametrize("ratio", ["0.5", None, True])
+def test_dropout_ratio_must_be_a_number(xp, ratio):
+    with pytest.raises(TypeError, match=r"dropout_ratio must be a number"):
+        F.dropout(randn(xp, (3, 4)), ratio)
+
+
+def test_dropout_ratio_one_gives_zeros_and_zero_gradient(xp):
+    """As PyTorch; it used to give NaN (0 / 0)."""
+    x = Variable(randn(xp, (3, 4)))
+    y = F.dropout(x, 1.0)
+    assert y.dtype == x.dtype
+    np.testing.assert_array_equal(host(y), np.zeros((3, 4)))
+    F.sum(y).backward()
+    np.testing.assert_array_equal(host(x.grad), np.zeros((3, 4)))
+    x.cleargrad()
+    F.sum(F.dropout(x, 1.0) * x).backward(create_graph=True)
+    np.testing.assert_array_equal(host(x.grad), np.zeros((3, 4)))

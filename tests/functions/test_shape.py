@@ -123,3 +123,70 @@ def test_split_returns_a_list_and_checks_sections(xp):
 def test_squeeze_rejects_non_unit_axis(xp):
     with pytest.raises(ValueError, match="size 1"):
         F.squeeze(Variable(xp.asarray(randn(3, 2))), 1)
+
+
+# an out-of-range axis used to be wrapped by `%` (expand_dims(x, 5) on 2-D gave axis 2)
+BAD_AXES = {
+    "expand_dims": (lambda v: F.expand_dims(v, 5), r"expand_dims: axis=5 .* -3 <= axis < 3"),
+    "expand_dims_negative": (lambda v: F.expand_dims(v, -4), r"axis=-4 .* -3 <= axis < 3"),
+    "squeeze": (lambda v: F.squeeze(F.reshape(v, (2, 1, 3)), 5), r"squeeze: axis=5 .* 3 dim"),
+    "squeeze_tuple": (lambda v: F.squeeze(F.reshape(v, (2, 3, 1)), (2, -4)), r"axis=-4"),
+    "transpose": (lambda v: F.transpose(v, (0, 5)), r"transpose: axes=5 .* -2 <= axes < 2"),
+    "concat": (lambda v: F.concat([v, v], axis=2), r"concat: axis=2 .* -2 <= axis < 2"),
+    "stack": (lambda v: F.stack([v, v], axis=3), r"stack: axis=3 .* -3 <= axis < 3"),
+    "split": (lambda v: F.split(v, 1, axis=5), r"split: axis=5 .* -2 <= axis < 2"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_AXES))
+def test_out_of_range_axes_are_named(xp, name):
+    f, message = BAD_AXES[name]
+    v = Variable(xp.asarray(randn(2, 3)))
+    with pytest.raises(F.AxisError, match=message):
+        f(v)
+
+
+def test_axis_error_is_a_value_and_an_index_error():
+    assert issubclass(F.AxisError, ValueError) and issubclass(F.AxisError, IndexError)
+
+
+@pytest.mark.parametrize("axes", [(0, 0), (1,), (0, 1, 2), (0, -2)])
+def test_transpose_axes_must_be_a_permutation(xp, axes):
+    with pytest.raises(ValueError, match=r"transpose: axes="):
+        F.transpose(Variable(xp.asarray(randn(2, 3))), axes)
+
+
+def test_squeeze_the_same_axis_twice(xp):
+    with pytest.raises(ValueError, match=r"squeeze: axis=\(1, -2\) names the same axis twice"):
+        F.squeeze(Variable(xp.asarray(randn(2, 1, 3))), (1, -2))
+
+
+@pytest.mark.parametrize("shape", [(3, 2), (6,), (2, 1, 3), (1, 6), (4,)])
+def test_sum_to_an_incompatible_shape_raises(xp, shape):
+    """(2, 3) -> (3, 2) used to be summed over nothing and silently reshaped."""
+    with pytest.raises(ValueError, match=r"sum_to: cannot sum an array of shape \(2, 3\)"):
+        F.sum_to(Variable(xp.asarray(randn(2, 3))), shape)
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (3,), (2, 1), (1, 1), ()])
+def test_sum_to_compatible_shapes_still_work(xp, shape):
+    a = randn(2, 3)
+    y = F.sum_to(Variable(xp.asarray(a)), shape)
+    lead = 2 - len(shape)
+    want = a.sum(axis=tuple(range(lead))) if lead else a
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and want.shape[i] != 1)
+    want = want.sum(axis=axes, keepdims=True) if axes else want
+    np.testing.assert_allclose(host(y), want.reshape(shape))
+
+
+@pytest.mark.parametrize("shape", [(4,), (2, 2), (3, 2, 4)])
+def test_broadcast_to_an_incompatible_shape_is_named(xp, shape):
+    with pytest.raises(
+        ValueError, match=r"broadcast_to: cannot broadcast an array of shape \(2, 3\)"
+    ):
+        F.broadcast_to(Variable(xp.asarray(randn(2, 3))), shape)
+
+
+def test_flatten_of_a_0d_input_is_named(xp):
+    with pytest.raises(ValueError, match=r"flatten: .* 0-d input"):
+        F.flatten(Variable(xp.asarray(1.0)))

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.server
+import os
 import struct
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -160,9 +164,18 @@ def _fake_mnist(folder, n):
     return images, labels
 
 
+def _trust(folder, monkeypatch):
+    """Make MNIST expect the checksums of the files now in ``folder``."""
+    sums = dict(datasets.MNIST.sha256)
+    for path in folder.iterdir():
+        sums[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setattr(datasets.MNIST, "sha256", sums)
+
+
 def test_mnist_reads_local_idx_files(tmp_path, monkeypatch):
     monkeypatch.setenv("AGRAD_DATA_DIR", str(tmp_path))
     images, labels = _fake_mnist(tmp_path / "mnist", 7)
+    _trust(tmp_path / "mnist", monkeypatch)
 
     def no_network(url, path):
         raise AssertionError(f"tried to download {url}")
@@ -242,3 +255,159 @@ def test_seed_repeats_init_shuffling_and_dropout(xp):
     for a, b, c in zip(first, second, other):
         np.testing.assert_array_equal(a, b)
         assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("loader_class", [DataLoader, SeqDataLoader])
+@pytest.mark.parametrize("batch_size", [0, -1, -128])
+def test_batch_size_must_be_positive(loader_class, batch_size):
+    """batch_size=0 used to raise ZeroDivisionError and batch_size=-1 gave no batches."""
+    name = loader_class.__name__
+    with pytest.raises(
+        ValueError, match=rf"{name}: batch_size must be a positive int.*{batch_size}"
+    ):
+        loader_class(datasets.SinCurve(train=False), batch_size=batch_size)
+
+
+@pytest.mark.parametrize("loader_class", [DataLoader, SeqDataLoader])
+@pytest.mark.parametrize("batch_size", [2.5, 2.0, "8", None, True])
+def test_batch_size_must_be_an_int(loader_class, batch_size):
+    with pytest.raises(TypeError, match=r"batch_size must be a positive int, not"):
+        loader_class(datasets.SinCurve(train=False), batch_size=batch_size)
+
+
+def test_batch_size_accepts_numpy_ints():
+    assert DataLoader(datasets.Spiral(), np.int64(100)).max_iter == 3
+
+
+def test_seq_dataloader_batch_size_larger_than_the_data():
+    """Every stream would have started at item 0 (jump = 0)."""
+    curve = datasets.SinCurve(train=False)
+    with pytest.raises(ValueError, match=rf"batch_size={len(curve) + 1} is larger than"):
+        SeqDataLoader(curve, batch_size=len(curve) + 1)
+
+
+# -- cached files are verified; downloads have a deadline ---------------------------------------
+
+
+def _no_network(monkeypatch):
+    def offline(url, path):
+        raise AssertionError(f"tried to download {url}")
+
+    monkeypatch.setattr(datasets, "_fetch", offline)
+
+
+def test_a_well_formed_fake_file_in_the_cache_is_refused(tmp_path, monkeypatch):
+    """It used to load as if it were MNIST."""
+    monkeypatch.setenv("AGRAD_DATA_DIR", str(tmp_path))
+    _no_network(monkeypatch)
+    _fake_mnist(tmp_path / "mnist", 7)
+    with pytest.raises(datasets.DatasetFileError) as info:
+        datasets.MNIST(train=True)
+    message = str(info.value)
+    assert "train-images-idx3-ubyte.gz" in message and "Delete it" in message
+    assert "AGRAD_DATA_VERIFY=0" in message
+
+
+def test_own_files_load_unchecked_with_agrad_data_verify_0(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGRAD_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("AGRAD_DATA_VERIFY", "0")
+    _no_network(monkeypatch)
+    _fake_mnist(tmp_path / "mnist", 7)
+    assert len(datasets.MNIST(train=True)) == 7
+
+
+@pytest.mark.parametrize("damage", ["truncated", "crc"])
+def test_a_corrupt_cached_gzip_is_named_with_what_to_do(tmp_path, monkeypatch, damage):
+    monkeypatch.setenv("AGRAD_DATA_DIR", str(tmp_path))
+    _no_network(monkeypatch)
+    _fake_mnist(tmp_path / "mnist", 7)
+    images = tmp_path / "mnist" / "train-images-idx3-ubyte.gz"
+    data = images.read_bytes()
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:  # the stored CRC of the uncompressed data no longer matches
+        data = data[:-8] + bytes([data[-8] ^ 0xFF]) + data[-7:]
+    images.write_bytes(data)
+    _trust(tmp_path / "mnist", monkeypatch)  # the checksum passes: the gzip itself is bad
+    with pytest.raises(
+        datasets.DatasetFileError,
+        match=r"train-images-idx3-ubyte.gz is not a "
+        r"readable gzip file .* delete it",
+    ):
+        datasets.MNIST(train=True)
+
+
+def test_cached_files_are_hashed_once_per_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGRAD_DATA_DIR", str(tmp_path))
+    _no_network(monkeypatch)
+    _fake_mnist(tmp_path / "mnist", 7)
+    _trust(tmp_path / "mnist", monkeypatch)
+    calls = []
+    real = datasets._sha256
+    monkeypatch.setattr(datasets, "_sha256", lambda path: calls.append(path) or real(path))
+    monkeypatch.setattr(datasets, "_VERIFIED", set())
+    datasets.MNIST(train=True)
+    datasets.MNIST(train=True)
+    assert len(calls) == 2  # images and labels, the first time only
+    images = tmp_path / "mnist" / "train-images-idx3-ubyte.gz"
+    images.write_bytes(images.read_bytes())  # rewritten: checked again
+    os.utime(images, ns=(time.time_ns(), time.time_ns() + 10**9))
+    datasets.MNIST(train=True)
+    assert len(calls) == 3
+
+
+class _Server:
+    """A loopback HTTP server whose handler sends ``payload`` one byte every ``gap`` seconds."""
+
+    def __init__(self, payload: bytes, gap: float) -> None:
+        stop = self.stop = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                for i in range(len(payload)):
+                    if stop.is_set():
+                        return
+                    self.wfile.write(payload[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(gap)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/file.gz"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_trickling_server_hits_the_download_deadline(tmp_path, monkeypatch, capsys):
+    """One byte at a time, each well within the read timeout: it used to never time out."""
+    monkeypatch.setattr(datasets, "DOWNLOAD_TIMEOUT", 1.0)
+    monkeypatch.setattr(datasets, "READ_TIMEOUT", 5.0)
+    target = tmp_path / "cache" / "file.gz"
+    with _Server(b"x" * 1000, gap=0.05) as server:
+        started = time.monotonic()
+        with pytest.raises(datasets.DatasetDownloadError, match=r"DOWNLOAD_TIMEOUT = 1.0 s"):
+            datasets.download(server.url, str(target))
+        assert time.monotonic() - started < 4.0
+    assert not target.exists() and list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_download_over_loopback_completes(tmp_path, monkeypatch, capsys):
+    payload = bytes(range(256)) * 4
+    target = tmp_path / "file.gz"
+    with _Server(payload, gap=0.0) as server:
+        datasets.download(server.url, str(target), hashlib.sha256(payload).hexdigest())
+    assert target.read_bytes() == payload

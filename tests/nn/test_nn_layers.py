@@ -197,3 +197,88 @@ def test_model_plot_writes_dot(tmp_path, xp):
     for dot in tmp_path.glob("*.dot"):
         text = dot.read_text()
         assert "digraph" in text and "Linear" in text
+
+
+def test_linear_on_a_1d_input_is_one_sample(xp):
+    """As PyTorch: features on the last axis. A 1-D input used to raise IndexError (lazy W)."""
+    layer = L.Linear(2)
+    x = xp.asarray(np.arange(3.0, dtype=np.float32))
+    y = layer(x)
+    assert layer.W.shape == (3, 2) and y.shape == (2,)
+    batch = layer(xp.reshape(x, (1, 3)))
+    np.testing.assert_allclose(as_numpy(y), as_numpy(batch)[0], rtol=1e-6)
+    F.sum(y).backward()
+    assert layer.W.grad.shape == (3, 2) and layer.b.grad.shape == (2,)
+    stacked = layer(xp.ones((4, 5, 3), dtype=xp.float32))  # leading axes are batch axes
+    assert stacked.shape == (4, 5, 2)
+
+
+def test_linear_names_a_feature_mismatch_and_a_0d_input(xp):
+    layer = L.Linear(2, in_size=3)
+    with pytest.raises(ValueError, match=r"input has 4 features .*\(5, 4\).* in_size=3"):
+        layer(xp.ones((5, 4), dtype=xp.float32))
+    with pytest.raises(ValueError, match=r"0-d input"):
+        L.Linear(2)(xp.asarray(1.0))
+
+
+@pytest.mark.parametrize("as_variable", [False, True])
+def test_float64_data_keeps_a_float32_layer_float32(xp, as_variable):
+    """The input is cast to the layer's dtype (as Keras does), so W's gradient stays float32;
+    a Variable input gets its gradient in its own dtype."""
+    layer = L.Linear(2, in_size=3)
+    data = xp.asarray(np.random.default_rng(0).standard_normal((4, 3)))  # float64
+    x = agrad.Variable(data) if as_variable else data
+    y = layer(x)
+    assert y.dtype == xp.float32
+    F.sum(y * y).backward()
+    assert layer.W.grad.dtype == layer.b.grad.dtype == xp.float32
+    if as_variable:
+        assert x.grad.dtype == xp.float64
+        expected = 2 * as_numpy(y) @ as_numpy(layer.W).T
+        np.testing.assert_allclose(as_numpy(x.grad), expected, rtol=1e-5)
+
+
+def test_mixed_dtype_input_double_backward(xp):
+    layer = L.Linear(2, in_size=3)
+    x = agrad.Variable(xp.asarray(np.random.default_rng(1).standard_normal((4, 3))))
+    F.sum(F.sin(layer(x))).backward(create_graph=True)
+    gx = x.grad
+    assert gx.dtype == xp.float64
+    x.cleargrad()
+    F.sum(gx).backward()
+    assert x.grad.dtype == xp.float64 and x.grad.shape == (4, 3)
+
+
+def test_conv_and_batchnorm_layers_cast_their_input(xp):
+    conv = L.Conv2d(2, kernel_size=3, pad=1)
+    conv(xp.ones((1, 3, 4, 4), dtype=xp.float32))
+    y = conv(xp.ones((1, 3, 4, 4), dtype=xp.float64))
+    assert y.dtype == xp.float32
+    F.sum(y).backward()
+    assert conv.W.grad.dtype == xp.float32
+    bn = L.BatchNorm()
+    bn(xp.ones((4, 2), dtype=xp.float32))
+    z = bn(xp.asarray(np.random.default_rng(2).standard_normal((4, 2))))
+    assert z.dtype == xp.float32 and bn.avg_mean.dtype == xp.float32
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: L.Linear(0), r"Linear: out_size must be a positive int \(>= 1\), got 0"),
+        (lambda: L.Linear(-2), r"Linear: out_size .* got -2"),
+        (lambda: L.Linear(3, in_size=0), r"Linear: in_size .* got 0"),
+        (lambda: L.EmbedID(0, 3), r"EmbedID: in_size .* got 0"),
+        (lambda: L.EmbedID(4, -1), r"EmbedID: out_size .* got -1"),
+    ],
+)
+def test_layer_sizes_must_be_positive(xp, make, message):
+    """Linear(0) made an empty layer, in_size=0 raised ZeroDivisionError."""
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize("size", [2.5, "3", True])
+def test_layer_sizes_must_be_ints(size):
+    with pytest.raises(TypeError, match=r"Linear: out_size must be a positive int, not"):
+        L.Linear(size)

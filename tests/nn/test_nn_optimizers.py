@@ -171,3 +171,47 @@ def test_updates_write_in_place_and_fall_back_for_read_only_arrays(xp):
 def test_update_without_setup_says_so():
     with pytest.raises(RuntimeError, match="setup"):
         optimizers.SGD().update()
+
+
+OPTIMIZERS = ["SGD", "MomentumSGD", "AdaGrad", "AdaDelta", "Adam"]
+
+
+class _TwoParams(L.Layer):
+    def __init__(self, xp, int_dtype):
+        super().__init__()
+        self.w = Parameter(xp.asarray([1.0, 2.0]), name="w")
+        self.counts = Parameter(xp.asarray([3, 4], dtype=getattr(xp, int_dtype)), name="counts")
+
+
+@pytest.mark.parametrize("int_dtype", ["int32", "int64", "uint8"])
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_setup_refuses_integer_parameters_by_name(xp, name, int_dtype):
+    """An integer parameter used to be silently truncated by each update."""
+    model = _TwoParams(xp, int_dtype)
+    with pytest.raises(TypeError, match=rf"{name}: parameter 'counts' has dtype .*{int_dtype}"):
+        getattr(optimizers, name)().setup(model)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_update_refuses_a_parameter_that_became_integer(xp, name):
+    """Checked again at each update (a lazily created or reloaded parameter), before any change."""
+    w = Parameter(xp.asarray([1.0, 2.0]), name="w")
+    count = Parameter(None, name="count")
+    optimizer = getattr(optimizers, name)().setup([w, count])
+    count.data = xp.asarray([3, 4])
+    for p in (w, count):
+        p.grad = Variable(xp.asarray([1, 1], dtype=p.dtype))
+    state = getattr(optimizer, "t", None)
+    with pytest.raises(TypeError, match=rf"{name}: parameter 'count' has dtype"):
+        optimizer.update()
+    np.testing.assert_array_equal(as_numpy(w.data), [1.0, 2.0])  # nothing was updated
+    np.testing.assert_array_equal(as_numpy(count.data), [3, 4])
+    assert getattr(optimizer, "t", None) == state
+
+
+def test_floating_parameters_of_every_precision_are_accepted(xp):
+    for dtype in ("float32", "float64"):
+        p = Parameter(xp.asarray([1.0, 2.0], dtype=getattr(xp, dtype)))
+        p.grad = Variable(xp.asarray([1.0, 1.0], dtype=getattr(xp, dtype)))
+        optimizers.SGD(lr=0.5).setup(p).update()
+        np.testing.assert_allclose(as_numpy(p.data), [0.5, 1.5])

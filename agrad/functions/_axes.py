@@ -1,0 +1,42 @@
+"""Checks of ``axis`` arguments shared by the shape functions and the reductions.
+
+Python's ``%`` would wrap an axis that is out of range (``expand_dims(x, 5)`` on a 2-D array
+would land on axis 2), so every axis is checked against the array's dimensions first and a bad
+one gets an error naming the function, the argument, its value and the allowed range.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+
+class AxisError(ValueError, IndexError):
+    """An axis outside the array's dimensions (a ValueError and an IndexError, as NumPy's)."""
+
+
+def check_axis(func: str, axis: Any, ndim: int, name: str = "axis") -> int:
+    """``axis`` as a non-negative int for an array of ``ndim`` dimensions (-ndim <= axis < ndim)."""
+    try:
+        index = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{func}: {name} must be an int, not {axis!r}") from None
+    if not -ndim <= index < ndim:
+        allowed = f"{-ndim} <= {name} < {ndim}" if ndim else "none: the array is 0-d"
+        raise AxisError(
+            f"{func}: {name}={index} is out of range for an array of {ndim} dimension"
+            f"{'' if ndim == 1 else 's'} (allowed: {allowed})"
+        )
+    return index % ndim
+
+
+def check_axes(func: str, axis: Any, ndim: int, name: str = "axis") -> tuple[int, ...] | None:
+    """``axis`` (None, an int or a sequence of ints) as a tuple of distinct non-negative axes."""
+    if axis is None:
+        return None
+    if isinstance(axis, (tuple, list)):
+        axes = tuple(check_axis(func, a, ndim, name) for a in axis)
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"{func}: {name}={tuple(axis)} names the same axis twice")
+        return axes
+    return (check_axis(func, axis, ndim, name),)
