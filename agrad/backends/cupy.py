@@ -23,6 +23,18 @@ class CupyBackend(Backend):
             raise RuntimeError("CuPy imports but no CUDA device is visible")
         cupy.zeros(1).sum().item()  # a kernel launch proves the driver and device work
 
+    def install_hint(self) -> str:
+        ok, why = self.probe()
+        if ok:
+            return ""
+        if why.startswith(("ModuleNotFoundError", "ImportError")) and "cupy" in why:
+            return (
+                "install CuPy for your CUDA driver (nvidia-smi shows its CUDA version): from a "
+                "checkout `pip install -e '.[cuda12]'` or `pip install -e '.[cuda13]'`, "
+                "else `pip install cupy-cuda12x` or `pip install cupy-cuda13x`"
+            )
+        return "CuPy is installed; check that `nvidia-smi` lists a GPU and that its driver works"
+
     def library(self) -> Any:
         """The ``cupy`` module itself (for code that needs CUDA specifics, e.g. NCCL); imports it
         without touching a device. ``BackendUnavailableError`` if CuPy is not installed."""
@@ -80,8 +92,8 @@ class CupyBackend(Backend):
         return out
 
     def seed(self, seed: int) -> None:
-        if self.available:
-            importlib.import_module("cupy").random.seed(seed)
+        self.require()
+        importlib.import_module("cupy").random.seed(seed)
 
     def random(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
         cupy = importlib.import_module("cupy")
