@@ -6,7 +6,9 @@ gradient accumulate from 50 places. The result is microseconds per op (forward +
 
 from __future__ import annotations
 
-from common import LIBRARIES, Case, Measured, rng, timed, to_numpy
+from common import DEVICE, LIBRARIES, Case, Measured, rng, timed, to_numpy
+
+DEVICES = ("cpu", "cuda", "cuda-emulated")
 
 TOLERANCE = {"rtol": 1e-9, "atol": 1e-12}
 OPS_PER_ROUND = 4  # sin, exp, *0.5, +x
@@ -42,7 +44,7 @@ def _agrad(x0, rounds):
     import agrad
     import agrad.functions as F
 
-    x = agrad.Variable(x0)
+    x = agrad.Variable(DEVICE.to_agrad(x0))
     last = {}
 
     def step():
@@ -60,9 +62,9 @@ def _agrad(x0, rounds):
 
 
 def _numpy(x0, rounds):
-    import numpy as np
+    np = DEVICE.xp
 
-    x = x0
+    x = DEVICE.to_device(x0)
     last = {}
 
     def step():
@@ -88,7 +90,7 @@ def _numpy(x0, rounds):
 def _torch(x0, rounds):
     import torch
 
-    x = torch.tensor(x0, requires_grad=True)
+    x = DEVICE.torch_tensor(x0, requires_grad=True)
     last = {}
 
     def step():
