@@ -3,7 +3,7 @@
 Every test marked ``needs_gpu`` is skipped, with the reason, where the ``cupy`` backend is not
 usable; the rest of the suite covers CuPy through the ``xp`` fixture. On a GPU machine
 ``tools/gpu_check.sh`` runs them together with the whole suite and fails if any of them skipped.
-The tests at the end run everywhere: they prove the GPU benchmark's code paths on the CPU.
+The GPU tools' own tests, which run everywhere, are in ``tests/test_gpu_tools.py``.
 """
 
 from __future__ import annotations
@@ -456,50 +456,3 @@ def test_device_name_and_gpu_flag(gpu):
     assert agrad.cuda.gpu_enable
     assert gpu.device_name().startswith("CUDA device")
     assert _on_gpu(agrad.cuda.as_cupy(np.ones(2)))
-
-
-# -- the GPU benchmark's code paths, on the CPU ------------------------------------------------
-def _run_benchmark(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": ROOT}
-    return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        cwd=ROOT,
-    )
-
-
-def test_gpu_benchmark_runs_emulated_on_the_cpu():
-    result = _run_benchmark("--emulate-on-cpu", "--quick", "--only", "memory", "--no-torch")
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    assert "device: cuda-emulated" in output
-    assert "agrad-cupy (emulated)" in output and "cupy-hand (emulated)" in output
-    assert "all libraries agree on every checked result" in output
-    assert "memory peak, MLP 784-2000-2000-10 b500: agrad/cupy-hand (emulated) <= 1.15x" in output
-
-
-def test_gpu_benchmark_without_a_gpu_says_why_and_exits_3():
-    if _USABLE:
-        pytest.skip("this machine has a usable CUDA GPU, so there is no refusal to see")
-    result = _run_benchmark("--device", "cuda", "--quick", "--only", "mlp")
-    assert result.returncode == 3, result.stdout + result.stderr
-    assert f"no usable CUDA device, nothing measured: {_WHY}" in result.stdout
-
-
-def test_benchmark_timing_synchronises_around_every_clock_read(monkeypatch):
-    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-    try:
-        common = importlib.import_module("common")
-    finally:
-        sys.path.remove(os.path.join(ROOT, "benchmarks"))
-    device = common.Device("cuda-emulated")
-    monkeypatch.setattr(common, "DEVICE", device)
-    events: list[str] = []
-    monkeypatch.setattr(device, "sync", lambda: events.append("sync"))
-    samples = common.time_step(lambda: events.append("step"), quick=True, min_calls=3, budget_s=0)
-    assert len(samples) == 3
-    # every step is followed by a sync before its clock read, and the first clock by one too
-    assert events == ["sync", "step", "sync", "step", "sync", "step", "sync"]
