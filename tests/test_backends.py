@@ -140,6 +140,7 @@ def test_cupy_probe_survives_a_library_that_warns_on_first_use(monkeypatch):
     fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=device_count))
     fake.zeros = lambda n: FakeArray()
     monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setitem(sys.modules, "array_api_compat.cupy", types.ModuleType("compat"))
     backend = CupyBackend()
     assert backend.probe() == (True, "")
     assert backend.probe_warnings == [

@@ -33,6 +33,12 @@ needs_gpu = pytest.mark.skipif(
 )
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+
+def _python_path() -> str:
+    """This checkout first, then what the caller had (gpu_check.sh puts carried wheels there)."""
+    return os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
+
+
 OPTIMIZERS = ["SGD", "MomentumSGD", "AdaGrad", "AdaDelta", "Adam"]
 
 
@@ -325,7 +331,7 @@ def test_seed_after_use_cupy_seeds_cupy_in_a_fresh_process():
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": ROOT},
+        env={**os.environ, "PYTHONPATH": _python_path()},
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"

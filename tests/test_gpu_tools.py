@@ -18,6 +18,13 @@ import pytest
 import agrad
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _python_path() -> str:
+    """This checkout first, then what the caller had (gpu_check.sh puts carried wheels there)."""
+    return os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
+
+
 _USABLE, _WHY = agrad.get_backend("cupy").probe()
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 gpu_test_verdict = importlib.import_module("gpu_test_verdict")
@@ -144,7 +151,7 @@ def test_gpu_check_without_a_gpu_exits_3_with_the_reason_and_a_log(tmp_path):
 
 # -- the GPU benchmark's code paths, on the CPU ------------------------------------------------
 def _run_benchmark(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": ROOT}
+    env = {**os.environ, "PYTHONPATH": _python_path()}
     return subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), *args],
         capture_output=True,
@@ -195,7 +202,7 @@ def test_distributed_check_runs_emulated_on_the_cpu():
         [sys.executable, os.path.join(ROOT, "tools", "gpu_distributed_check.py"),
          "--emulate-on-cpu"],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": ROOT},
+        env={**os.environ, "PYTHONPATH": _python_path()},
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "mpi: data-parallel step: ok" in done.stdout

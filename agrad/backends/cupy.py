@@ -22,6 +22,7 @@ class CupyBackend(Backend):
         if count < 1:
             raise RuntimeError("CuPy imports but no CUDA device is visible")
         cupy.zeros(1).sum().item()  # a kernel launch proves the driver and device work
+        importlib.import_module("array_api_compat.cupy")  # the namespace agrad computes through
 
     def install_hint(self) -> str:
         ok, why = self.probe()
