@@ -237,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         child(*args.child, args.quick, args.threads, args.check_dir)
         return 0
 
+    # before common is imported: scenarios list their cases (and tolerances) for the device
+    os.environ["AGRAD_BENCH_DEVICE"] = args.device
     _import_paths()
     import scenarios
     from common import LIBRARIES, Device

@@ -10,7 +10,9 @@ from common import DEVICE, LIBRARIES, Case, Measured, rng, timed, to_numpy
 
 DEVICES = ("cpu", "cuda", "cuda-emulated")
 
-TOLERANCE = {"rtol": 1e-9, "atol": 1e-12}
+# on a GPU, CUDA's sin/exp in CuPy and in PyTorch may round differently by an ulp, and 200
+# chained ops can grow that: still far below any real disagreement
+TOLERANCE = {"rtol": 1e-7 if DEVICE.gpu else 1e-9, "atol": 1e-12}
 OPS_PER_ROUND = 4  # sin, exp, *0.5, +x
 
 
