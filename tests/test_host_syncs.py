@@ -155,11 +155,26 @@ def test_clip_grad_clips_without_reading_the_norm_on_the_host(strict, host_reads
     np.testing.assert_allclose(strict.to_host(p.grad.data), [1.5, 2.0], rtol=1e-6)
 
 
-@pytest.mark.parametrize("transform", [False, True])
-def test_the_data_loader_reads_nothing_back_from_the_device(strict, host_reads, transform):
-    dataset = agrad.datasets.Spiral(train=True)
-    if transform:
+class _Spiral(agrad.datasets.Spiral):
+    """Spiral with its data on array-api-strict, which (unlike CuPy) has no ``len()`` and wants
+    ``data[i, ...]`` for a row."""
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def __getitem__(self, index: int) -> tuple:
+        return self.transform(self.data[index, ...]), self.target_transform(self.label[index])
+
+
+@pytest.mark.parametrize("where", ["host", "host, per-item transform", "device"])
+def test_the_data_loader_reads_nothing_back_from_the_device(strict, host_reads, where):
+    # _Spiral's own __getitem__ would take the host data off the loader's whole-batch path
+    dataset = _Spiral(train=True) if where == "device" else agrad.datasets.Spiral(train=True)
+    if where == "host, per-item transform":
         dataset.transform = lambda x: x * 2.0  # the per-item path
+    if where == "device":  # data already on the device: items are gathered and stacked there
+        dataset.data = strict.asarray(dataset.data)
+        dataset.label = strict.asarray(dataset.label)
     loader = agrad.DataLoader(dataset, batch_size=30)
     with host_reads.watching():
         batches = list(loader)
