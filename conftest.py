@@ -1,7 +1,9 @@
 """The ``xp`` fixture: every test that takes it runs once per array backend.
 
 Backends that are not usable on this machine are skipped with the reason (for CuPy: no CUDA
-device). Narrow the set with ``--backend NAME`` (repeatable) or ``AGRAD_TEST_BACKENDS=a,b``.
+device). Narrow the set with ``--backend NAME`` (repeatable) or ``AGRAD_TEST_BACKENDS=a,b``; a
+backend named that way must be usable, or the run stops with the reason (asking for CuPy where it
+cannot run is a mistake to report, not a run to pass with everything skipped).
 """
 
 from __future__ import annotations
@@ -35,6 +37,33 @@ def _selected(config: pytest.Config) -> list[str]:
     if unknown:
         raise pytest.UsageError(f"AGRAD_TEST_BACKENDS names unknown backends {sorted(unknown)}")
     return names or BACKENDS
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    explicit = config.getoption("--backend") or os.environ.get("AGRAD_TEST_BACKENDS", "").strip()
+    if not explicit:
+        return
+    for name in _selected(config):
+        backend = agrad.get_backend(name)
+        usable, why = backend.probe()
+        if not usable:
+            hint = backend.install_hint()
+            raise pytest.UsageError(
+                f"backend {name!r} was asked for (--backend / AGRAD_TEST_BACKENDS) but is not "
+                f"usable here: {why}" + (f"; to use it, {hint}" if hint else "")
+            )
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = []
+    for name in _selected(config):
+        backend = agrad.get_backend(name)
+        usable, why = backend.probe()
+        line = f"agrad backend {name}: " + ("usable" if usable else f"NOT usable ({why})")
+        if usable and backend.probe_warnings:
+            line += f"; warnings while probing: {'; '.join(backend.probe_warnings)}"
+        lines.append(line)
+    return lines
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

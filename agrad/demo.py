@@ -79,7 +79,8 @@ def train(
     loss = accuracy = float("nan")
     start = time.perf_counter()
     for epoch in bar:
-        sum_loss = sum_acc = 0.0
+        # the sums stay on the backend's device: one host read per epoch, not two per batch
+        sum_loss = sum_acc = None
         count = 0
         for x, t in loader:
             y = model(x)
@@ -88,10 +89,13 @@ def train(
             batch_loss.backward()
             optimizer.update()
             n = t.shape[0]
-            sum_loss += float(batch_loss.data) * n
-            sum_acc += float(F.accuracy(y, t).data) * n
+            batch_acc = F.accuracy(y, t).data * n
+            if sum_loss is None:
+                sum_loss, sum_acc = batch_loss.data * n, batch_acc
+            else:
+                sum_loss, sum_acc = sum_loss + batch_loss.data * n, sum_acc + batch_acc
             count += n
-        loss, accuracy = sum_loss / count, sum_acc / count
+        loss, accuracy = float(sum_loss) / count, float(sum_acc) / count
         bar.set_postfix(loss=f"{loss:.4f}", accuracy=f"{accuracy:.3f}")
         if epoch % every == 0 or epoch == epochs:
             message = f"epoch {epoch:4d}  loss {loss:.4f}  accuracy {accuracy:.4f}"

@@ -181,7 +181,27 @@ class ClipGrad:
         self.max_norm = max_norm
 
     def __call__(self, params: list[Parameter]) -> None:
-        # one partial sum per backend, so a GPU synchronises once, not once per parameter
+        if not params:
+            return
+        grads = [param.grad.data for param in params]
+        backends = {backend_of(g) for g in grads}
+        if len(backends) > 1:
+            self._clip_across_backends(params)
+            return
+        # On one backend the scale is computed where the gradients are and always applied
+        # (min(rate, 1)), as PyTorch's clip_grad_norm_ does: deciding "rate < 1" on the host
+        # would wait for the GPU at every step.
+        xp = backends.pop().xp
+        total = xp.sum(grads[0] * grads[0])
+        for g in grads[1:]:
+            total = total + xp.sum(g * g)
+        rate = self.max_norm / (xp.sqrt(total) + 1e-6)
+        rate = xp.minimum(rate, xp.ones_like(rate))
+        for param, g in zip(params, grads):
+            param.grad.data = g * xp.astype(rate, g.dtype)
+
+    def _clip_across_backends(self, params: list[Parameter]) -> None:
+        # one partial sum per backend, so each device is waited for once, not once per parameter
         partial: dict[Any, Any] = {}
         for param in params:
             g = param.grad.data

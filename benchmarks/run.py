@@ -1,5 +1,9 @@
 """agrad's benchmark suite: ``python benchmarks/run.py [--quick] [--threads N] [--reps N]``.
 
+``--device cuda`` runs the scenarios that support it on a GPU (agrad on CuPy, hand-written CuPy,
+PyTorch on CUDA; the device synchronised before every clock read); ``--emulate-on-cpu`` runs
+those code paths with NumPy for CuPy and PyTorch's CPU for CUDA, to test them without a GPU.
+
 Every (scenario, library) pair runs in its own process, the libraries interleaved (agrad, NumPy,
 PyTorch, agrad, NumPy, ...) so that a slow phase of the machine hits them all alike; the thread
 count of the BLAS/OpenMP pools (and PyTorch's) is pinned to the same number in each child. In the
@@ -31,6 +35,15 @@ MARKER = "@@result "
 # benchmark children run without them (tests and CI keep the environment as it is).
 UNSET_IN_CHILDREN = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+CHILD_TIMEOUT_S = 600
+EXIT_OK, EXIT_DISAGREE, EXIT_NO_GPU = 0, 1, 3
+#: the issue's targets on a GPU: (scenario prefix, library compared against, at most)
+GPU_TARGETS = (
+    ("mlp ", "numpy", 1.10),
+    ("memory peak", "numpy", 1.15),
+    ("overhead (1,)", "torch", 1.0),
+    ("overhead (100,)", "torch", 1.0),
+)
 
 
 def _import_paths() -> None:
@@ -73,8 +86,9 @@ def _slug(name: str) -> str:
 
 
 # -- parent -----------------------------------------------------------------------------------
-def _child_env(threads: int) -> dict[str, str]:
+def _child_env(threads: int, device: str) -> dict[str, str]:
     env = dict(os.environ)
+    env["AGRAD_BENCH_DEVICE"] = device
     for name in UNSET_IN_CHILDREN:
         env.pop(name, None)
     for name in THREAD_VARIABLES:
@@ -91,9 +105,20 @@ def _spawn(
         command.append("--quick")
     if check_dir is not None:
         command += ["--check-dir", check_dir]
-    done = subprocess.run(
-        command, env=_child_env(args.threads), capture_output=True, text=True, check=False
-    )
+    try:
+        done = subprocess.run(
+            command,
+            env=_child_env(args.threads, args.device),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=CHILD_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(
+            f"benchmark child {scenario}/{library} ran past {CHILD_TIMEOUT_S} s:\n"
+            f"{(exc.stdout or '')[-3000:]}"
+        ) from None
     lines = [line for line in done.stdout.splitlines() if line.startswith(MARKER)]
     if done.returncode != 0 or not lines:
         raise RuntimeError(
@@ -192,17 +217,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="run only this scenario (repeatable)")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "cuda-emulated"),
+        default="cpu",
+        help="where to compute: cpu (default), cuda (agrad on CuPy vs CuPy by hand vs torch "
+        "CUDA), cuda-emulated (the cuda code paths on the CPU; numbers mean nothing)",
+    )
+    parser.add_argument(
+        "--emulate-on-cpu", action="store_true", help="the same as --device cuda-emulated"
+    )
     parser.add_argument("--child", nargs=2, metavar=("SCENARIO", "LIBRARY"), help=argparse.SUPPRESS)
     parser.add_argument("--check-dir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.emulate_on_cpu:
+        args.device = "cuda-emulated"
 
     if args.child:
         child(*args.child, args.quick, args.threads, args.check_dir)
         return 0
 
+    # before common is imported: scenarios list their cases (and tolerances) for the device
+    os.environ["AGRAD_BENCH_DEVICE"] = args.device
     _import_paths()
     import scenarios
-    from common import LIBRARIES
+    from common import LIBRARIES, Device
+
+    device = Device(args.device)
+    labels = device.labels()
+    if device.gpu:
+        import agrad
+
+        usable, why = agrad.get_backend("cupy").probe()
+        if not usable:
+            print(f"benchmarks: no usable CUDA device, nothing measured: {why}", flush=True)
+            return EXIT_NO_GPU
 
     reps = args.reps or (1 if args.quick else 5)
     libraries = list(LIBRARIES)
@@ -219,10 +268,23 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(chosen) - set(scenarios.SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}; known: {scenarios.SCENARIOS}")
+    if args.device != "cpu":
+        on_device = []
+        for scenario in chosen:
+            module = importlib.import_module(f"scenarios.{scenario}")
+            if args.device in getattr(module, "DEVICES", ("cpu",)):
+                on_device.append(scenario)
+            else:
+                notes.append(
+                    f"{scenario}: not run on {args.device}: scenarios/{scenario}.py lists no "
+                    f"DEVICES with it (it builds its libraries for the CPU only)"
+                )
+        chosen = on_device
 
     started = time.perf_counter()
     versions = _versions(libraries)
     print(f"machine: {_machine()}")
+    print(f"device: {_device_description(device)}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     print(
         f"threads: {args.threads} per library ({'/'.join(THREAD_VARIABLES)}"
@@ -285,9 +347,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\nRESULTS DISAGREE; no timings reported:", file=sys.stderr)
         for failure in failures:
             print("  " + failure, file=sys.stderr)
-        return 1
+        return EXIT_DISAGREE
 
-    _print_table(rows, libraries, args.markdown)
+    _print_table(rows, libraries, args.markdown, labels)
+    if device.name != "cpu":
+        _print_targets(rows, labels)
     skipped_notes = sorted(
         {f"{lib} skipped in '{case}': {why}" for case, _, _, s in rows for lib, why in s.items()}
     )
@@ -296,13 +360,42 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"all libraries agree on every checked result; total {time.perf_counter() - started:.0f} s"
     )
-    return 0
+    return EXIT_OK
 
 
-def _print_table(rows: list, libraries: list[str], markdown: bool) -> None:
-    header = ["scenario", "unit", *libraries, "agrad/numpy"]
+def _device_description(device: Any) -> str:
+    if device.name == "cpu":
+        return "cpu"
+    if device.name == "cuda-emulated":
+        return (
+            "cuda-emulated: NumPy stands in for CuPy, PyTorch's CPU for CUDA (numbers mean nothing)"
+        )
+    return f"cuda: {device.backend.device_name()}, synchronised before every clock read"
+
+
+def _print_targets(rows: list, labels: dict[str, str]) -> None:
+    print("targets (agrad against the library named; lower is better):")
+    for case, _, medians, _ in rows:
+        for prefix, other, limit in GPU_TARGETS:
+            if not case.startswith(prefix):
+                continue
+            a, b = medians.get("agrad"), medians.get(other)
+            if a is None or b is None or b <= 0:
+                verdict = "not measured"
+            else:
+                verdict = f"{a / b:.2f}x: {'met' if a / b <= limit else 'MISSED'}"
+            print(f"  {case}: agrad/{labels[other]} <= {limit}x: {verdict}")
+    print()
+
+
+def _print_table(
+    rows: list, libraries: list[str], markdown: bool, labels: dict[str, str] | None = None
+) -> None:
+    labels = labels or {lib: lib for lib in libraries}
+    header = ["scenario", "unit", *[labels[lib] for lib in libraries]]
+    header.append(f"agrad/{labels['numpy']}" if labels["numpy"] != "numpy" else "agrad/numpy")
     if "torch" in libraries:
-        header.append("agrad/torch")
+        header.append(f"agrad/{labels['torch']}" if labels["torch"] != "torch" else "agrad/torch")
     table = []
     for case, unit, medians, _ in rows:
         line = [case, unit, *[_format_value(medians.get(lib)) for lib in libraries]]

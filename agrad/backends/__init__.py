@@ -53,6 +53,9 @@ _BY_TYPE: dict[type, Backend] = {}
 #: ``backend_for_type(type(x))``: the backend of an array type already met, else None (one dict
 #: lookup, for the hot path; ``backend_of`` is the complete lookup)
 backend_for_type = _BY_TYPE.get
+# backends whose fallback to NumPy was already announced: once per process is enough
+_FALLBACK_WARNED: set[str] = set()
+ENVIRONMENT_VARIABLE = "AGRAD_BACKEND"
 
 _default: contextvars.ContextVar[Backend | None] = contextvars.ContextVar(
     "agrad_backend", default=None
@@ -82,19 +85,51 @@ def get_backend(name: str | Backend) -> Backend:
         ) from None
 
 
+def _unusable_message(backend: Backend, why: str) -> str:
+    hint = backend.install_hint()
+    return f"agrad backend {backend.name!r} is not usable here: {why}" + (
+        f"; to use it, {hint}" if hint else ""
+    )
+
+
 def _resolve(name: str | Backend, fallback: bool) -> Backend:
     backend = get_backend(name)
     ok, why = backend.probe()
     if ok:
         return backend
     if not fallback:
-        raise BackendUnavailableError(f"agrad backend {backend.name!r} is not usable here: {why}")
-    warnings.warn(
-        f"agrad backend {backend.name!r} is not usable here ({why}); using 'numpy' instead",
-        BackendFallbackWarning,
-        stacklevel=3,
-    )
+        raise BackendUnavailableError(_unusable_message(backend, why))
+    if backend.name not in _FALLBACK_WARNED:
+        _FALLBACK_WARNED.add(backend.name)
+        warnings.warn(
+            f"{_unusable_message(backend, why)}; using 'numpy' instead (this warning is given "
+            "once per process)",
+            BackendFallbackWarning,
+            stacklevel=3,
+        )
     return _numpy
+
+
+def _environment_backend() -> str | None:
+    """The backend name in ``$AGRAD_BACKEND`` (None when unset or empty); ``ValueError`` naming
+    the variable, its value and the known backends when it names none."""
+    value = os.environ.get(ENVIRONMENT_VARIABLE, "").strip()
+    if not value:
+        return None
+    if _ALIASES.get(value, value) not in _REGISTRY:
+        aliases = ", ".join(f"{a} ({b})" for a, b in _ALIASES.items())
+        raise ValueError(
+            f"environment variable {ENVIRONMENT_VARIABLE}={value!r} names no agrad backend; "
+            f"known backends: {', '.join(_REGISTRY)}; aliases: {aliases}; unset it for numpy"
+        )
+    return value
+
+
+# Checked at import: a typo in the variable is a configuration error that should stop the program
+# before it does any work, and checking the name costs nothing (no array library is imported).
+# Whether the named backend is usable is only known by probing it (importing CuPy, touching the
+# GPU), which waits for the first use and falls back to NumPy with a warning.
+_ENVIRONMENT_BACKEND = _environment_backend()
 
 
 def use(name: str | Backend, fallback: bool = True) -> Backend:
@@ -112,7 +147,7 @@ def current_backend() -> Backend:
     """The default backend: set by ``use``, else ``$AGRAD_BACKEND``, else NumPy."""
     backend = _default.get()
     if backend is None:
-        env = os.environ.get("AGRAD_BACKEND")
+        env = _environment_backend()
         backend = _resolve(env, fallback=True) if env else _numpy
         _default.set(backend)
     return backend
@@ -156,7 +191,12 @@ def is_array(x: Any) -> bool:
 
 
 def seed(value: int) -> None:
-    """Seed the random numbers of every backend (initialisation, shuffling, dropout)."""
+    """Seed the random numbers of every backend in use (initialisation, shuffling, dropout).
+
+    A backend counts as in use once it was probed usable (``use``, ``using_backend``, its
+    ``available``) or its namespace loaded; one never touched is not imported just to be seeded.
+    """
     for backend in _REGISTRY.values():
-        if backend is _numpy or backend.loaded:  # never import a library just to seed it
+        probed_usable = backend._probe is not None and backend._probe[0]
+        if backend is _numpy or probed_usable or backend.loaded:
             backend.seed(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 
@@ -22,6 +23,8 @@ class Backend:
 
     def __init__(self) -> None:
         self._probe: tuple[bool, str] | None = None
+        #: warnings the library emitted while it was probed, as "Category: message"
+        self.probe_warnings: list[str] = []
 
     # -- availability -----------------------------------------------------------------------
     def _check(self) -> None:
@@ -29,15 +32,32 @@ class Backend:
         raise NotImplementedError
 
     def probe(self) -> tuple[bool, str]:
-        """Whether this backend is usable here, and why not; computed once and cached."""
+        """Whether this backend is usable here, and why not; computed once and cached.
+
+        Warnings emitted while probing (CuPy warns on first use about CUDA paths, say) never make
+        the backend unusable, even where warnings are errors (as under this project's pytest
+        settings); they are kept in ``probe_warnings`` and named in the reason on failure.
+        """
         if self._probe is None:
-            try:
-                self._check()
-            except Exception as exc:  # any failure means "not usable", with its reason
-                self._probe = (False, f"{type(exc).__name__}: {exc}")
-            else:
-                self._probe = (True, "")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    self._check()
+                except Exception as exc:  # any failure means "not usable", with its reason
+                    self._probe = (False, f"{type(exc).__name__}: {exc}")
+                else:
+                    self._probe = (True, "")
+            self.probe_warnings = [f"{w.category.__name__}: {w.message}" for w in caught]
+            if not self._probe[0] and self.probe_warnings:
+                self._probe = (
+                    False,
+                    f"{self._probe[1]} (warnings while probing: {'; '.join(self.probe_warnings)})",
+                )
         return self._probe
+
+    def install_hint(self) -> str:
+        """What to do to make this backend usable here, in one sentence ('' if nothing helps)."""
+        return ""
 
     @property
     def available(self) -> bool:

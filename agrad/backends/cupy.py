@@ -22,6 +22,19 @@ class CupyBackend(Backend):
         if count < 1:
             raise RuntimeError("CuPy imports but no CUDA device is visible")
         cupy.zeros(1).sum().item()  # a kernel launch proves the driver and device work
+        importlib.import_module("array_api_compat.cupy")  # the namespace agrad computes through
+
+    def install_hint(self) -> str:
+        ok, why = self.probe()
+        if ok:
+            return ""
+        if why.startswith(("ModuleNotFoundError", "ImportError")) and "cupy" in why:
+            return (
+                "install CuPy for your CUDA driver (nvidia-smi shows its CUDA version): from a "
+                "checkout `pip install -e '.[cuda12]'` or `pip install -e '.[cuda13]'`, "
+                "else `pip install cupy-cuda12x` or `pip install cupy-cuda13x`"
+            )
+        return "CuPy is installed; check that `nvidia-smi` lists a GPU and that its driver works"
 
     def library(self) -> Any:
         """The ``cupy`` module itself (for code that needs CUDA specifics, e.g. NCCL); imports it
@@ -84,8 +97,8 @@ class CupyBackend(Backend):
         return out
 
     def seed(self, seed: int) -> None:
-        if self.available:
-            importlib.import_module("cupy").random.seed(seed)
+        self.require()
+        importlib.import_module("cupy").random.seed(seed)
 
     def random(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
         cupy = importlib.import_module("cupy")

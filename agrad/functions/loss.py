@@ -58,16 +58,20 @@ def _label_column(xp: Any, t: Any, n: int) -> Any:
 _INTEGRAL: dict[tuple[type, Any], bool] = {}
 
 
-def _check_labels(xp: Any, x: Any, t: Any) -> None:
+def _check_labels(xp: Any, x: Any, t: Any) -> Any:
     """Logits ``x`` must be (N, C) and ``t`` hold N integer labels with 0 <= t < C.
 
     A label out of range would otherwise be wrapped by ``take_along_axis`` (-1 picks the last
     class) while the one-hot of the gradient has no entry for it: a loss and gradient that
-    disagree. Checking costs one reduction (and, on a GPU, one synchronisation) per call.
+    disagree. On the CPU the check reads one flag on the host and raises, naming the label. On
+    a GPU that read would make every step wait for the device, so instead the result is a
+    0-d device array, True when some label is out of range, with which the caller turns the loss
+    and its gradient into NaN (PyTorch's CUDA kernels abort on a device-side assert instead).
     """
-    if backend_of(t, None) is not backend_of(x):
+    backend = backend_of(x)
+    if backend_of(t, None) is not backend:
         raise TypeError(
-            f"logits x and labels t live on different backends ({backend_of(x).name!r} and "
+            f"logits x and labels t live on different backends ({backend.name!r} and "
             f"{type(t).__module__}.{type(t).__qualname__}); move them with Variable.to(...) first"
         )
     if x.ndim != 2:
@@ -86,6 +90,8 @@ def _check_labels(xp: Any, x: Any, t: Any) -> None:
         )
     wide = xp.astype(t, xp.int64)  # `t >= classes` in int8 overflows for 300 classes
     bad = (wide < 0) | (wide >= classes)
+    if backend.gpu:
+        return xp.any(bad)
     if n and bool(xp.any(bad)):
         flat = xp.reshape(wide, (n,))
         index = int(xp.argmax(xp.astype(xp.reshape(bad, (n,)), xp.int8)))
@@ -93,6 +99,15 @@ def _check_labels(xp: Any, x: Any, t: Any) -> None:
             f"class label t[{index}] = {int(flat[index])} is out of range: labels must satisfy "
             f"0 <= t < {classes} (the number of columns of x)"
         )
+    return None
+
+
+def _poison(xp: Any, value: Any, any_bad: Any) -> Any:
+    """``value``, or NaN when ``_check_labels`` found a label out of range on a device."""
+    if any_bad is None:
+        return value
+    nan, one = xp.asarray(math.nan, dtype=value.dtype), xp.asarray(1.0, dtype=value.dtype)
+    return value * xp.where(any_bad, nan, one)
 
 
 def _one_hot(xp: Any, t: Any, n: int, classes: int, dtype: Any) -> Any:
@@ -155,19 +170,23 @@ class SoftmaxCrossEntropy(Function):
 
     retain_inputs = (0, 1)
     retain_outputs = ()
+    retain_attributes = ("any_bad",)
 
     def forward(self, x: Any, t: Any) -> Any:
         xp = self.xp
-        _check_labels(xp, x, t)
-        n = x.shape[0]
+        self.any_bad = _check_labels(xp, x, t)
+        n, classes = x.shape
+        if self.any_bad is not None:  # keep take_along_axis in range; the loss becomes NaN
+            t = xp.clip(xp.astype(t, xp.int64), 0, classes - 1)
         log_p = x - _logsumexp_array(xp, x, 1)
         picked = xp.take_along_axis(log_p, _label_column(xp, t, n), axis=1)
-        return -xp.sum(picked) / n
+        return _poison(xp, -xp.sum(picked) / n, self.any_bad)
 
     def vjp(self, d, xs, ys, gys):
         n, classes = xs[0].shape
         one_hot = _one_hot(self.xp, array_of(xs[1]), n, classes, xs[0].dtype)
-        return (d.softmax(xs[0], axis=1) - one_hot) * (gys[0] / n), None
+        gx = (d.softmax(xs[0], axis=1) - one_hot) * (gys[0] / n)
+        return _poison(self.xp, gx, self.any_bad), None
 
 
 class _PickLabels(Function):
@@ -249,11 +268,14 @@ def softmax_cross_entropy(x: Any, t: Any) -> Variable:
 def softmax_cross_entropy_simple(x: Any, t: Any) -> Variable:
     """``softmax_cross_entropy`` composed from softmax, clip (p >= 1e-15) and log (DeZero's)."""
     x = as_variable(x)
-    _check_labels(x.xp, x.data, _data(t))
-    n = x.shape[0]
+    xp, t = x.xp, _data(t)
+    any_bad = _check_labels(xp, x.data, t)
+    n, classes = x.shape
+    if any_bad is not None:  # on a device: keep the pick in range, make loss and gradient NaN
+        t = xp.clip(xp.astype(t, xp.int64), 0, classes - 1)
     p = _elementwise.clip(softmax(x), _P_FLOOR, 1.0)
-    picked = _PickLabels()(log(p), _data(t))
-    return -1 * _sum(picked) / n
+    picked = _PickLabels()(log(p), t)
+    return _poison(xp, -1 * _sum(picked) / n, any_bad)
 
 
 def sigmoid_cross_entropy(x: Any, t: Any) -> Variable:

@@ -5,7 +5,8 @@ array data both count. PyTorch allocates outside Python's view and is left out h
 
 * peak: MLP 784-2000-2000-10, batch 500, float32, sigmoid; parameters and inputs exist before
   the measurement starts, so the number is what the step itself allocates at its peak
-  (activations, gradients, temporaries), in MiB.
+  (activations, gradients, temporaries), in MiB. On a GPU: CuPy's memory pool for agrad and
+  hand-written CuPy, ``torch.cuda.max_memory_allocated`` for PyTorch (``common.Device``).
 * growth: a small MLP (784-100-10, batch 32) trained with SGD; traced memory after step 500 minus
   after step 50, in KiB (0 means nothing accumulates). A full ``gc.collect()`` comes before
   each reading: it also empties CPython's free lists, whose slow filling would otherwise look
@@ -17,41 +18,35 @@ from __future__ import annotations
 import gc
 import tracemalloc
 
-from common import Case, Measured, Skip
+from common import DEVICE, Case, Measured, Skip
 
 from scenarios.mlp import BUILDERS, shared_data
 
 LIBRARIES = ("agrad", "numpy", "torch")
+DEVICES = ("cpu", "cuda", "cuda-emulated")
 TOLERANCE = {"rtol": 2e-4, "atol": 1e-7}
 WIDE = (784, 2000, 2000, 10)
 SMALL = (784, 100, 10)
 
 
 def cases(quick: bool) -> list[Case]:
-    return [
-        Case("memory peak, MLP 784-2000-2000-10 b500", "MiB", {"what": "peak"}, kind="value"),
-        Case("memory growth, steps 50->500", "KiB", {"what": "growth"}, kind="value"),
-    ]
+    peak = Case("memory peak, MLP 784-2000-2000-10 b500", "MiB", {"what": "peak"}, kind="value")
+    if DEVICE.name != "cpu":  # tracemalloc sees no device memory: growth is a CPU measurement
+        return [peak]
+    return [peak, Case("memory growth, steps 50->500", "KiB", {"what": "growth"}, kind="value")]
 
 
 def run(library: str, case: Case, quick: bool) -> Measured:
-    if library == "torch":
-        raise Skip("PyTorch's allocations are invisible to tracemalloc")
     if case.params["what"] == "peak":
         x, t, params = shared_data(WIDE, batch=500)
         step, collect = BUILDERS[library](x, t, params, "sigmoid")
         step()  # the first step creates the lazily made state (caches, optimizer slots)
         check = collect()
         del check
-        tracemalloc.start()
-        try:
-            tracemalloc.reset_peak()
-            before = tracemalloc.get_traced_memory()[0]
-            step()
-            peak = tracemalloc.get_traced_memory()[1] - before
-        finally:
-            tracemalloc.stop()
+        peak = DEVICE.peak_bytes(library, step)
         return Measured(peak / 2**20, collect())
+    if library == "torch":
+        raise Skip("PyTorch's allocations are invisible to tracemalloc")
     x, t, params = shared_data(SMALL, batch=32)
     step, collect = BUILDERS[library](x, t, params, "sigmoid")
     tracemalloc.start()

@@ -2,15 +2,17 @@
 
 Forward, softmax cross-entropy, backward and the parameter update, with sigmoid and with ReLU.
 agrad runs DeZero's code as a user writes it: ``models.MLP``, ``F.softmax_cross_entropy`` and
-``optimizers.SGD``; every library starts from the same weights.
+``optimizers.SGD``; every library starts from the same weights. On a GPU (``--device cuda``) the
+batch of 1000 is measured too.
 """
 
 from __future__ import annotations
 
 import itertools
 
-from common import LIBRARIES, Case, Measured, rng, timed, to_numpy
+from common import DEVICE, LIBRARIES, Case, Measured, rng, timed, to_numpy
 
+DEVICES = ("cpu", "cuda", "cuda-emulated")
 TOLERANCE = {"rtol": 2e-4, "atol": 1e-7}
 SIZES = (784, 1000, 1000, 10)
 BATCH = 100
@@ -18,8 +20,15 @@ LR = 0.1
 
 
 def cases(quick: bool) -> list[Case]:
+    batches = (BATCH,) if DEVICE.name == "cpu" else (BATCH, 1000)
     return [
-        Case(f"mlp {activation} 784-1000-1000-10 float32", "ms/step", {"activation": activation})
+        Case(
+            f"mlp {activation} 784-1000-1000-10 float32"
+            + (f" batch {batch}" if batch != BATCH else ""),
+            "ms/step",
+            {"activation": activation, "batch": batch},
+        )
+        for batch in batches
         for activation in ("sigmoid", "relu")
     ]
 
@@ -40,7 +49,7 @@ def shared_data(sizes=SIZES, batch=BATCH, seed=0):
 
 
 def run(library: str, case: Case, quick: bool) -> Measured:
-    x, t, params = shared_data()
+    x, t, params = shared_data(batch=case.params["batch"])
     step, collect = BUILDERS[library](x, t, params, case.params["activation"])
     return timed(step, collect, quick, 1e3)
 
@@ -54,7 +63,8 @@ def agrad_mlp(x, t, params, activation):
 
     model = MLP([W.shape[1] for W, _ in params], activation=getattr(F, activation))
     for layer, (W, b) in zip(model.layers, params):
-        layer.W.data, layer.b.data = W.copy(), b.copy()
+        layer.W.data, layer.b.data = DEVICE.to_agrad(W), DEVICE.to_agrad(b)
+    x, t = DEVICE.to_agrad(x), DEVICE.to_agrad(t)
     optimizer = SGD(LR).setup(model)
     last = {}
 
@@ -76,10 +86,11 @@ def agrad_mlp(x, t, params, activation):
 
 
 def numpy_mlp(x, t, params, activation):
-    """(step, collect) for the hand-written NumPy version of the same step."""
-    import numpy as np
+    """(step, collect) for the same step written by hand in NumPy (CuPy on a GPU)."""
+    np = DEVICE.xp
 
-    params = [(W.copy(), b.copy()) for W, b in params]
+    params = [(DEVICE.to_device(W), DEVICE.to_device(b)) for W, b in params]
+    x, t = DEVICE.to_device(x), DEVICE.to_device(t)
     n = x.shape[0]
     rows = np.arange(n)
     last = {}
@@ -130,21 +141,21 @@ def numpy_mlp(x, t, params, activation):
         last["loss"], last["grads"] = loss, grads
 
     def collect():
-        out = {"loss": np.asarray(last["loss"])}
+        out = {"loss": to_numpy(last["loss"])}
         for i, (gW, gb) in enumerate(last["grads"]):
-            out[f"gW{i}"], out[f"gb{i}"] = gW.copy(), gb.copy()
+            out[f"gW{i}"], out[f"gb{i}"] = to_numpy(gW), to_numpy(gb)
         return out
 
     return step, collect
 
 
 def torch_mlp(x, t, params, activation):
-    """(step, collect) for PyTorch on the CPU."""
+    """(step, collect) for PyTorch on the CPU (CUDA on a GPU)."""
     import torch
 
-    x, t = torch.from_numpy(x), torch.from_numpy(t)
+    x, t = DEVICE.torch_tensor(x), DEVICE.torch_tensor(t)
     params = [
-        (torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True))
+        (DEVICE.torch_tensor(W, requires_grad=True), DEVICE.torch_tensor(b, requires_grad=True))
         for W, b in params
     ]
     act = torch.sigmoid if activation == "sigmoid" else torch.relu

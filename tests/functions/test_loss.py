@@ -295,6 +295,21 @@ def test_labels_out_of_range_are_named(xp, name, bad):
 
 
 @pytest.mark.parametrize("name", LABEL_LOSSES)
+@pytest.mark.parametrize("bad", [-1, 3])
+def test_labels_out_of_range_on_a_device_make_loss_and_gradient_nan(xp, name, bad, monkeypatch):
+    # on a GPU a check would wait for the device every step: the result is NaN instead
+    monkeypatch.setattr(agrad.current_backend(), "gpu", True)
+    x = Variable(randn(xp, (3, 3)))
+    loss = getattr(F, name)(x, labels(xp, [0, bad, 1], "int64"))
+    loss.backward()
+    assert np.isnan(host(loss)) and np.isnan(host(x.grad)).all()
+    x.cleargrad()
+    good = getattr(F, name)(x, labels(xp, [0, 2, 1], "int64"))
+    good.backward()
+    assert np.isfinite(host(good)) and np.isfinite(host(x.grad)).all()
+
+
+@pytest.mark.parametrize("name", LABEL_LOSSES)
 def test_labels_out_of_range_in_a_narrow_dtype(xp, name):
     with pytest.raises(ValueError, match=r"t\[0\] = 200 is out of range"):
         getattr(F, name)(randn(xp, (2, 3)), labels(xp, [200, 1], "uint8"))
