@@ -149,6 +149,8 @@ def _im2col(img: Any, geometry: Geometry, to_matrix: bool) -> Any:
     N, C, KH, KW, OH, OW = windows.shape
     if to_matrix:  # DeZero's layout: one row per output pixel
         rows = xp.permute_dims(windows, (0, 4, 5, 1, 2, 3))
+        if KH * KW == 1:  # the reshape below could then be a (read-only) view of the input
+            rows = xp.asarray(rows, copy=True)
         return xp.reshape(rows, (N * OH * OW, C * KH * KW))
     return xp.asarray(windows, copy=True)  # never hand out a view of the input
 

@@ -400,6 +400,14 @@ def test_window_view_and_add_windows_match_loops(xp, monkeypatch, window, stride
     np.testing.assert_allclose(host(got), summed, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("to_matrix", [True, False])
+def test_im2col_output_is_a_fresh_writeable_array(to_matrix):
+    x = np.arange(2 * 1 * 3 * 3, dtype=np.float64).reshape(2, 1, 3, 3)
+    for kernel in (1, 2):
+        col = F.im2col(x, kernel, to_matrix=to_matrix).data
+        assert col.flags.writeable and not np.shares_memory(col, x)
+
+
 def test_window_view_of_numpy_is_a_read_only_view():
     x = np.arange(2 * 5 * 6, dtype=np.float64).reshape(1, 2, 5, 6)
     view = agrad.get_backend("numpy").window_view(x, (3, 3), (1, 1))
