@@ -170,16 +170,23 @@ class Backend:
         xp = self.xp
         overlapping = SH < KH or SW < KW
         if self.stride_tricks and overlapping:
-            # a plane per kernel offset, so that no element is written twice; then sum them
-            planes = xp.zeros((KH, KW, *lead, H, W), dtype=col.dtype)
-            pi, pj, *outer, sh, sw = planes.strides
-            shape = (KH, KW, *lead, OH, OW)
-            target = self._as_strided(
-                planes, shape, (pi + sh, pj + sw, *outer, SH * sh, SW * sw), writeable=True
-            )
-            n = col.ndim
-            target[...] = xp.permute_dims(col, (n - 4, n - 3, *range(n - 4), n - 2, n - 1))
-            return xp.sum(planes, axis=(0, 1))
+            # kernel row by kernel row: a plane per column offset, so that no element is written
+            # twice, then their sum; KW planes at a time keep the peak below twice ``col``'s size
+            out = xp.zeros((*lead, H, W), dtype=col.dtype)
+            planes = xp.zeros((KW, *lead, H, W), dtype=col.dtype)
+            pj, *outer, sh, sw = planes.strides
+            shape, n = (KW, *lead, OH, OW), col.ndim
+            for i in range(KH):
+                if i:
+                    planes[...] = 0
+                target = self._as_strided(
+                    planes[..., i:, :], shape, (pj + sw, *outer, SH * sh, SW * sw), writeable=True
+                )
+                target[...] = xp.permute_dims(
+                    col[..., i, :, :, :], (n - 4, *range(n - 4), n - 3, n - 2)
+                )
+                out += xp.sum(planes, axis=0)
+            return out
         out = xp.zeros((*lead, H, W), dtype=col.dtype)
         if self.stride_tricks:  # disjoint windows: one assignment
             *outer, sh, sw = out.strides
