@@ -24,7 +24,7 @@ import agrad.functions as F
 from agrad.backends import Backend, backend_of, current_backend, get_backend
 from agrad.backends.numpy import host
 from agrad.core import Function, Parameter, Variable
-from agrad.utils import pair
+from agrad.utils import conv_pair, pair
 
 __all__ = [
     "Layer",
@@ -505,6 +505,8 @@ class Linear(Layer):
 class _ConvBase(Layer):
     """Shared set-up of ``Conv2d`` and ``Deconv2d``: lazy W, optional bias."""
 
+    _in_axis = 1  # the axis of W that counts input channels
+
     def __init__(
         self,
         out_channels: int,
@@ -516,6 +518,15 @@ class _ConvBase(Layer):
         in_channels: int | None = None,
     ) -> None:
         super().__init__()
+        owner = type(self).__name__
+        conv_pair(kernel_size, "kernel_size", 1, owner)  # bad geometry fails here, by name
+        conv_pair(stride, "stride", 1, owner)
+        conv_pair(pad, "pad", 0, owner)
+        for argument, value in (("out_channels", out_channels), ("in_channels", in_channels)):
+            if value is None and argument == "in_channels":
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{owner}: {argument} must be an int >= 1, got {value!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel_size
@@ -545,9 +556,20 @@ class _ConvBase(Layer):
             self.b.to(backend)
 
     def _ensure_W(self, x: Any) -> None:
+        if x.ndim != 4:
+            raise ValueError(
+                f"{type(self).__name__}: input must be 4-D (N, C, H, W), got shape {tuple(x.shape)}"
+            )
         if self.W.data is None:
             self.in_channels = x.shape[1]
             self._init_W(_input_backend(x))
+        elif x.shape[1] != self.W.shape[self._in_axis]:
+            C = self.W.shape[self._in_axis]
+            raise ValueError(
+                f"{type(self).__name__}: input has {x.shape[1]} channels (shape "
+                f"{tuple(x.shape)}) but this layer's W {tuple(self.W.shape)} was built for "
+                f"in_channels={C}; pass (N, {C}, H, W) or make a new layer"
+            )
 
 
 class Conv2d(_ConvBase):
@@ -563,6 +585,8 @@ class Conv2d(_ConvBase):
 
 class Deconv2d(_ConvBase):
     """2-D transposed convolution, NCHW; W ``(in_channels, out_channels, KH, KW)``."""
+
+    _in_axis = 0
 
     def _w_shape(self, C: int, OC: int, KH: int, KW: int) -> tuple[int, ...]:
         return (C, OC, KH, KW)

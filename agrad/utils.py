@@ -19,6 +19,7 @@ __all__ = [
     "GraphvizMissingWarning",
     "array_allclose",
     "array_equal",
+    "conv_pair",
     "get_conv_outsize",
     "get_deconv_outsize",
     "get_dot_graph",
@@ -168,6 +169,21 @@ def pair(x: Any) -> tuple[int, int]:
             raise ValueError(f"pair: expected an int or a 2-tuple, got a {len(x)}-tuple {x!r}")
         return x
     raise ValueError(f"pair: expected an int or a 2-tuple, got {type(x).__name__} {x!r}")
+
+
+def conv_pair(value: Any, argument: str, minimum: int, owner: str) -> tuple[int, int]:
+    """``pair(value)`` checked as convolution geometry: two ints ``>= minimum``.
+
+    ``ValueError`` naming ``owner``'s ``argument``, the value and what is allowed otherwise
+    (``stride=0`` would divide by zero, a negative ``pad`` would crop silently).
+    """
+    items = value if isinstance(value, tuple) and len(value) == 2 else (value,)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in items):
+        raise ValueError(
+            f"{owner}: {argument} must be an int >= {minimum} or a pair (a 2-tuple) of them, "
+            f"got {value!r}"
+        )
+    return (items[0], items[0]) if len(items) == 1 else (items[0], items[1])
 
 
 # -- graph export (Graphviz DOT) --------------------------------------------------------------

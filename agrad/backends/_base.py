@@ -148,6 +148,87 @@ class Backend:
         """Return a copy of ``target`` with ``values`` added at ``indices``; repeats accumulate."""
         raise NotImplementedError
 
+    # -- sliding windows (convolution, pooling) ---------------------------------------------
+    #: True where ``_as_strided`` makes views (the library has stride tricks)
+    stride_tricks: bool = False
+
+    def _as_strided(
+        self, x: Any, shape: tuple[int, ...], strides: tuple[int, ...], writeable: bool
+    ) -> Any:
+        """A view of ``x``'s memory with ``shape`` and byte ``strides`` (``stride_tricks`` only)."""
+        raise NotImplementedError(f"backend {self.name!r} has no strided views")
+
+    def window_view(self, x: Any, window: tuple[int, int], stride: tuple[int, int]) -> Any:
+        """Every ``window`` patch of the last two axes of ``x``, ``stride`` apart.
+
+        Shape ``(..., KH, KW, OH, OW)`` with ``v[..., i, j, a, b] == x[..., a*SH + i, b*SW + j]``.
+        A read-only view where the library has stride tricks; otherwise a copy stacked from
+        ``KH * KW`` strided slices (the Array API standard has no views).
+        """
+        (KH, KW), (SH, SW) = window, stride
+        H, W = x.shape[-2], x.shape[-1]
+        OH, OW = (H - KH) // SH + 1, (W - KW) // SW + 1
+        lead = tuple(x.shape[:-2])
+        if self.stride_tricks:
+            *outer, sh, sw = x.strides
+            return self._as_strided(
+                x, (*lead, KH, KW, OH, OW), (*outer, sh, sw, SH * sh, SW * sw), writeable=False
+            )
+        xp = self.xp
+        pieces = [x[..., _span(i, SH, OH), _span(j, SW, OW)] for i in range(KH) for j in range(KW)]
+        return xp.reshape(xp.stack(pieces, axis=-3), (*lead, KH, KW, OH, OW))
+
+    def add_windows(self, col: Any, size: tuple[int, int], stride: tuple[int, int]) -> Any:
+        """The adjoint of ``window_view``: a new array ``(..., *size)`` with every window of
+        ``col`` (shape ``(..., KH, KW, OH, OW)``) added back where it came from.
+
+        With stride tricks this is one strided copy (plus one sum over the kernel offsets when
+        windows overlap) instead of a loop over the kernel positions.
+        """
+        KH, KW, OH, OW = col.shape[-4:]
+        (SH, SW), (H, W) = stride, size
+        lead = tuple(col.shape[:-4])
+        if SH * (OH - 1) + KH > H or SW * (OW - 1) + KW > W:  # strided writes must stay inside
+            raise ValueError(
+                f"add_windows: {(OH, OW)} windows of {(KH, KW)} at stride {(SH, SW)} do not fit "
+                f"in size {(H, W)}"
+            )
+        xp = self.xp
+        overlapping = SH < KH or SW < KW
+        if self.stride_tricks and overlapping:
+            # kernel row by kernel row: a plane per column offset, so that no element is written
+            # twice, then their sum; KW planes at a time keep the peak below twice ``col``'s size
+            out = xp.zeros((*lead, H, W), dtype=col.dtype)
+            planes = xp.zeros((KW, *lead, H, W), dtype=col.dtype)
+            pj, *outer, sh, sw = planes.strides
+            shape, n = (KW, *lead, OH, OW), col.ndim
+            for i in range(KH):
+                if i:
+                    planes[...] = 0
+                target = self._as_strided(
+                    planes[..., i:, :], shape, (pj + sw, *outer, SH * sh, SW * sw), writeable=True
+                )
+                target[...] = xp.permute_dims(
+                    col[..., i, :, :, :], (n - 4, *range(n - 4), n - 3, n - 2)
+                )
+                out += xp.sum(planes, axis=0)
+            return out
+        out = xp.zeros((*lead, H, W), dtype=col.dtype)
+        if self.stride_tricks:  # disjoint windows: one assignment
+            *outer, sh, sw = out.strides
+            shape = (*lead, KH, KW, OH, OW)
+            target = self._as_strided(
+                out, shape, (*outer, sh, sw, SH * sh, SW * sw), writeable=True
+            )
+            target[...] = col
+            return out
+        for i in range(KH):
+            for j in range(KW):
+                at = (..., _span(i, SH, OH), _span(j, SW, OW))
+                piece = col[..., i, j, :, :]
+                out[at] = out[at] + piece if overlapping else piece
+        return out
+
     def seed(self, seed: int) -> None:
         """Seed this backend's random number generator."""
         raise NotImplementedError
@@ -166,3 +247,8 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<agrad backend {self.name!r}>"
+
+
+def _span(start: int, step: int, count: int) -> slice:
+    """The slice of ``count`` positions ``start, start + step, ...``."""
+    return slice(start, start + step * (count - 1) + 1, step)

@@ -96,6 +96,15 @@ class CupyBackend(Backend):
         cupyx.scatter_add(out, indices, values)
         return out
 
+    stride_tricks = True
+
+    def _as_strided(
+        self, x: Any, shape: tuple[int, ...], strides: tuple[int, ...], writeable: bool
+    ) -> Any:
+        # CuPy's views are always writeable; agrad writes only through views of its own buffers
+        stride_tricks = importlib.import_module("cupy.lib.stride_tricks")
+        return stride_tricks.as_strided(x, shape, strides)
+
     def seed(self, seed: int) -> None:
         self.require()
         importlib.import_module("cupy").random.seed(seed)

@@ -48,6 +48,13 @@ class NumpyBackend(Backend):
         numpy.add.at(out, indices, values)
         return out
 
+    stride_tricks = True
+
+    def _as_strided(
+        self, x: Any, shape: tuple[int, ...], strides: tuple[int, ...], writeable: bool
+    ) -> Any:
+        return numpy.lib.stride_tricks.as_strided(x, shape, strides, writeable=writeable)
+
     # DeZero draws from NumPy's legacy global RNG; doing the same keeps its scripts' numbers.
     def seed(self, seed: int) -> None:
         numpy.random.seed(seed)

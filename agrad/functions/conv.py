@@ -1,19 +1,23 @@
-"""Convolution and pooling on NCHW images, built from strided slices (no stride tricks needed).
+"""Convolution and pooling on NCHW images.
 
-``im2col`` gathers every kernel window by stacking ``KH * KW`` strided slices of the padded image,
-so the only Python loop runs over kernel offsets; ``col2im`` is its adjoint and adds the slices
-back. Convolution is one matrix product of the window matrix with the flattened kernels.
-Every backward pass is built from functions of this module again, so all of them can be
-differentiated twice.
+Kernel windows come from the backend (``Backend.window_view``): a strided view where the library
+has stride tricks (NumPy, CuPy), a stack of strided slices where it has not (the Array API
+standard). Convolution is then one batched matrix product per image of the flattened kernels with
+the window matrix ``(C*KH*KW, OH*OW)``, so its output is NCHW without a transpose; ``col2im``
+(``Backend.add_windows``) is the adjoint. Max and average pooling take the ``KH*KW`` strided
+slices of the image one by one (elementwise, no reduction over a strided axis), and max pooling
+keeps only each window's argmax for its gradient. Every backward pass is built from functions of
+this module again, so all of them can be differentiated twice.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from agrad.backends import backend_of
 from agrad.core import Function, Variable
 from agrad.ops import array_twin
-from agrad.utils import get_conv_outsize, get_deconv_outsize, pair
+from agrad.utils import conv_pair, get_conv_outsize, get_deconv_outsize, pair
 
 __all__ = [
     "Conv2d",
@@ -41,109 +45,140 @@ __all__ = [
 ]
 
 
-# -- array helpers --------------------------------------------------------------------------
-def _geometry(kernel_size: Any, stride: Any, pad: Any) -> tuple[int, int, int, int, int, int]:
-    (KH, KW), (SH, SW), (PH, PW) = pair(kernel_size), pair(stride), pair(pad)
+# -- geometry and argument checks -------------------------------------------------------------
+Geometry = tuple[int, int, int, int, int, int]  # KH, KW, SH, SW, PH, PW
+
+
+def _geometry(owner: str, kernel_size: Any, stride: Any, pad: Any) -> Geometry:
+    (KH, KW) = conv_pair(kernel_size, "kernel_size", 1, owner)
+    (SH, SW), (PH, PW) = conv_pair(stride, "stride", 1, owner), conv_pair(pad, "pad", 0, owner)
     return KH, KW, SH, SW, PH, PW
 
 
-def _pad_spatial(xp: Any, x: Any, PH: int, PW: int, h_axis: int) -> Any:
-    """``x`` with ``PH``/``PW`` zeros around the two spatial axes ``h_axis``, ``h_axis + 1``."""
+def _check_image(owner: str, name: str, x: Any) -> None:
+    if x.ndim != 4:
+        raise ValueError(
+            f"{owner}: {name} must be a 4-D (N, C, H, W) array, got shape {tuple(x.shape)}"
+        )
+
+
+def _out_size(owner: str, H: int, W: int, geometry: Geometry) -> tuple[int, int]:
+    """(OH, OW) of a window sweep; ``ValueError`` when the kernel does not fit even once."""
+    KH, KW, SH, SW, PH, PW = geometry
+    if H + 2 * PH < KH or W + 2 * PW < KW:
+        raise ValueError(
+            f"{owner}: kernel {(KH, KW)} is larger than the padded input "
+            f"{(H + 2 * PH, W + 2 * PW)} (input {(H, W)}, pad {(PH, PW)}); the kernel must fit "
+            "in the input plus twice the padding"
+        )
+    return get_conv_outsize(H, KH, SH, PH), get_conv_outsize(W, KW, SW, PW)
+
+
+def _check_kernel(owner: str, x: Any, W: Any, channel_axis: int) -> None:
+    _check_image(owner, "x", x)
+    if W.ndim != 4:
+        layout = "(OC, C, KH, KW)" if channel_axis == 1 else "(C, OC, KH, KW)"
+        raise ValueError(f"{owner}: W must be 4-D {layout}, got shape {tuple(W.shape)}")
+    C = W.shape[channel_axis]
+    if x.shape[1] != C:
+        raise ValueError(
+            f"{owner}: x has {x.shape[1]} channels (shape {tuple(x.shape)}) but W "
+            f"{tuple(W.shape)} takes {C}; x must be (N, {C}, H, W)"
+        )
+
+
+def _check_bias(owner: str, b: Any, OC: int) -> None:
+    if b is not None and tuple(b.shape) != (OC,):
+        raise ValueError(
+            f"{owner}: b must have shape ({OC},), one value per output channel, "
+            f"got {tuple(b.shape)}"
+        )
+
+
+# -- array helpers --------------------------------------------------------------------------
+def _padded(xp: Any, x: Any, PH: int, PW: int) -> Any:
+    """``x`` with ``PH``/``PW`` zeros around its last two axes."""
     if PH == 0 and PW == 0:
         return x
-    shape = list(x.shape)
-    H, W = shape[h_axis], shape[h_axis + 1]
-    shape[h_axis], shape[h_axis + 1] = H + 2 * PH, W + 2 * PW
-    padded = xp.zeros(tuple(shape), dtype=x.dtype)  # a fresh array of ours: setitem is fine
-    inner = (*(slice(None),) * h_axis, slice(PH, PH + H), slice(PW, PW + W), ...)
-    padded[inner] = x
+    *lead, H, W = x.shape
+    padded = xp.zeros((*lead, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
+    padded[..., PH : PH + H, PW : PW + W] = x  # a fresh array of ours: setitem is fine
     return padded
 
 
-def _windows(xp: Any, x: Any, geometry: tuple, channels_last: bool) -> Any:
-    """Every kernel window of NCHW ``x``, the window offsets on one axis of length KH*KW.
-
-    ``channels_last``: shape (N, OH, OW, C, KH*KW), whose flattening is im2col's matrix;
-    otherwise (N, C, KH*KW, OH, OW).
-    """
+def _windows(x: Any, geometry: Geometry) -> Any:
+    """Every kernel window of NCHW ``x``: (N, C, KH, KW, OH, OW), a view where possible."""
     KH, KW, SH, SW, PH, PW = geometry
-    H, W = x.shape[2], x.shape[3]
-    OH, OW = get_conv_outsize(H, KH, SH, PH), get_conv_outsize(W, KW, SW, PW)
-    if channels_last:
-        image, h_axis = _pad_spatial(xp, xp.permute_dims(x, (0, 2, 3, 1)), PH, PW, 1), 1
-    else:
-        image, h_axis = _pad_spatial(xp, x, PH, PW, 2), 2
-    lead = (slice(None),) * h_axis
-    pieces = [
-        image[
-            (*lead, slice(i, i + SH * (OH - 1) + 1, SH), slice(j, j + SW * (OW - 1) + 1, SW), ...)
-        ]
+    backend = backend_of(x)
+    return backend.window_view(_padded(backend.xp, x, PH, PW), (KH, KW), (SH, SW))
+
+
+def _window_matrix(x: Any, geometry: Geometry) -> Any:
+    """The windows of ``x`` as one (C*KH*KW, OH*OW) matrix per image: (N, C*KH*KW, OH*OW)."""
+    windows = _windows(x, geometry)
+    N, C, KH, KW, OH, OW = windows.shape
+    return backend_of(x).xp.reshape(windows, (N, C * KH * KW, OH * OW))  # copies a view
+
+
+def _unwindows(col: Any, img_shape: tuple, geometry: Geometry) -> Any:
+    """The adjoint of ``_windows``: (N, C, KH, KW, OH, OW) windows summed into ``img_shape``."""
+    SH, SW, PH, PW = geometry[2:]
+    H, W = img_shape[2], img_shape[3]
+    backend = backend_of(col)
+    image = backend.add_windows(col, (H + 2 * PH, W + 2 * PW), (SH, SW))
+    if PH == 0 and PW == 0:
+        return image
+    return image[..., PH : PH + H, PW : PW + W]
+
+
+def _offsets(geometry: Geometry, OH: int, OW: int) -> list[tuple]:
+    """Per kernel offset (row-major), the index of its strided slice of the padded image."""
+    KH, KW, SH, SW = geometry[:4]
+    return [
+        (..., slice(i, i + SH * (OH - 1) + 1, SH), slice(j, j + SW * (OW - 1) + 1, SW))
         for i in range(KH)
         for j in range(KW)
     ]
-    return xp.stack(pieces, axis=-1 if channels_last else 2)
 
 
-def _add_windows(xp: Any, col: Any, img_shape: tuple, geometry: tuple, channels_last: bool) -> Any:
-    """The adjoint of ``_windows``: add every window back where it came from; NCHW result.
-
-    ``col`` is (N, OH, OW, C, KH, KW) when ``channels_last``, else (N, C, KH, KW, OH, OW).
-    """
-    KH, KW, SH, SW, PH, PW = geometry
-    N, C, H, W = img_shape
-    if channels_last:
-        OH, OW = col.shape[1], col.shape[2]
-        shape, h_axis = (N, H + 2 * PH, W + 2 * PW, C), 1
-    else:
-        OH, OW = col.shape[4], col.shape[5]
-        shape, h_axis = (N, C, H + 2 * PH, W + 2 * PW), 2
-    lead = (slice(None),) * h_axis
-    image = xp.zeros(shape, dtype=col.dtype)
-    for i in range(KH):
-        for j in range(KW):
-            target = (
-                *lead,
-                slice(i, i + SH * (OH - 1) + 1, SH),
-                slice(j, j + SW * (OW - 1) + 1, SW),
-                ...,
-            )
-            piece = col[..., i, j] if channels_last else col[:, :, i, j, ...]
-            image[target] = image[target] + piece
-    inside = (*lead, slice(PH, PH + H), slice(PW, PW + W), ...)
-    image = image[inside]
-    return xp.permute_dims(image, (0, 3, 1, 2)) if channels_last else image
+def _im2col(img: Any, geometry: Geometry, to_matrix: bool) -> Any:
+    _check_image("im2col", "x", img)
+    _out_size("im2col", img.shape[2], img.shape[3], geometry)
+    xp = backend_of(img).xp
+    windows = _windows(img, geometry)
+    N, C, KH, KW, OH, OW = windows.shape
+    if to_matrix:  # DeZero's layout: one row per output pixel
+        rows = xp.permute_dims(windows, (0, 4, 5, 1, 2, 3))
+        if KH * KW == 1:  # the reshape below could then be a (read-only) view of the input
+            rows = xp.asarray(rows, copy=True)
+        return xp.reshape(rows, (N * OH * OW, C * KH * KW))
+    return xp.asarray(windows, copy=True)  # never hand out a view of the input
 
 
-def _namespace(x: Any) -> Any:
-    from agrad.backends import backend_of
-
-    return backend_of(x).xp
-
-
-def _im2col(xp: Any, img: Any, geometry: tuple, to_matrix: bool) -> Any:
-    N, C = img.shape[0], img.shape[1]
+def _col2im(col: Any, img_shape: tuple, geometry: Geometry, to_matrix: bool) -> Any:
     KH, KW = geometry[0], geometry[1]
-    if to_matrix:
-        col = _windows(xp, img, geometry, channels_last=True)
-        return xp.reshape(col, (N * col.shape[1] * col.shape[2], C * KH * KW))
-    col = _windows(xp, img, geometry, channels_last=False)
-    return xp.reshape(col, (N, C, KH, KW, col.shape[3], col.shape[4]))
-
-
-def _col2im(xp: Any, col: Any, img_shape: tuple, geometry: tuple, to_matrix: bool) -> Any:
-    KH, KW, SH, SW, PH, PW = geometry
+    if len(img_shape) != 4:
+        raise ValueError(f"col2im: input_shape must be (N, C, H, W), got {img_shape!r}")
     N, C, H, W = img_shape
+    OH, OW = _out_size("col2im", H, W, geometry)
+    xp = backend_of(col).xp
+    expected = (N * OH * OW, C * KH * KW) if to_matrix else (N, C, KH, KW, OH, OW)
+    if tuple(col.shape) != expected:
+        raise ValueError(
+            f"col2im: windows of shape {tuple(col.shape)} do not match input_shape "
+            f"{tuple(img_shape)} with kernel {(KH, KW)}, stride {geometry[2:4]}, pad "
+            f"{geometry[4:]}; expected {expected}"
+        )
     if to_matrix:
-        OH, OW = get_conv_outsize(H, KH, SH, PH), get_conv_outsize(W, KW, SW, PW)
-        col = xp.reshape(col, (N, OH, OW, C, KH, KW))
-    return _add_windows(xp, col, tuple(img_shape), geometry, channels_last=to_matrix)
+        col = xp.permute_dims(xp.reshape(col, (N, OH, OW, C, KH, KW)), (0, 3, 4, 5, 1, 2))
+    return _unwindows(col, tuple(img_shape), geometry)
 
 
 def im2col_array(
     img: Any, kernel_size: Any, stride: Any = 1, pad: Any = 0, to_matrix: bool = True
 ) -> Any:
     """Kernel windows of NCHW array ``img``: (N*OH*OW, C*KH*KW), or (N, C, KH, KW, OH, OW)."""
-    return _im2col(_namespace(img), img, _geometry(kernel_size, stride, pad), to_matrix)
+    return _im2col(img, _geometry("im2col", kernel_size, stride, pad), to_matrix)
 
 
 def col2im_array(
@@ -155,24 +190,25 @@ def col2im_array(
     to_matrix: bool = True,
 ) -> Any:
     """Sum windows back into an NCHW array of ``img_shape`` (the adjoint of ``im2col_array``)."""
-    geometry = _geometry(kernel_size, stride, pad)
-    return _col2im(_namespace(col), col, tuple(img_shape), geometry, to_matrix)
+    geometry = _geometry("col2im", kernel_size, stride, pad)
+    return _col2im(col, tuple(img_shape), geometry, to_matrix)
 
 
 # -- im2col / col2im ------------------------------------------------------------------------
 class Im2col(Function):
     """Kernel windows of an NCHW image (see ``im2col_array``); the gradient is ``col2im``."""
 
-    retain_inputs = retain_outputs = ()
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, kernel_size: Any, stride: Any = 1, pad: Any = 0, to_matrix: bool = True):
+        self.geometry = _geometry("im2col", kernel_size, stride, pad)
         self.kernel_size, self.stride, self.pad = kernel_size, stride, pad
         self.to_matrix = to_matrix
 
     def forward(self, x: Any) -> Any:
         self.input_shape = tuple(x.shape)
-        geometry = _geometry(self.kernel_size, self.stride, self.pad)
-        return _im2col(self.xp, x, geometry, self.to_matrix)
+        return _im2col(x, self.geometry, self.to_matrix)
 
     def vjp(self, d, xs, ys, gys):
         return d.col2im(
@@ -183,7 +219,8 @@ class Im2col(Function):
 class Col2im(Function):
     """Sum windows back into an NCHW image; the gradient is ``im2col``."""
 
-    retain_inputs = retain_outputs = ()
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(
         self,
@@ -193,13 +230,13 @@ class Col2im(Function):
         pad: Any = 0,
         to_matrix: bool = True,
     ) -> None:
+        self.geometry = _geometry("col2im", kernel_size, stride, pad)
         self.input_shape = tuple(input_shape)
         self.kernel_size, self.stride, self.pad = kernel_size, stride, pad
         self.to_matrix = to_matrix
 
     def forward(self, x: Any) -> Any:
-        geometry = _geometry(self.kernel_size, self.stride, self.pad)
-        return _col2im(self.xp, x, self.input_shape, geometry, self.to_matrix)
+        return _col2im(x, self.input_shape, self.geometry, self.to_matrix)
 
     def vjp(self, d, xs, ys, gys):
         return d.im2col(gys[0], self.kernel_size, self.stride, self.pad, self.to_matrix)
@@ -226,107 +263,154 @@ def col2im(
 
 @array_twin("im2col")
 def _im2col_twin(xp, x, kernel_size, stride=1, pad=0, to_matrix=True):
-    return _im2col(xp, x, _geometry(kernel_size, stride, pad), to_matrix)
+    return _im2col(x, _geometry("im2col", kernel_size, stride, pad), to_matrix)
 
 
 @array_twin("col2im")
 def _col2im_twin(xp, x, input_shape, kernel_size, stride=1, pad=0, to_matrix=True):
-    return _col2im(xp, x, tuple(input_shape), _geometry(kernel_size, stride, pad), to_matrix)
+    geometry = _geometry("col2im", kernel_size, stride, pad)
+    return _col2im(x, tuple(input_shape), geometry, to_matrix)
 
 
 # -- convolution ----------------------------------------------------------------------------
-def _bias_grad(xs: tuple, d: Any, gy: Any) -> tuple:
-    """The bias gradient as a 0- or 1-tuple: none without a bias input, None for a None bias."""
-    if len(xs) == 2:
-        return ()
-    if xs[2] is None:  # called as Conv2d()(x, W, None), as DeZero's conv2d does
-        return (None,)
-    return (d.sum(gy, axis=(0, 2, 3)),)
+def _add_bias(xp: Any, y: Any, b: Any) -> Any:
+    """``y`` (N, OC, ...) plus ``b`` (OC,) on the channel axis; in place when ``y`` is ours
+    and the dtypes agree (mixed dtypes promote as an out-of-place sum would)."""
+    b = xp.reshape(b, (b.shape[0], *(1,) * (y.ndim - 2)))
+    if b.dtype == y.dtype:
+        y += b
+        return y
+    return y + b
 
 
-def _conv_forward(xp: Any, x: Any, W: Any, b: Any, stride: Any, pad: Any) -> Any:
+def _conv_forward(x: Any, W: Any, b: Any, stride: Any, pad: Any, owner: str = "conv2d") -> Any:
+    _check_kernel(owner, x, W, channel_axis=1)
     OC, C, KH, KW = W.shape
+    _check_bias(owner, b, OC)
     geometry = (KH, KW, *pair(stride), *pair(pad))
-    col = _windows(xp, x, geometry, channels_last=True)  # (N, OH, OW, C, KH*KW)
-    N, OH, OW = col.shape[:3]
-    col = xp.reshape(col, (N * OH * OW, C * KH * KW))
-    y = xp.matmul(col, xp.permute_dims(xp.reshape(W, (OC, C * KH * KW)), (1, 0)))
+    OH, OW = _out_size(owner, x.shape[2], x.shape[3], geometry)
+    xp = backend_of(x).xp
+    col = _window_matrix(x, geometry)  # (N, C*KH*KW, OH*OW)
+    y = xp.matmul(xp.reshape(W, (OC, C * KH * KW)), col)  # (N, OC, OH*OW): already NCHW
     if b is not None:
-        y = y + b
-    return xp.permute_dims(xp.reshape(y, (N, OH, OW, OC)), (0, 3, 1, 2))
+        y = _add_bias(xp, y, b)
+    return xp.reshape(y, (x.shape[0], OC, OH, OW))
 
 
-def _deconv_forward(xp: Any, x: Any, W: Any, b: Any, stride: Any, pad: Any, outsize: Any) -> Any:
+def _deconv_forward(
+    x: Any, W: Any, b: Any, stride: Any, pad: Any, outsize: Any, owner: str = "deconv2d"
+) -> Any:
+    _check_kernel(owner, x, W, channel_axis=0)
     C, OC, KH, KW = W.shape
+    _check_bias(owner, b, OC)
     N, _, H, Wd = x.shape
     (SH, SW), (PH, PW) = pair(stride), pair(pad)
+    geometry = (KH, KW, SH, SW, PH, PW)
     if outsize is None:
         OH, OW = get_deconv_outsize(H, KH, SH, PH), get_deconv_outsize(Wd, KW, SW, PW)
-    else:
-        OH, OW = pair(outsize)
-        if (get_conv_outsize(OH, KH, SH, PH), get_conv_outsize(OW, KW, SW, PW)) != (H, Wd):
+        if OH < 1 or OW < 1:
             raise ValueError(
-                f"deconv2d: outsize {(OH, OW)} does not convolve back to the input size "
+                f"{owner}: pad {(PH, PW)} leaves no output: stride*(in-1)+kernel-2*pad is "
+                f"{(OH, OW)} for input {(H, Wd)}, kernel {(KH, KW)}, stride {(SH, SW)}; "
+                "it must be at least 1"
+            )
+    else:
+        OH, OW = conv_pair(outsize, "outsize", 1, owner)
+        fits = OH + 2 * PH >= KH and OW + 2 * PW >= KW
+        back = (get_conv_outsize(OH, KH, SH, PH), get_conv_outsize(OW, KW, SW, PW))
+        if not fits or back != (H, Wd):
+            raise ValueError(
+                f"{owner}: outsize {(OH, OW)} does not convolve back to the input size "
                 f"{(H, Wd)} with kernel {(KH, KW)}, stride {(SH, SW)}, pad {(PH, PW)}"
             )
-    rows = xp.reshape(xp.permute_dims(x, (0, 2, 3, 1)), (N * H * Wd, C))
-    col = xp.matmul(rows, xp.reshape(W, (C, OC * KH * KW)))
-    col = xp.reshape(col, (N, H, Wd, OC, KH, KW))
-    geometry = (KH, KW, SH, SW, PH, PW)
-    y = _add_windows(xp, col, (N, OC, OH, OW), geometry, channels_last=True)
+    xp = backend_of(x).xp
+    kernels = xp.permute_dims(xp.reshape(W, (C, OC * KH * KW)), (1, 0))
+    col = xp.matmul(kernels, xp.reshape(x, (N, C, H * Wd)))  # (N, OC*KH*KW, H*W)
+    y = _unwindows(xp.reshape(col, (N, OC, KH, KW, H, Wd)), (N, OC, OH, OW), geometry)
     if b is not None:
-        y = y + xp.reshape(b, (1, OC, 1, 1))
+        y = _add_bias(xp, y, b)
     return y
 
 
-def _grad_w_forward(xp: Any, x: Any, gy: Any, kernel_size: Any, stride: Any, pad: Any) -> Any:
+def _grad_w_forward(x: Any, gy: Any, kernel_size: Any, stride: Any, pad: Any) -> Any:
+    owner = "conv2d_grad_w"
+    _check_image(owner, "x", x)
+    _check_image(owner, "gy", gy)
     KH, KW = pair(kernel_size)
-    C, OC = x.shape[1], gy.shape[1]
-    col = _windows(xp, x, (KH, KW, *pair(stride), *pair(pad)), channels_last=True)
-    col = xp.reshape(col, (-1, C * KH * KW))
-    rows = xp.reshape(xp.permute_dims(gy, (0, 2, 3, 1)), (-1, OC))
-    gW = xp.matmul(xp.permute_dims(rows, (1, 0)), col)
-    return xp.reshape(gW, (OC, C, KH, KW))
+    geometry = (KH, KW, *pair(stride), *pair(pad))
+    out = _out_size(owner, x.shape[2], x.shape[3], geometry)
+    N, C = x.shape[0], x.shape[1]
+    OC = gy.shape[1]
+    if (gy.shape[0], *gy.shape[2:]) != (N, *out):
+        raise ValueError(
+            f"{owner}: gy of shape {tuple(gy.shape)} is not a conv2d output of x "
+            f"{tuple(x.shape)} with kernel {(KH, KW)}, stride {geometry[2:4]}, pad "
+            f"{geometry[4:]}; expected ({N}, OC, {out[0]}, {out[1]})"
+        )
+    xp = backend_of(x).xp
+    col = _window_matrix(x, geometry)  # (N, C*KH*KW, OH*OW)
+    rows = xp.permute_dims(xp.reshape(gy, (N, OC, out[0] * out[1])), (0, 2, 1))
+    gW = xp.sum(xp.matmul(col, rows), axis=0)  # (C*KH*KW, OC), summed over the images
+    return xp.reshape(xp.permute_dims(gW, (1, 0)), (OC, C, KH, KW))
+
+
+def _bias_grad(n_inputs: int, has_bias: bool, d: Any, gy: Any) -> tuple:
+    """The bias gradient as a 0- or 1-tuple: none without a bias input, None for a None bias."""
+    if n_inputs == 2:
+        return ()
+    if not has_bias:  # called as Conv2d()(x, W, None), as DeZero's conv2d does
+        return (None,)
+    return (d.sum(gy, axis=(0, 2, 3)),)
 
 
 class Conv2d(Function):
     """2-D convolution (cross-correlation) of NCHW ``x`` with ``W`` (OC, C, KH, KW), plus bias."""
 
-    retain_inputs, retain_outputs = (0, 1), ()
+    retain_inputs = (0, 1)  # x for the kernel gradient, W for the input gradient
+    retain_outputs = ()
 
     def __init__(self, stride: Any = 1, pad: Any = 0) -> None:
-        self.stride, self.pad = pair(stride), pair(pad)
+        self.stride = conv_pair(stride, "stride", 1, "conv2d")
+        self.pad = conv_pair(pad, "pad", 0, "conv2d")
 
     def forward(self, x: Any, W: Any, b: Any = None) -> Any:
-        return _conv_forward(self.xp, x, W, b, self.stride, self.pad)
+        self.has_bias = b is not None
+        return _conv_forward(x, W, b, self.stride, self.pad)
 
     def vjp(self, d, xs, ys, gys):
         (gy,), x, W = gys, xs[0], xs[1]
         outsize = (x.shape[2], x.shape[3])
-        gx = None  # a raw input batch needs no gradient: skip the col2im pass
+        gx = gW = None  # raw arrays (the data batch) need no gradient: skip their passes
         if self.needs_input_grad(0):
             gx = d.deconv2d(gy, W, None, self.stride, self.pad, outsize)
-        gW = d.conv2d_grad_w(x, gy, (W.shape[2], W.shape[3]), self.stride, self.pad)
-        return (gx, gW, *_bias_grad(xs, d, gy))
+        if self.needs_input_grad(1):
+            gW = d.conv2d_grad_w(x, gy, (W.shape[2], W.shape[3]), self.stride, self.pad)
+        return (gx, gW, *_bias_grad(len(xs), self.has_bias, d, gy))
 
 
 class Deconv2d(Function):
     """Transposed convolution of NCHW ``x`` with ``W`` (C, OC, KH, KW), plus bias."""
 
-    retain_inputs, retain_outputs = (0, 1), ()
+    retain_inputs = (0, 1)  # x for the kernel gradient, W for the input gradient
+    retain_outputs = ()
 
     def __init__(self, stride: Any = 1, pad: Any = 0, outsize: Any = None) -> None:
-        self.stride, self.pad = pair(stride), pair(pad)
-        self.outsize = None if outsize is None else pair(outsize)
+        self.stride = conv_pair(stride, "stride", 1, "deconv2d")
+        self.pad = conv_pair(pad, "pad", 0, "deconv2d")
+        self.outsize = None if outsize is None else conv_pair(outsize, "outsize", 1, "deconv2d")
 
     def forward(self, x: Any, W: Any, b: Any = None) -> Any:
-        return _deconv_forward(self.xp, x, W, b, self.stride, self.pad, self.outsize)
+        self.has_bias = b is not None
+        return _deconv_forward(x, W, b, self.stride, self.pad, self.outsize)
 
     def vjp(self, d, xs, ys, gys):
         (gy,), x, W = gys, xs[0], xs[1]
-        gx = d.conv2d(gy, W, None, self.stride, self.pad)
-        gW = d.conv2d_grad_w(gy, x, (W.shape[2], W.shape[3]), self.stride, self.pad)
-        return (gx, gW, *_bias_grad(xs, d, gy))
+        gx = gW = None
+        if self.needs_input_grad(0):
+            gx = d.conv2d(gy, W, None, self.stride, self.pad)
+        if self.needs_input_grad(1):
+            gW = d.conv2d_grad_w(gy, x, (W.shape[2], W.shape[3]), self.stride, self.pad)
+        return (gx, gW, *_bias_grad(len(xs), self.has_bias, d, gy))
 
 
 class Conv2DGradW(Function):
@@ -335,16 +419,20 @@ class Conv2DGradW(Function):
     Takes the kernel geometry, or (as DeZero) the ``Conv2d`` function whose W it differentiates.
     """
 
-    retain_inputs, retain_outputs = (0, 1), ()
+    retain_inputs = (0, 1)  # each input's gradient is a convolution with the other
+    retain_outputs = ()
 
     def __init__(self, kernel_size: Any, stride: Any = 1, pad: Any = 0) -> None:
         if isinstance(kernel_size, Function):  # DeZero: Conv2DGradW(conv)
             conv = kernel_size
             kernel_size, stride, pad = tuple(conv.input_nodes[1].shape[2:]), conv.stride, conv.pad
-        self.kernel_size, self.stride, self.pad = pair(kernel_size), pair(stride), pair(pad)
+        owner = "conv2d_grad_w"
+        self.kernel_size = conv_pair(kernel_size, "kernel_size", 1, owner)
+        self.stride = conv_pair(stride, "stride", 1, owner)
+        self.pad = conv_pair(pad, "pad", 0, owner)
 
     def forward(self, x: Any, gy: Any) -> Any:
-        return _grad_w_forward(self.xp, x, gy, self.kernel_size, self.stride, self.pad)
+        return _grad_w_forward(x, gy, self.kernel_size, self.stride, self.pad)
 
     def vjp(self, d, xs, ys, gys):
         (ggW,), (x, gy) = gys, xs
@@ -378,10 +466,12 @@ def conv2d_simple(x: Any, W: Any, b: Any = None, stride: Any = 1, pad: Any = 0) 
     from agrad.functions.linalg import linear
     from agrad.functions.shape import reshape, transpose
 
+    _check_kernel("conv2d_simple", x, W, channel_axis=1)
     N, _, H, Wd = x.shape
     OC, C, KH, KW = W.shape
-    (SH, SW), (PH, PW) = pair(stride), pair(pad)
-    OH, OW = get_conv_outsize(H, KH, SH, PH), get_conv_outsize(Wd, KW, SW, PW)
+    (SH, SW) = conv_pair(stride, "stride", 1, "conv2d_simple")
+    (PH, PW) = conv_pair(pad, "pad", 0, "conv2d_simple")
+    OH, OW = _out_size("conv2d_simple", H, Wd, (KH, KW, SH, SW, PH, PW))
     col = im2col(x, (KH, KW), stride, pad, to_matrix=True)
     kernels = transpose(reshape(W, (OC, C * KH * KW)))
     y = linear(col, kernels, b)
@@ -390,65 +480,105 @@ def conv2d_simple(x: Any, W: Any, b: Any = None, stride: Any = 1, pad: Any = 0) 
 
 @array_twin("conv2d")
 def _conv2d_twin(xp, x, W, b=None, stride=1, pad=0):
-    return _conv_forward(xp, x, W, b, pair(stride), pair(pad))
+    return _conv_forward(x, W, b, pair(stride), pair(pad))
 
 
 @array_twin("deconv2d")
 def _deconv2d_twin(xp, x, W, b=None, stride=1, pad=0, outsize=None):
-    return _deconv_forward(xp, x, W, b, pair(stride), pair(pad), outsize)
+    return _deconv_forward(x, W, b, pair(stride), pair(pad), outsize)
 
 
 @array_twin("conv2d_grad_w")
 def _conv2d_grad_w_twin(xp, x, gy, kernel_size, stride=1, pad=0):
-    return _grad_w_forward(xp, x, gy, kernel_size, stride, pad)
+    return _grad_w_forward(x, gy, kernel_size, stride, pad)
 
 
 # -- pooling --------------------------------------------------------------------------------
-def _argmax_mask(xp: Any, indexes: Any, window: int, dtype: Any) -> Any:
-    """One-hot (N, C, KH*KW, OH, OW) of each window's (first) maximum."""
-    offsets = xp.reshape(xp.arange(window, dtype=indexes.dtype), (1, 1, window, 1, 1))
-    return xp.astype(offsets == xp.expand_dims(indexes, axis=2), dtype)
+def _pool_slices(owner: str, x: Any, geometry: Geometry) -> tuple[Any, list]:
+    """The padded image and, per kernel offset, its strided slice index (window order)."""
+    _check_image(owner, "x", x)
+    OH, OW = _out_size(owner, x.shape[2], x.shape[3], geometry)
+    xp = backend_of(x).xp
+    return _padded(xp, x, geometry[4], geometry[5]), _offsets(geometry, OH, OW)
 
 
-def _pooling_grad_forward(
-    xp: Any, gy: Any, indexes: Any, input_shape: tuple, geometry: tuple
-) -> Any:
-    KH, KW = geometry[0], geometry[1]
-    N, C, OH, OW = gy.shape
-    gcol = _argmax_mask(xp, indexes, KH * KW, gy.dtype) * xp.expand_dims(gy, axis=2)
-    gcol = xp.reshape(gcol, (N, C, KH, KW, OH, OW))
-    return _add_windows(xp, gcol, tuple(input_shape), geometry, channels_last=False)
+def _index_dtype(xp: Any, window: int) -> Any:
+    """The narrowest integer dtype that numbers the positions of a window."""
+    return xp.int8 if window <= 127 else xp.int16 if window <= 32767 else xp.int32
 
 
-def _pooling_with_indexes_forward(xp: Any, x: Any, indexes: Any, geometry: tuple) -> Any:
-    KH, KW = geometry[0], geometry[1]
-    col = _windows(xp, x, geometry, channels_last=False)
-    return xp.sum(col * _argmax_mask(xp, indexes, KH * KW, x.dtype), axis=2)
+def _max_pool_forward(x: Any, geometry: Geometry) -> tuple[Any, Any]:
+    """Window maxima and the position of each window's first maximum (row-major order)."""
+    image, slices = _pool_slices("pooling", x, geometry)
+    xp = backend_of(x).xp
+    pieces = [image[s] for s in slices]
+    y = pieces[0]
+    for piece in pieces[1:]:
+        y = xp.maximum(y, piece)
+    if len(pieces) == 1:
+        y = xp.asarray(y, copy=True)  # not a view of the input
+    dtype = _index_dtype(xp, len(pieces))
+    found = pieces[0] == y
+    indexes = xp.zeros(y.shape, dtype=dtype)
+    for k, piece in enumerate(pieces[1:], start=1):
+        first = (piece == y) & ~found  # ties go to the first maximum, as numpy's argmax
+        found = found | first
+        indexes = indexes + xp.astype(first, dtype) * k
+    return y, indexes
+
+
+def _pooling_grad_forward(gy: Any, indexes: Any, input_shape: tuple, geometry: Geometry) -> Any:
+    """Each window's output gradient routed to the position ``indexes`` names."""
+    KH, KW, SH, SW, PH, PW = geometry
+    N, C, H, W = input_shape
+    OH, OW = gy.shape[2], gy.shape[3]
+    xp = backend_of(gy).xp
+    image = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=gy.dtype)
+    overlapping = SH < KH or SW < KW
+    for k, at in enumerate(_offsets(geometry, OH, OW)):
+        routed = xp.astype(indexes == k, gy.dtype) * gy
+        image[at] = image[at] + routed if overlapping else routed
+    return image[..., PH : PH + H, PW : PW + W]
+
+
+def _pooling_with_indexes_forward(x: Any, indexes: Any, geometry: Geometry) -> Any:
+    image, slices = _pool_slices("pooling_with_indexes", x, geometry)
+    xp = backend_of(x).xp
+    y = None
+    for k, at in enumerate(slices):
+        picked = xp.astype(indexes == k, x.dtype) * image[at]
+        y = picked if y is None else y + picked
+    return y
 
 
 class Pooling(Function):
     """Max pooling; remembers each window's argmax (the first, on ties) for the gradient."""
 
-    retain_inputs, retain_outputs, retain_attributes = (), (), ("indexes",)
+    retain_inputs = ()  # the gradient needs only the input's shape and the argmax
+    retain_outputs = ()
+    retain_attributes = ("indexes",)
 
     def __init__(self, kernel_size: Any, stride: Any = 1, pad: Any = 0) -> None:
+        self.geometry = _geometry("pooling", kernel_size, stride, pad)
         self.kernel_size, self.stride, self.pad = pair(kernel_size), pair(stride), pair(pad)
 
     def forward(self, x: Any) -> Any:
-        geometry = _geometry(self.kernel_size, self.stride, self.pad)
-        col = _windows(self.xp, x, geometry, channels_last=False)  # (N, C, KH*KW, OH, OW)
-        self.indexes = self.xp.argmax(col, axis=2)
-        return self.xp.max(col, axis=2)
+        self.input_shape = tuple(x.shape)
+        y, self.indexes = _max_pool_forward(x, self.geometry)
+        return y
 
     def vjp(self, d, xs, ys, gys):
-        shape = tuple(xs[0].shape)
-        return d.pooling_grad(gys[0], self.indexes, shape, self.kernel_size, self.stride, self.pad)
+        return d.pooling_grad(
+            gys[0], self.indexes, self.input_shape, self.kernel_size, self.stride, self.pad
+        )
 
 
 class Pooling2DGrad(Function):
     """The gradient of max pooling: each output gradient goes to its window's argmax."""
 
-    retain_inputs, retain_outputs, retain_attributes = (), (), ("indexes",)
+    retain_inputs = ()
+    retain_outputs = ()
+    retain_attributes = ("indexes",)
 
     def __init__(
         self,
@@ -460,14 +590,14 @@ class Pooling2DGrad(Function):
     ) -> None:
         if isinstance(indexes, Pooling):  # DeZero: Pooling2DGrad(mpool2d)
             pool = indexes
-            indexes, input_shape = pool.indexes, tuple(pool.input_nodes[0].shape)
+            indexes, input_shape = pool.indexes, pool.input_shape
             kernel_size, stride, pad = pool.kernel_size, pool.stride, pool.pad
+        self.geometry = _geometry("pooling_grad", kernel_size, stride, pad)
         self.indexes, self.input_shape = indexes, tuple(input_shape)
         self.kernel_size, self.stride, self.pad = pair(kernel_size), pair(stride), pair(pad)
 
     def forward(self, gy: Any) -> Any:
-        geometry = _geometry(self.kernel_size, self.stride, self.pad)
-        return _pooling_grad_forward(self.xp, gy, self.indexes, self.input_shape, geometry)
+        return _pooling_grad_forward(gy, self.indexes, self.input_shape, self.geometry)
 
     def vjp(self, d, xs, ys, gys):
         return d.pooling_with_indexes(gys[0], self.indexes, self.kernel_size, self.stride, self.pad)
@@ -476,7 +606,9 @@ class Pooling2DGrad(Function):
 class Pooling2DWithIndexes(Function):
     """Each window's element of ``x`` at the saved argmax (max pooling as a linear map)."""
 
-    retain_inputs, retain_outputs, retain_attributes = (), (), ("indexes",)
+    retain_inputs = ()
+    retain_outputs = ()
+    retain_attributes = ("indexes",)
 
     def __init__(self, indexes: Any, kernel_size: Any = None, stride: Any = 1, pad: Any = 0):
         if isinstance(indexes, Pooling):  # DeZero: Pooling2DWithIndexes(mpool2d)
@@ -487,13 +619,13 @@ class Pooling2DWithIndexes(Function):
                 pool.stride,
                 pool.pad,
             )
+        self.geometry = _geometry("pooling_with_indexes", kernel_size, stride, pad)
         self.indexes = indexes
         self.kernel_size, self.stride, self.pad = pair(kernel_size), pair(stride), pair(pad)
 
     def forward(self, x: Any) -> Any:
         self.input_shape = tuple(x.shape)
-        geometry = _geometry(self.kernel_size, self.stride, self.pad)
-        return _pooling_with_indexes_forward(self.xp, x, self.indexes, geometry)
+        return _pooling_with_indexes_forward(x, self.indexes, self.geometry)
 
     def vjp(self, d, xs, ys, gys):
         return d.pooling_grad(
@@ -525,9 +657,10 @@ def pooling_simple(x: Any, kernel_size: Any, stride: Any = 1, pad: Any = 0) -> V
     from agrad.functions.reduction import max as max_
     from agrad.functions.shape import reshape, transpose
 
+    KH, KW, SH, SW, PH, PW = _geometry("pooling_simple", kernel_size, stride, pad)
+    _check_image("pooling_simple", "x", x)
     N, C, H, W = x.shape
-    KH, KW, SH, SW, PH, PW = _geometry(kernel_size, stride, pad)
-    OH, OW = get_conv_outsize(H, KH, SH, PH), get_conv_outsize(W, KW, SW, PW)
+    OH, OW = _out_size("pooling_simple", H, W, (KH, KW, SH, SW, PH, PW))
     col = reshape(im2col(x, (KH, KW), stride, pad, to_matrix=True), (N * OH * OW * C, KH * KW))
     y = max_(col, axis=1)
     return transpose(reshape(y, (N, OH, OW, C)), (0, 3, 1, 2))
@@ -535,27 +668,32 @@ def pooling_simple(x: Any, kernel_size: Any, stride: Any = 1, pad: Any = 0) -> V
 
 @array_twin("pooling_grad")
 def _pooling_grad_twin(xp, gy, indexes, input_shape, kernel_size, stride=1, pad=0):
-    geometry = _geometry(kernel_size, stride, pad)
-    return _pooling_grad_forward(xp, gy, indexes, tuple(input_shape), geometry)
+    geometry = _geometry("pooling_grad", kernel_size, stride, pad)
+    return _pooling_grad_forward(gy, indexes, tuple(input_shape), geometry)
 
 
 @array_twin("pooling_with_indexes")
 def _pooling_with_indexes_twin(xp, x, indexes, kernel_size, stride=1, pad=0):
-    return _pooling_with_indexes_forward(xp, x, indexes, _geometry(kernel_size, stride, pad))
+    geometry = _geometry("pooling_with_indexes", kernel_size, stride, pad)
+    return _pooling_with_indexes_forward(x, indexes, geometry)
 
 
 class AveragePooling(Function):
     """Average pooling (padding counts as zeros, as in DeZero); the gradient is spread evenly."""
 
-    retain_inputs = retain_outputs = ()
+    retain_inputs = ()  # the gradient needs only the input's shape
+    retain_outputs = ()
 
     def __init__(self, kernel_size: Any, stride: Any = 1, pad: Any = 0) -> None:
+        self.geometry = _geometry("average_pooling", kernel_size, stride, pad)
         self.kernel_size, self.stride, self.pad = pair(kernel_size), pair(stride), pair(pad)
 
     def forward(self, x: Any) -> Any:
-        geometry = _geometry(self.kernel_size, self.stride, self.pad)
-        col = _windows(self.xp, x, geometry, channels_last=False)
-        return self.xp.mean(col, axis=2)
+        image, slices = _pool_slices("average_pooling", x, self.geometry)
+        total = image[slices[0]]
+        for at in slices[1:]:
+            total = total + image[at]
+        return total * (1 / len(slices))
 
     def vjp(self, d, xs, ys, gys):
         gy = gys[0]

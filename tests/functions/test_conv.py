@@ -359,3 +359,230 @@ def test_conv2d_output_on_the_input_backend(xp):
     y = F.conv2d(xp.asarray(host(X)), xp.asarray(host(W)), xp.asarray(host(B)))
     assert agrad.backends.backend_of(y.data) is agrad.current_backend()
     assert isinstance(y.creator, F.Conv2d)
+
+
+# -- the backends' window capability --------------------------------------------------------
+WINDOW_GEOMETRIES = [((3, 3), (1, 1)), ((2, 3), (2, 1)), ((2, 2), (2, 2)), ((3, 2), (3, 4))]
+
+
+def _portable(backend, monkeypatch):
+    """``backend`` with its stride tricks switched off: the Array API fallback."""
+    monkeypatch.setattr(type(backend), "stride_tricks", False)
+    return backend
+
+
+@pytest.mark.parametrize("window, stride", WINDOW_GEOMETRIES)
+@pytest.mark.parametrize("portable", [False, True], ids=["native", "portable"])
+def test_window_view_and_add_windows_match_loops(xp, monkeypatch, window, stride, portable):
+    backend = agrad.current_backend()
+    if portable:
+        _portable(backend, monkeypatch)
+    x = randn(2, 3, 7, 8)
+    (kh, kw), (sh, sw) = window, stride
+    oh, ow = (7 - kh) // sh + 1, (8 - kw) // sw + 1
+    expected = np.zeros((2, 3, kh, kw, oh, ow))
+    for i in range(kh):
+        for j in range(kw):
+            expected[:, :, i, j] = x[
+                :, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw
+            ]
+    view = backend.window_view(xp.asarray(x), window, stride)
+    np.testing.assert_array_equal(host(view), expected)
+
+    col = randn(*expected.shape)
+    summed = np.zeros((2, 3, 7, 8))
+    for i in range(kh):
+        for j in range(kw):
+            summed[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw] += col[
+                :, :, i, j
+            ]
+    got = backend.add_windows(xp.asarray(col), (7, 8), stride)
+    np.testing.assert_allclose(host(got), summed, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("to_matrix", [True, False])
+def test_im2col_output_is_a_fresh_writeable_array(to_matrix):
+    x = np.arange(2 * 1 * 3 * 3, dtype=np.float64).reshape(2, 1, 3, 3)
+    for kernel in (1, 2):
+        col = F.im2col(x, kernel, to_matrix=to_matrix).data
+        assert col.flags.writeable and not np.shares_memory(col, x)
+
+
+def test_window_view_of_numpy_is_a_read_only_view():
+    x = np.arange(2 * 5 * 6, dtype=np.float64).reshape(1, 2, 5, 6)
+    view = agrad.get_backend("numpy").window_view(x, (3, 3), (1, 1))
+    assert np.shares_memory(view, x) and not view.flags.writeable
+
+
+def test_add_windows_refuses_windows_that_do_not_fit(xp):
+    backend = agrad.current_backend()
+    with pytest.raises(ValueError, match="do not fit"):
+        backend.add_windows(xp.zeros((1, 1, 3, 3, 4, 4)), (5, 5), (1, 1))
+
+
+@pytest.mark.parametrize("name", ["conv2d_x", "conv2d_W", "deconv2d_x", "col2im_tensor", "pooling"])
+def test_portable_path_gives_the_native_gradients(monkeypatch, name):
+    # NumPy with and without stride tricks: the same values and gradients
+    f, x = CASES[name]
+    results = []
+    for portable in (False, True):
+        if portable:
+            _portable(agrad.get_backend("numpy"), monkeypatch)
+        v = Variable(np.asarray(x))
+        y = f(v)
+        F.sum(F.sin(y)).backward()
+        results.append((host(y), host(v.grad)))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-12)
+
+
+# -- what the graph keeps ---------------------------------------------------------------------
+def test_retention_declarations():
+    # conv reads its input and kernel; pooling only its argmax, never its input
+    for cls in (F.Conv2d, F.Deconv2d, F.Conv2DGradW):
+        assert cls.retain_inputs == (0, 1) and cls.retain_outputs == ()
+    for cls in (F.Pooling, F.Pooling2DGrad, F.Pooling2DWithIndexes):
+        assert cls.retain_inputs == () and cls.retain_outputs == ()
+        assert cls.retain_attributes == ("indexes",)
+    for cls in (F.AveragePooling, F.Im2col, F.Col2im):
+        assert cls.retain_inputs == () and cls.retain_outputs == ()
+
+
+class _StandIn:
+    """What the graph keeps of an input that is not retained: its shape, ndim and dtype."""
+
+    def __init__(self, array):
+        self.shape, self.ndim, self.dtype = tuple(array.shape), array.ndim, array.dtype
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: (F.Conv2d(2, 1), (X, W, B)),
+        lambda: (F.Conv2d(1, 1), (X, W)),
+        lambda: (F.Deconv2d(2, 1), (XD, WD, BD)),
+        lambda: (F.Conv2DGradW((2, 3), 2, 1), (X, GY)),
+        lambda: (F.Pooling(2, 2), (XP,)),
+        lambda: (F.Pooling(3, 1, 1), (XP,)),
+        lambda: (F.AveragePooling(2, 1, 1), (X,)),
+        lambda: (F.Im2col(3, 1, 1), (X,)),
+        lambda: (F.Col2im((1, 2, 4, 5), (2, 3), 2, 1), (xp_of(X).asarray(COL),)),
+    ],
+)
+def test_vjp_reads_only_what_it_declares(xp, build):
+    # the backward pass of the coming core hands vjp stand-ins for inputs and outputs it was
+    # not told to keep, and drops every other array attribute: the gradients must not change
+    func, inputs = build()
+    ys = func(*[Variable(x) for x in inputs])
+    ys = ys if isinstance(ys, list) else [ys]
+    gys = [xp.ones_like(y.data) for y in ys]
+    d = agrad.ops.array_ops(agrad.current_backend())
+    full = func.vjp(d, tuple(inputs), tuple(y.data for y in ys), tuple(gys))
+    keep_in = range(len(inputs)) if func.retain_inputs is None else func.retain_inputs
+    keep_out = range(len(ys)) if func.retain_outputs is None else func.retain_outputs
+    xs = tuple(x if i in keep_in else _StandIn(x) for i, x in enumerate(inputs))
+    outs = tuple(y.data if i in keep_out else _StandIn(y.data) for i, y in enumerate(ys))
+    arrays = agrad.backends.backend_of(inputs[0]).array_type
+    for name, value in list(vars(func).items()):
+        if isinstance(value, arrays) and name not in func.retain_attributes:
+            setattr(func, name, None)
+    lean = func.vjp(d, xs, outs, tuple(gys))
+    full, lean = (g if isinstance(g, tuple) else (g,) for g in (full, lean))
+    assert len(full) == len(lean)
+    for a, b in zip(full, lean):
+        np.testing.assert_array_equal(host(a), host(b))
+
+
+def xp_of(array):
+    return agrad.backends.backend_of(array).xp
+
+
+def test_max_pooling_keeps_a_narrow_argmax(xp):
+    pool = F.Pooling(2, 2)
+    pool(Variable(xp.asarray(host(XP))))
+    assert pool.indexes.dtype == xp.int8 and tuple(pool.indexes.shape) == (1, 2, 2, 2)
+
+
+# -- bad input: errors that name the argument, the value and what is allowed -----------------
+def _image(xp, *shape):
+    return xp.asarray(randn(*shape))
+
+
+BAD_CALLS = [
+    ("conv2d", [(1, 3, 9, 9), (4, 2, 3, 3)], (), {}, r"x has 3 channels.*takes 2"),
+    (
+        "conv2d",
+        [(1, 2, 5, 5), (4, 2, 3, 3)],
+        (),
+        {"stride": 0},
+        r"stride must be an int >= 1.*got 0",
+    ),
+    ("conv2d", [(1, 2, 5, 5), (4, 2, 3, 3)], (), {"pad": -1}, r"pad must be an int >= 0.*got -1"),
+    ("conv2d", [(1, 2, 5, 5), (4, 2, 3, 3)], (), {"pad": (1, -2)}, r"pad .*got \(1, -2\)"),
+    (
+        "conv2d",
+        [(1, 2, 2, 2), (4, 2, 5, 5)],
+        (),
+        {"pad": 1},
+        r"kernel \(5, 5\) is larger than the padded input \(4, 4\)",
+    ),
+    ("conv2d", [(2, 5, 5), (4, 2, 3, 3)], (), {}, r"x must be a 4-D"),
+    ("conv2d", [(1, 2, 5, 5), (2, 3, 3)], (), {}, r"W must be 4-D"),
+    ("conv2d", [(1, 2, 5, 5), (4, 2, 3, 3), (3,)], (), {}, r"b must have shape \(4,\)"),
+    ("conv2d", [(1, 2, 5, 5), (4, 2, 3, 3)], (), {"stride": 1.5}, r"stride .*got 1.5"),
+    ("conv2d_simple", [(1, 3, 5, 5), (4, 2, 3, 3)], (), {}, r"conv2d_simple: x has 3 channels"),
+    ("deconv2d", [(1, 3, 4, 4), (2, 4, 3, 3)], (), {}, r"deconv2d: x has 3 channels.*takes 2"),
+    ("deconv2d", [(1, 2, 4, 4), (2, 4, 3, 3)], (), {"stride": 0}, r"deconv2d: stride .*got 0"),
+    (
+        "deconv2d",
+        [(1, 2, 1, 1), (2, 4, 3, 3)],
+        (),
+        {"pad": 2},
+        r"deconv2d: pad \(2, 2\) leaves no output",
+    ),
+    ("deconv2d", [(1, 2, 4, 4), (2, 4, 3, 3)], (), {"pad": -1}, r"deconv2d: pad must be"),
+    (
+        "pooling",
+        [(1, 2, 3, 3)],
+        (4,),
+        {},
+        r"pooling: kernel \(4, 4\) is larger than the padded input \(3, 3\)",
+    ),
+    ("pooling", [(1, 2, 4, 4)], (2,), {"stride": 0}, r"pooling: stride .*got 0"),
+    ("pooling", [(1, 2, 4, 4)], (0,), {}, r"pooling: kernel_size must be an int >= 1"),
+    ("pooling", [(1, 2, 4, 4)], (2, 2), {"pad": -1}, r"pooling: pad must be"),
+    ("average_pooling", [(1, 2, 3, 3)], (4,), {}, r"average_pooling: kernel \(4, 4\) is larger"),
+    ("average_pooling", [(1, 2, 4, 4)], (2,), {"stride": 0}, r"average_pooling: stride"),
+    ("im2col", [(1, 2, 3, 3)], (4,), {}, r"im2col: kernel \(4, 4\) is larger"),
+    ("im2col", [(1, 2, 3, 3)], (2,), {"stride": 0}, r"im2col: stride"),
+    (
+        "col2im",
+        [(9, 12)],
+        ((1, 2, 4, 4), (2, 3), 2, 1),
+        {},
+        r"col2im: windows of shape \(9, 12\) do not match",
+    ),
+]
+
+
+@pytest.mark.parametrize("name, shapes, args, kwargs, message", BAD_CALLS)
+def test_bad_geometry_and_shapes_are_named(xp, name, shapes, args, kwargs, message):
+    arrays = [_image(xp, *shape) for shape in shapes]
+    with pytest.raises(ValueError, match=message):
+        getattr(F, name)(*arrays, *args, **kwargs)
+
+
+def test_conv_layers_name_bad_arguments(xp):
+    import agrad.layers as L
+
+    with pytest.raises(ValueError, match=r"Conv2d: stride must be an int >= 1.*got 0"):
+        L.Conv2d(4, kernel_size=3, stride=0)
+    with pytest.raises(ValueError, match=r"Deconv2d: pad must be an int >= 0.*got -1"):
+        L.Deconv2d(4, kernel_size=3, pad=-1)
+    with pytest.raises(ValueError, match=r"Conv2d: kernel_size must be"):
+        L.Conv2d(4, kernel_size=0)
+    with pytest.raises(ValueError, match=r"Conv2d: out_channels must be an int >= 1, got 0"):
+        L.Conv2d(0, kernel_size=3)
+    conv = L.Conv2d(4, kernel_size=3, in_channels=3)
+    with pytest.raises(ValueError, match=r"Conv2d: input has 2 channels .*in_channels=3"):
+        conv(_image(xp, 1, 2, 5, 5))
