@@ -150,6 +150,15 @@ class Variable:
                         pending.append(creator)
                     x.unchain()
 
+    def register_post_accumulate_grad_hook(self, hook: Any) -> HookHandle:
+        """Call ``hook(self)`` in every ``backward()`` once this leaf's ``grad`` is final."""
+        hooks = _post_accumulate_grad_hooks.get(self)
+        if hooks is None:
+            hooks = _post_accumulate_grad_hooks[self] = {}
+        handle = HookHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
+
     def backward(self, retain_grad: bool = False, create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into the ``grad`` of every leaf variable in the graph.
 
@@ -247,6 +256,25 @@ class Variable:
 
     def __rmatmul__(self, other: Any) -> Variable:
         return _F.matmul(other, self)
+
+
+# leaf -> {handle id: hook}; weak keys, so a hook never keeps its variable alive
+_post_accumulate_grad_hooks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class HookHandle:
+    """What ``register_post_accumulate_grad_hook`` returns: ``remove()`` unregisters the hook."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict) -> None:
+        self.id = HookHandle._next_id
+        HookHandle._next_id += 1
+        self._hooks = hooks  # the variable's own table: holding it does not hold the variable
+
+    def remove(self) -> None:
+        """Stop calling the hook (a second call does nothing)."""
+        self._hooks.pop(self.id, None)
 
 
 class Parameter(Variable):
@@ -570,6 +598,11 @@ def _backprop(root: Variable, retain_grad: bool, create_graph: bool) -> None:
             x.grad = x.grad + g
         else:
             x.grad = Variable(x.grad.backend.xp.asarray(x.grad.data + g))
+        if _post_accumulate_grad_hooks:
+            hooks = _post_accumulate_grad_hooks.get(x)
+            if hooks:
+                for hook in list(hooks.values()):
+                    hook(x)
 
 
 # Imported last: these modules build on the classes above.
