@@ -79,8 +79,8 @@ def collectives(comm, outdir: Path) -> None:
     for p in params:
         p.grad = agrad.Variable(np.full(p.shape, rank + 1.0, dtype=p.dtype))
     calls = []
-    original = comm._allreduce_buffer
-    comm._allreduce_buffer = lambda s, r: (calls.append(s.dtype.name), original(s, r))
+    original = comm._start_allreduce
+    comm._start_allreduce = lambda buffer: (calls.append(buffer.dtype.name), original(buffer))[1]
     unused = agrad.Parameter(np.zeros(3, dtype=np.float32))  # no gradient on any process
     only_rank0 = agrad.Parameter(np.zeros(2, dtype=np.float32))
     if rank == 0:
@@ -92,6 +92,101 @@ def collectives(comm, outdir: Path) -> None:
     results["only_rank0"] = only_rank0.grad.data.tolist()
     results["collective_calls"] = calls
     (outdir / f"collectives.{rank}.json").write_text(json.dumps(results))
+
+
+def exchange(comm, outdir: Path) -> None:
+    """Persistent buffers, float16 on the wire, buckets started during backward."""
+    rank = comm.rank
+    results = {}
+    params = [
+        agrad.Parameter(np.zeros((3, 2), np.float32)),
+        agrad.Parameter(np.zeros(4, np.float32)),
+    ]
+    seen = []
+    for step in range(2):
+        for p in params:
+            p.grad = agrad.Variable(np.full(p.shape, rank + step + 1.0, dtype=np.float32))
+        comm.allreduce_grad(params)
+        seen.append([p.grad.data for p in params])
+        results[f"step{step}"] = [p.grad.data.tolist() for p in params]
+    results["same_buffer"] = all(np.shares_memory(a, b) for a, b in zip(*seen))
+    results["writable"] = all(g.flags.writeable for g in seen[1])
+
+    strict = agrad.get_backend("array_api_strict")  # not handed to MPI: staged through the host
+    sp = agrad.Parameter(strict.xp.zeros(3, dtype=strict.xp.float32))
+    sp.grad = agrad.Variable(strict.xp.full(3, rank + 1.0, dtype=strict.xp.float32))
+    comm.allreduce_grad([sp])
+    results["strict"] = [sp.grad.backend.name, strict.dtype_name(sp.grad.dtype)]
+    results["strict"].append(np.asarray(strict.to_host(sp.grad.data)).tolist())
+
+    half = dist.create_communicator("mpi", allreduce_grad_dtype="float16")
+    p = agrad.Parameter(np.zeros(3, dtype=np.float32))
+    p.grad = agrad.Variable(np.asarray([1 / 3, 1000.0 + rank, 2.0 * rank], dtype=np.float32))
+    half.allreduce_grad([p])
+    results["float16"] = p.grad.data.tolist()
+    results["float16_dtype"] = str(p.grad.dtype)
+
+    # one bucket per parameter; the hooks of this rank fire in its own order
+    tiny = dist.create_communicator("mpi", bucket_cap_mb=1e-6)
+    ps = [agrad.Parameter(np.zeros(k + 1, dtype=np.float64)) for k in range(4)]
+    exch = tiny.grad_exchange(ps)
+    exch.arm()
+    results["buckets"] = len(exch.buckets)
+    for p in ps:
+        p.grad = agrad.Variable(np.full(p.shape, 10.0 * rank + p.size))
+    for p in ps if rank == 0 else reversed(ps):
+        exch._grad_ready(p)
+    exch.finish()
+    results["any_order"] = [p.grad.data.tolist() for p in ps]
+
+    # a model trained with overlap: buckets leave during backward from the second step on
+    agrad.seed(0)
+    model = models.MLP((5, 3))
+    extra = agrad.Parameter(np.ones(2, dtype=np.float32), name="extra")
+    x = np.random.default_rng(rank).standard_normal((4, 2)).astype(np.float32)
+    t = np.asarray([0, 1, 2, 1])
+    model(x)
+    params = [extra, *model.params()]  # extra's bucket is the last one (buckets go backwards)
+    opt = dist.create_multi_node_optimizer(optimizers.SGD(lr=0.1), tiny).setup(params)
+    started = []
+    original = tiny._start_allreduce
+    tiny._start_allreduce = lambda buffer: (started.append(buffer.size), original(buffer))[1]
+    during, after = [], []
+    for _ in range(3):
+        loss = F.softmax_cross_entropy(model(x), t)
+        if rank == 1:  # a parameter only one process has a gradient for: sent at update()
+            loss = loss + F.sum(extra * extra)
+        model.cleargrads()
+        extra.cleargrad()
+        started.clear()
+        loss.backward()
+        during.append(len(started))
+        local = [p.grad.data.copy() if p.grad is not None else np.zeros(p.shape) for p in params]
+        opt.update()
+        after.append(len(started))
+        everyone = tiny.allgather_obj(local)
+        for k, p in enumerate(params):
+            expected = np.mean([r[k] for r in everyone], axis=0)
+            np.testing.assert_allclose(p.grad.data, expected, rtol=1e-6, atol=1e-7)
+    results["started_during_backward"] = during
+    results["started_in_all"] = after
+    # a second backward before update() changed a gradient that had been sent
+    for _ in range(2):
+        loss = F.softmax_cross_entropy(model(x), t)
+        loss.backward()
+    try:
+        opt.update()
+        results["stale"] = "no error"
+    except RuntimeError as exc:
+        results["stale"] = str(exc)
+    # the same inside no_sync: accepted
+    model.cleargrads()
+    with opt.no_sync():
+        F.softmax_cross_entropy(model(x), t).backward()
+    F.softmax_cross_entropy(model(x), t).backward()
+    opt.update()
+    results["no_sync"] = "ok"
+    (outdir / f"exchange.{rank}.json").write_text(json.dumps(results))
 
 
 def scatter(comm, outdir: Path) -> None:
@@ -112,7 +207,7 @@ def abort(comm, outdir: Path) -> None:
     comm.barrier()
 
 
-SCENARIOS = {f.__name__: f for f in (equivalence, single, collectives, scatter, abort)}
+SCENARIOS = {f.__name__: f for f in (equivalence, single, collectives, exchange, scatter, abort)}
 
 if __name__ == "__main__":
     scenario, outdir = sys.argv[1], Path(sys.argv[2])

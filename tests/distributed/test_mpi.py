@@ -89,6 +89,30 @@ def test_collectives(tmp_path):
 
 
 @pytest.mark.mpi
+def test_gradient_exchange_buffers_float16_and_buckets(tmp_path):
+    check(launch(2, "exchange", tmp_path))
+    ranks = [json.loads((tmp_path / f"exchange.{r}.json").read_text()) for r in range(2)]
+    for r in ranks:
+        assert r["step0"] == [[[1.5] * 2] * 3, [1.5] * 4]
+        assert r["step1"] == [[[2.5] * 2] * 3, [2.5] * 4]
+        assert r["same_buffer"] and r["writable"]  # views of one persistent, writable buffer
+        assert r["strict"] == ["array_api_strict", "float32", [1.5, 1.5, 1.5]]
+        assert r["float16_dtype"] == "float32"
+        third = np.float32(np.float16(np.float32(1 / 3) / 2) * 2)  # through float16, scaled
+        np.testing.assert_allclose(r["float16"], [third, 1000.5, 1.0], rtol=1e-3)
+        assert r["buckets"] == 4
+        assert r["any_order"] == [[5.0 + k + 1] * (k + 1) for k in range(4)]
+        # MLP (5, 3) has 4 parameters, one bucket each, "extra" one more; step 1 builds the
+        # buffers, then everything leaves during backward but extra's bucket on rank 0, which
+        # has no gradient for it (update() sends it)
+        assert r["started_in_all"] == [5, 5, 5]
+        assert "changed after it was sent" in r["stale"] and "no_sync" in r["stale"]
+        assert r["no_sync"] == "ok"
+    assert ranks[0]["started_during_backward"] == [0, 4, 4]
+    assert ranks[1]["started_during_backward"] == [0, 5, 5]
+
+
+@pytest.mark.mpi
 def test_scatter_dataset_gives_disjoint_equal_shards(tmp_path):
     check(launch(2, "scatter", tmp_path))
     shards = [json.loads((tmp_path / f"scatter.{r}.json").read_text()) for r in range(2)]
