@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import sys
@@ -267,8 +268,10 @@ def _unpack(indices: list[int], arrays: list[Any], flat: Any):
 
 
 def _install_abort_hook(comm: Communicator) -> None:
-    """An uncaught exception on one rank prints its traceback and aborts the whole job, so the
-    other processes do not wait forever in a collective that never comes."""
+    """One process failing ends the whole job, so that the others do not wait forever in a
+    collective that never comes: an uncaught exception prints its traceback and aborts, and so
+    does ``sys.exit(n)`` with a nonzero (or message) ``n``, once its ``finally`` blocks have run.
+    """
     previous = sys.excepthook
 
     def abort_on_error(kind: type, value: BaseException, tb: Any) -> None:
@@ -280,6 +283,33 @@ def _install_abort_hook(comm: Communicator) -> None:
         previous(kind, value, tb)
 
     sys.excepthook = abort_on_error
+    if comm.size < 2 or getattr(sys.exit, "_agrad_records_exit", False):
+        return
+    original_exit = sys.exit
+    requested: list[Any] = []
+
+    def exit_recorded(status: Any = None) -> None:
+        requested[:] = [status]
+        original_exit(status)
+
+    exit_recorded._agrad_records_exit = True  # type: ignore[attr-defined]
+    sys.exit = exit_recorded
+
+    # atexit runs handlers last-registered first: this one before mpi4py's MPI_Finalize, which
+    # would otherwise wait for processes that are themselves waiting for this one
+    def abort_on_exit_status() -> None:
+        if not requested or requested[0] is None or requested[0] == 0:
+            return
+        status = requested[0]
+        code = status if isinstance(status, int) else 1
+        sys.stderr.write(
+            f"[agrad.distributed] rank {comm.rank} of {comm.size} called sys.exit({status!r}); "
+            "ending the job\n"
+        )
+        sys.stderr.flush()
+        comm.abort(code)
+
+    atexit.register(abort_on_exit_status)
 
 
 def create_communicator(name: str = "auto", mpi_comm: Any = None, **options: Any) -> Communicator:

@@ -207,7 +207,44 @@ def abort(comm, outdir: Path) -> None:
     comm.barrier()
 
 
-SCENARIOS = {f.__name__: f for f in (equivalence, single, collectives, exchange, scatter, abort)}
+def exit_midway(comm, outdir: Path) -> None:
+    model = models.MLP((4, 2))
+    model(np.ones((1, 3), dtype=np.float32))
+    opt = dist.create_multi_node_optimizer(optimizers.SGD(), comm).setup(model)
+    for step in range(3):
+        if comm.rank == 1 and step == 1:
+            sys.exit(3)
+        F.sum(model(np.ones((2, 3), dtype=np.float32))).backward()
+        opt.update()  # rank 0 would wait here forever for rank 1
+
+
+def mismatch(comm, outdir: Path) -> None:
+    """Same parameter count, different shapes (rank 1 has 5 inputs, rank 0 has 4)."""
+    model = models.MLP((3, 2))
+    model(np.ones((1, 4 + comm.rank), dtype=np.float32))
+    dist.create_multi_node_optimizer(optimizers.SGD(), comm).setup(model)
+
+
+def mismatch_count(comm, outdir: Path) -> None:
+    model = models.MLP((3, 2) if comm.rank == 0 else (3, 3, 2))
+    model(np.ones((1, 4), dtype=np.float32))
+    dist.create_multi_node_optimizer(optimizers.SGD(), comm).setup(model)
+
+
+SCENARIOS = {
+    f.__name__: f
+    for f in (
+        equivalence,
+        single,
+        collectives,
+        exchange,
+        scatter,
+        abort,
+        exit_midway,
+        mismatch,
+        mismatch_count,
+    )
+}
 
 if __name__ == "__main__":
     scenario, outdir = sys.argv[1], Path(sys.argv[2])

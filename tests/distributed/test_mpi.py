@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,29 @@ def test_an_exception_on_one_rank_aborts_the_job(tmp_path):
 
 
 @pytest.mark.mpi
+def test_sys_exit_on_one_rank_ends_the_job(tmp_path):
+    result = launch(2, "exit_midway", tmp_path, timeout=60)
+    assert result.returncode != 0
+    assert "rank 1 of 2 called sys.exit(3)" in result.stdout + result.stderr
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize(
+    "scenario, expected",
+    [
+        ("mismatch", "rank 0 'l0/W' shape (4, 3) float32, rank 1 'l0/W' shape (5, 3) float32"),
+        ("mismatch_count", "rank 0 has 4 parameters, rank 1 has 6"),
+    ],
+)
+def test_different_models_on_different_ranks_are_named(tmp_path, scenario, expected):
+    result = launch(2, scenario, tmp_path, timeout=60)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "the processes' models differ" in output
+    assert expected in output
+
+
+@pytest.mark.mpi
 def test_example_runs_on_two_processes(tmp_path):
     example = ROOT / "examples" / "train_distributed.py"
     result = launch(2, "--quick", script=example)
@@ -144,6 +168,25 @@ def test_example_runs_on_two_processes(tmp_path):
 def test_unknown_communicator_name():
     with pytest.raises(ValueError, match="known: mpi, nccl, auto"):
         dist.create_communicator("gloo")
+
+
+def test_nccl_engine_refuses_a_cupy_built_without_nccl():
+    from agrad.distributed.nccl import nccl_module
+
+    class CupyWithoutNccl:
+        def nccl(self):
+            return types.SimpleNamespace(available=False)
+
+    with pytest.raises(ImportError, match="available is False"):
+        nccl_module(CupyWithoutNccl())
+
+
+def test_bad_communicator_options_are_named():
+    comm = types.SimpleNamespace(Get_rank=lambda: 0, Get_size=lambda: 1)
+    with pytest.raises(ValueError, match=r"allreduce_grad_dtype must be one of .* not int8"):
+        dist.Communicator(comm, allreduce_grad_dtype="int8")
+    with pytest.raises(ValueError, match="bucket_cap_mb must be a positive number, not 0"):
+        dist.Communicator(comm, bucket_cap_mb=0)
 
 
 def test_nccl_needs_a_gpu():
