@@ -66,6 +66,25 @@ def collectives(comm, outdir: Path) -> None:
     results["allreduce_dtype"] = str(summed.dtype)
     results["allreduce_mean"] = comm.allreduce(np.full(2, float(rank)), op="mean").tolist()
     results["bcast"] = comm.bcast(np.arange(4.0) + 10 * rank, root=0).tolist()
+    gathered = comm.allgather(np.full((rank + 1, 2), rank, dtype=np.int64))
+    results["allgather"] = [[g.shape, str(g.dtype), g.tolist()] for g in gathered]
+    on_root = comm.gather(np.asarray([rank * 1.5], dtype=np.float32), root=1)
+    results["gather"] = None if on_root is None else [g.tolist() for g in on_root]
+    strict = agrad.get_backend("array_api_strict")
+    gathered = comm.allgather(strict.xp.asarray([rank + 0.5]))
+    results["allgather_strict"] = [type(g).__module__.split(".")[0] for g in gathered]
+    results["allreduce_obj"] = [
+        comm.allreduce_obj(rank + 1),
+        comm.allreduce_obj(rank + 1.0, op="mean"),
+        comm.allreduce_obj(rank, op="max"),
+        comm.allreduce_obj(rank, op="min"),
+    ]
+    results["gather_obj"] = comm.gather_obj({"rank": rank})
+    results["allgather_obj"] = comm.allgather_obj(rank * 10)
+    try:
+        comm.allgather(np.zeros(1, dtype=np.float32 if rank == 0 else np.float64))
+    except TypeError as exc:
+        results["allgather_dtypes"] = str(exc)
 
     model = models.MLP((4, 2))
     agrad.seed(rank)
@@ -197,7 +216,116 @@ def scatter(comm, outdir: Path) -> None:
         shards[str(shuffle)] = shard.indices
         x, _ = shard[0]
         assert x.shape == (2,)
+    seven = list(range(7))  # any indexable works; 7 items do not split evenly in two
+    shards["pad"] = [dist.scatter_dataset(seven, comm)[i] for i in range(4)]
+    shards["pad_len"] = len(dist.scatter_dataset(seven, comm, shuffle=True, seed=1))
+    shards["drop"] = dist.scatter_dataset(seven, comm, drop_remainder=True).indices
+    shards["one"] = dist.scatter_dataset([42], comm).indices
     (outdir / f"scatter.{comm.rank}.json").write_text(json.dumps(shards))
+
+
+class BNNet(agrad.Model):
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1 = agrad.layers.Linear(4)
+        self.bn = agrad.layers.BatchNorm()
+        self.l2 = agrad.layers.Linear(3)
+
+    def forward(self, x):
+        return self.l2(F.relu(self.bn(self.l1(x))))
+
+
+def evaluator(comm, outdir: Path) -> None:
+    rank = comm.rank
+    results = {}
+    agrad.seed(0)
+    model = BNNet()
+    x = np.random.default_rng(rank).standard_normal((6, 3)).astype(np.float32) + 3 * rank
+    model(x)  # train mode: each process's running statistics follow its own data
+    stats = [model.bn.avg_mean.data.copy(), model.bn.avg_var.data.copy()]
+    everyone = comm.allgather_obj(stats)
+    results["differed"] = not np.allclose(everyone[0][0], everyone[1][0])
+    comm.bcast_persistent(model)
+    results["bcast_is_rank0"] = bool(np.array_equal(model.bn.avg_mean.data, everyone[0][0]))
+    model.bn.avg_mean.data, model.bn.avg_var.data = stats
+    comm.allreduce_persistent(model)
+    results["allreduce_is_mean"] = [
+        bool(np.allclose(model.bn.avg_mean.data, (everyone[0][0] + everyone[1][0]) / 2)),
+        bool(np.allclose(model.bn.avg_var.data, (everyone[0][1] + everyone[1][1]) / 2)),
+    ]
+    results["dtype"] = str(model.bn.avg_mean.dtype)
+    # BN statistics are not gradients: the exchange leaves them out
+    model.cleargrads()
+    F.sum(model(x)).backward()
+    results["exchange_size"] = len(comm.grad_exchange(model).params)
+    results["model_size"] = len(list(model.params()))
+
+    def evaluate(scale):
+        return {"loss": agrad.Variable(np.asarray(scale * (rank + 1), dtype=np.float32)), "n": 4}
+
+    model.bn.avg_mean.data = stats[0]  # different again: the evaluator syncs them first
+    metrics = dist.create_multi_node_evaluator(evaluate, comm, model=model)(2.0)
+    results["metrics"] = metrics
+    results["synced"] = comm.allgather_obj(model.bn.avg_mean.data.tolist())
+    try:
+        dist.create_multi_node_evaluator(lambda: {f"m{rank}": 1.0}, comm)()
+    except RuntimeError as exc:
+        results["mismatch"] = str(exc)
+    (outdir / f"evaluator.{rank}.json").write_text(json.dumps(results))
+
+
+def _resume_batch(step: int, rank: int, size: int):
+    rng = np.random.default_rng(100 + step)
+    x = rng.standard_normal((8, 3)).astype(np.float32)
+    t = rng.integers(0, 3, 8)
+    local = 8 // size
+    return x[rank * local : (rank + 1) * local], t[rank * local : (rank + 1) * local]
+
+
+def _resume_setup(comm):
+    agrad.seed(0)
+    model = BNNet()
+    model(np.zeros((2, 3), dtype=np.float32))
+    opt = dist.create_multi_node_optimizer(optimizers.Adam(alpha=0.05), comm).setup(model)
+    opt.add_hook(optimizers.WeightDecay(1e-3))
+    return model, opt
+
+
+def _resume_steps(comm, model, opt, first: int, last: int) -> None:
+    for step in range(first, last):
+        x, t = _resume_batch(step, comm.rank, comm.size)
+        loss = F.softmax_cross_entropy(model(x), t)
+        model.cleargrads()
+        loss.backward()
+        opt.update()
+
+
+def _resume_save(comm, model, outdir: Path, name: str) -> None:
+    if comm.rank == 0:
+        np.savez(outdir / name, **{n: p.data for n, p in model.named_params()})
+
+
+def uninterrupted(comm, outdir: Path) -> None:
+    model, opt = _resume_setup(comm)
+    _resume_steps(comm, model, opt, 0, 6)
+    _resume_save(comm, model, outdir, "uninterrupted.npz")
+
+
+def resume_first(comm, outdir: Path) -> None:
+    model, opt = _resume_setup(comm)
+    _resume_steps(comm, model, opt, 0, 3)
+    dist.save_checkpoint(outdir / "ckpt.npz", comm, model, opt, step=3)
+
+
+def resume_second(comm, outdir: Path) -> None:
+    agrad.seed(1234 + comm.rank)  # other weights everywhere: all must come from the file
+    model = BNNet()
+    opt = dist.create_multi_node_optimizer(optimizers.Adam(alpha=0.05), comm)
+    opt.add_hook(optimizers.WeightDecay(1e-3))
+    state = dist.load_checkpoint(outdir / "ckpt.npz", comm, model, opt)
+    opt.setup(model)
+    _resume_steps(comm, model, opt, state["step"], 6)
+    _resume_save(comm, model, outdir, "resumed.npz")
 
 
 def abort(comm, outdir: Path) -> None:
@@ -241,6 +369,10 @@ SCENARIOS = {
         scatter,
         abort,
         exit_midway,
+        evaluator,
+        uninterrupted,
+        resume_first,
+        resume_second,
         mismatch,
         mismatch_count,
     )

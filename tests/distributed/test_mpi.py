@@ -87,6 +87,14 @@ def test_collectives(tmp_path):
         # one collective per dtype per step, not one per parameter
         assert sorted(result["collective_calls"]) == ["float32", "float64"]
     assert ranks[0]["params"] == ranks[1]["params"]
+    for r in ranks:
+        assert r["allgather"] == [[[1, 2], "int64", [[0, 0]]], [[2, 2], "int64", [[1, 1], [1, 1]]]]
+        assert r["allgather_strict"] == ["array_api_strict", "array_api_strict"]
+        assert r["allreduce_obj"] == [3, 1.5, 1, 0]
+        assert r["allgather_obj"] == [0, 10]
+        assert "rank 0: float32, rank 1: float64" in r["allgather_dtypes"]
+    assert ranks[0]["gather"] is None and ranks[1]["gather"] == [[0.0], [1.5]]
+    assert ranks[0]["gather_obj"] == [{"rank": 0}, {"rank": 1}] and ranks[1]["gather_obj"] is None
 
 
 @pytest.mark.mpi
@@ -114,7 +122,7 @@ def test_gradient_exchange_buffers_float16_and_buckets(tmp_path):
 
 
 @pytest.mark.mpi
-def test_scatter_dataset_gives_disjoint_equal_shards(tmp_path):
+def test_scatter_dataset_gives_equal_shards_that_use_every_item(tmp_path):
     check(launch(2, "scatter", tmp_path))
     shards = [json.loads((tmp_path / f"scatter.{r}.json").read_text()) for r in range(2)]
     for shuffle in ("False", "True"):
@@ -123,6 +131,38 @@ def test_scatter_dataset_gives_disjoint_equal_shards(tmp_path):
         assert not set(a) & set(b)
         assert sorted(a + b) == list(range(300))
     assert shards[0]["True"] != list(range(150))
+    # 7 items, 2 processes: 4 each, the last shard padded with the first item
+    assert shards[0]["pad"] == [0, 1, 2, 3] and shards[1]["pad"] == [4, 5, 6, 0]
+    assert shards[0]["pad_len"] == shards[1]["pad_len"] == 4
+    assert shards[0]["drop"] == [0, 1, 2] and shards[1]["drop"] == [3, 4, 5]
+    assert shards[0]["one"] == [0] and shards[1]["one"] == [0]  # fewer items than processes
+
+
+@pytest.mark.mpi
+def test_evaluator_averages_metrics_and_batchnorm_statistics_are_synced(tmp_path):
+    check(launch(2, "evaluator", tmp_path))
+    ranks = [json.loads((tmp_path / f"evaluator.{r}.json").read_text()) for r in range(2)]
+    for r in ranks:
+        assert r["differed"] and r["bcast_is_rank0"]
+        assert r["allreduce_is_mean"] == [True, True]
+        assert r["dtype"] == "float32"
+        assert r["model_size"] == r["exchange_size"] + 2  # avg_mean, avg_var
+        assert r["metrics"] == {"loss": 3.0, "n": 4.0}  # (2 + 4) / 2
+        assert r["synced"][0] == r["synced"][1]
+        assert "rank 0 reports ['m0'], rank 1 reports ['m1']" in r["mismatch"]
+
+
+@pytest.mark.mpi
+def test_resumed_training_equals_uninterrupted_training(tmp_path):
+    check(launch(2, "uninterrupted", tmp_path))
+    check(launch(2, "resume_first", tmp_path))
+    check(launch(2, "resume_second", tmp_path))
+    with np.load(tmp_path / "uninterrupted.npz") as a, np.load(tmp_path / "resumed.npz") as b:
+        whole, resumed = dict(a), dict(b)
+    assert sorted(whole) == sorted(resumed) and any("avg_mean" in k for k in whole)
+    for name in whole:
+        assert resumed[name].dtype == whole[name].dtype
+        np.testing.assert_array_equal(resumed[name], whole[name], err_msg=name)
 
 
 @pytest.mark.mpi
