@@ -11,6 +11,10 @@ global batch, one BLAS thread per process:
 - ``2 processes (no exchange)``: each process trains on its half and never communicates: the
   limit of this machine for two processes (they share its cores and memory bandwidth).
 
+``--exchange`` also times one gradient exchange of that model (7.2 MB) on 2 processes, in one
+run: MPI's own in-place Allreduce of one buffer of that size (the floor), ``allreduce_grad``,
+and the naive way (concatenate into a fresh array, Allreduce into another, divide into a third).
+
 Each configuration runs ``--repeat`` times, interleaved, and reports its best run. Reported, not
 asserted; the load average is printed with the numbers, since other work on the machine moves them.
 """
@@ -80,8 +84,61 @@ def worker(mode: str, steps: int, global_batch: int) -> None:
         print(json.dumps({"seconds": elapsed, "samples": steps * global_batch}))
 
 
+def exchange_worker(steps: int) -> None:
+    """Milliseconds per exchange of the MLP's gradients, three ways, interleaved."""
+    import numpy as np
+    from mpi4py import MPI
+
+    import agrad
+    import agrad.distributed as dist
+    import agrad.functions as F
+    from agrad import models
+
+    comm = dist.create_communicator("mpi")
+    agrad.seed(0)
+    model = models.MLP((1000, 1000, 10), activation=F.relu)
+    model(np.zeros((1, 784), dtype=np.float32))
+    params = list(model.params())
+    local = [np.full(p.shape, comm.rank + 1.0, dtype=np.float32) for p in params]
+    flat = np.zeros(sum(g.size for g in local), dtype=np.float32)
+
+    def floor() -> None:
+        comm.mpi_comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
+
+    def agrad_exchange() -> None:
+        for p, g in zip(params, local):
+            p.grad = agrad.Variable(g)
+        comm.allreduce_grad(model)
+
+    def naive() -> None:
+        send = np.concatenate([g.reshape(-1) for g in local])
+        recv = np.empty_like(send)
+        comm.mpi_comm.Allreduce(send, recv, op=MPI.SUM)
+        mean = recv / comm.size
+        offset = 0
+        for p, g in zip(params, local):
+            p.grad = agrad.Variable(mean[offset : offset + g.size].reshape(g.shape))
+            offset += g.size
+
+    def nonblocking() -> None:
+        comm.mpi_comm.Iallreduce(MPI.IN_PLACE, flat, op=MPI.SUM).Wait()
+
+    ways = {"MPI Allreduce in place (floor)": floor, "MPI Iallreduce in place": nonblocking}
+    ways["agrad allreduce_grad"] = agrad_exchange
+    ways["naive (fresh arrays)"] = naive
+    best = {name: float("inf") for name in ways}
+    for _ in range(steps):
+        for name, way in ways.items():
+            comm.barrier()
+            start = time.perf_counter()
+            way()
+            best[name] = min(best[name], time.perf_counter() - start)
+    if comm.rank == 0:
+        print(json.dumps({name: 1e3 * t for name, t in best.items()}))
+
+
 def launch(mode: str, steps: int, batch: int) -> float:
-    processes = CONFIGS[mode][0]
+    processes = CONFIGS[mode][0] if mode in CONFIGS else 2
     env = {
         **os.environ,
         "OMPI_ALLOW_RUN_AS_ROOT": "1",
@@ -99,6 +156,8 @@ def launch(mode: str, steps: int, batch: int) -> float:
         command = [mpiexec, "-n", str(processes), "--oversubscribe", *command]
     out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
+    if mode == "exchange":
+        return result
     return result["samples"] / result["seconds"]
 
 
@@ -121,8 +180,12 @@ def main() -> None:
         choices=list(CONFIGS),
         help="float16 is not run by default: MPI sums float16 on the CPU slowly (see README)",
     )
-    parser.add_argument("--worker", choices=list(CONFIGS), help=argparse.SUPPRESS)
+    parser.add_argument("--exchange", action="store_true", help="also time one exchange")
+    parser.add_argument("--worker", choices=[*CONFIGS, "exchange"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker == "exchange":
+        exchange_worker(args.steps)
+        return
     if args.worker:
         worker(args.worker, args.steps, args.batch)
         return
@@ -141,6 +204,13 @@ def main() -> None:
     for mode in args.configs:
         ratio = f"{best[mode] / base:.2f}x" if base else "-"
         print(f"| {CONFIGS[mode][1]} | {best[mode]:,.0f} | {ratio} |")
+    if args.exchange:
+        times = launch("exchange", 20, args.batch)
+        floor = times["MPI Allreduce in place (floor)"]
+        print("\n| one exchange of 7.2 MB, 2 processes | ms (best of 20) | vs MPI floor |")
+        print("| --- | --: | --: |")
+        for name, ms in times.items():
+            print(f"| {name} | {ms:.2f} | {ms / floor:.2f}x |")
     print(f"load average after: {load_average()}")
 
 

@@ -41,7 +41,7 @@ class Communicator:
     name = ""
 
     def __init__(
-        self, mpi_comm: Any, allreduce_grad_dtype: Any = None, bucket_cap_mb: float = 4.0
+        self, mpi_comm: Any, allreduce_grad_dtype: Any = None, bucket_cap_mb: float = 2.0
     ) -> None:
         self.mpi_comm = mpi_comm
         self.rank: int = mpi_comm.Get_rank()

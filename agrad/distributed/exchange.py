@@ -153,7 +153,7 @@ class GradExchange:
         self,
         comm: Any,
         params: list[Parameter],
-        bucket_cap_mb: float = 4.0,
+        bucket_cap_mb: float = 2.0,
         wire_dtype: str | None = None,
     ) -> None:
         self.comm = comm
