@@ -23,6 +23,7 @@ from agrad.distributed.exchange import (
 )
 
 ENGINES = ("mpi", "nccl")
+MAX_EXCHANGES = 8  # gradient buffers kept for this many parameter lists
 
 
 class Communicator:
@@ -60,7 +61,8 @@ class Communicator:
             raise ValueError(f"bucket_cap_mb must be a positive number, not {bucket_cap_mb!r}")
         self.allreduce_grad_dtype: str | None = allreduce_grad_dtype
         self.bucket_cap_mb = float(bucket_cap_mb)
-        self._exchange: GradExchange | None = None
+        # one exchange per list of parameters (a GAN's two optimizers keep one each)
+        self._exchanges: dict[tuple[int, ...], GradExchange] = {}
 
     # -- engine primitives --------------------------------------------------------------------
     def _allreduce_flat(self, buffer: Any) -> Any:
@@ -207,19 +209,22 @@ class Communicator:
                     f"allreduce_grad: parameter {name!r} is not initialised yet (lazy layers "
                     "get their shape from the first input); run a forward pass first"
                 )
-        exchange = self._exchange
+        ids = tuple(id(p) for p in params)
+        exchange = self._exchanges.get(ids)
         if exchange is not None and exchange.key == layout_key(params):
             return exchange
-        if exchange is not None:
-            armed = exchange.armed
-            exchange.abandon()
-        else:
-            armed = False
+        armed = exchange is not None and exchange.armed
+        # a parameter belongs to one exchange only: its hooks must start one bucket
+        mine = set(ids)
+        for other_ids in [k for k in self._exchanges if mine.intersection(k)]:
+            self._exchanges.pop(other_ids).abandon()
+        while len(self._exchanges) >= MAX_EXCHANGES:  # the oldest: its models may be gone
+            self._exchanges.pop(next(iter(self._exchanges))).abandon()
         check_same_parameters(self, named, "allreduce_grad")
         exchange = GradExchange(self, params, self.bucket_cap_mb, self.allreduce_grad_dtype)
         if armed:
             exchange.arm()
-        self._exchange = exchange
+        self._exchanges[ids] = exchange
         return exchange
 
     def allreduce_persistent(self, model: Any) -> None:

@@ -52,6 +52,7 @@ class MultiNodeOptimizer:
             self.communicator.bcast_data(target)
             self.__dict__["needs_broadcast"] = False
         exchange = self.communicator.grad_exchange(target)
+        self.__dict__["_exchange"] = exchange
         exchange.finish()
         if self.overlap and not exchange.armed:
             exchange.arm()
@@ -61,7 +62,7 @@ class MultiNodeOptimizer:
     def no_sync(self) -> Iterator[None]:
         """Within this block backward() sends nothing: accumulate gradients over several
         backward passes, the last one outside the block (PyTorch DDP's ``no_sync``)."""
-        exchange = self.communicator._exchange
+        exchange = self.__dict__.get("_exchange")
         previous = exchange.paused if exchange is not None else False
         if exchange is not None:
             exchange.paused = True

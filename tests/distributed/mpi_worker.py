@@ -205,6 +205,26 @@ def exchange(comm, outdir: Path) -> None:
     F.softmax_cross_entropy(model(x), t).backward()
     opt.update()
     results["no_sync"] = "ok"
+
+    # two models with an optimizer each on one communicator (a GAN): one exchange each, kept
+    pair = dist.create_communicator("mpi", bucket_cap_mb=1e-6)
+    nets = [models.MLP((4, 2)), models.MLP((3, 2))]
+    opts = []
+    for net in nets:
+        net(x)
+        opts.append(dist.create_multi_node_optimizer(optimizers.SGD(lr=0.1), pair).setup(net))
+    built = []
+    for _ in range(3):
+        for net, opt2 in zip(nets, opts):
+            net.cleargrads()
+            F.sum(net(x) ** 2).backward()
+            local = [p.grad.data.copy() for p in net.params()]
+            opt2.update()
+            built.append(id(pair.grad_exchange(net)))
+            everyone = pair.allgather_obj(local)
+            for k, p in enumerate(net.params()):
+                np.testing.assert_allclose(p.grad.data, (everyone[0][k] + everyone[1][k]) / 2)
+    results["exchanges_kept"] = [len(pair._exchanges), len(set(built))]
     (outdir / f"exchange.{rank}.json").write_text(json.dumps(results))
 
 

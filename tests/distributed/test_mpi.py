@@ -117,6 +117,7 @@ def test_gradient_exchange_buffers_float16_and_buckets(tmp_path):
         assert r["started_in_all"] == [5, 5, 5]
         assert "changed after it was sent" in r["stale"] and "no_sync" in r["stale"]
         assert r["no_sync"] == "ok"
+        assert r["exchanges_kept"] == [2, 2]
     assert ranks[0]["started_during_backward"] == [0, 4, 4]
     assert ranks[1]["started_during_backward"] == [0, 5, 5]
 
