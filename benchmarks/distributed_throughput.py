@@ -7,6 +7,7 @@ global batch, one BLAS thread per process:
 
 - ``1 process (plain)``: no MPI, no communicator: the baseline every ratio is against;
 - ``2 processes (agrad)``: ``agrad.distributed`` with its defaults (buckets sent during backward);
+- ``2 processes (agrad, overlap=False)``: every bucket sent from ``update()``, blocking;
 - ``2 processes (agrad, float16)``: the same with ``allreduce_grad_dtype='float16'``;
 - ``2 processes (no exchange)``: each process trains on its half and never communicates: the
   limit of this machine for two processes (they share its cores and memory bandwidth).
@@ -33,12 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
     "plain": (1, "1 process (plain)"),
     "agrad": (2, "2 processes (agrad)"),
+    "no-overlap": (2, "2 processes (agrad, overlap=False)"),
     "float16": (2, "2 processes (agrad, float16)"),
     "no-exchange": (2, "2 processes (no exchange)"),
 }
 
 
-def worker(mode: str, steps: int, global_batch: int) -> None:
+def worker(mode: str, steps: int, global_batch: int, bucket_cap_mb: float) -> None:
     import numpy as np
 
     import agrad
@@ -50,6 +52,7 @@ def worker(mode: str, steps: int, global_batch: int) -> None:
         import agrad.distributed as dist
 
         options = {"allreduce_grad_dtype": "float16"} if mode == "float16" else {}
+        options["bucket_cap_mb"] = bucket_cap_mb
         comm = dist.create_communicator("mpi", **options)
     rank, size = (comm.rank, comm.size) if comm is not None else (0, 1)
     agrad.seed(0)
@@ -60,8 +63,9 @@ def worker(mode: str, steps: int, global_batch: int) -> None:
     model = models.MLP((1000, 1000, 10), activation=F.relu)
     model(x)  # create the lazy weights
     optimizer = optimizers.SGD(lr=0.01)
-    if mode in ("agrad", "float16"):
-        optimizer = dist.create_multi_node_optimizer(optimizer, comm)
+    if mode in ("agrad", "float16", "no-overlap"):
+        overlap = mode != "no-overlap"
+        optimizer = dist.create_multi_node_optimizer(optimizer, comm, overlap=overlap)
     optimizer.setup(model)
 
     def step() -> None:
@@ -137,7 +141,7 @@ def exchange_worker(steps: int) -> None:
         print(json.dumps({name: 1e3 * t for name, t in best.items()}))
 
 
-def launch(mode: str, steps: int, batch: int) -> float:
+def launch(mode: str, steps: int, batch: int, bucket_cap_mb: float = 25.0) -> float:
     processes = CONFIGS[mode][0] if mode in CONFIGS else 2
     env = {
         **os.environ,
@@ -149,7 +153,7 @@ def launch(mode: str, steps: int, batch: int) -> float:
         "PYTHONPATH": str(ROOT),
     }
     command = [sys.executable, __file__, "--worker", mode, "--steps", str(steps)]
-    command += ["--batch", str(batch)]
+    command += ["--batch", str(batch), "--bucket-cap-mb", str(bucket_cap_mb)]
     if mode != "plain":
         mpiexec = Path(sys.executable).with_name("mpiexec")
         mpiexec = str(mpiexec) if mpiexec.exists() else "mpiexec"
@@ -176,28 +180,31 @@ def main() -> None:
     parser.add_argument(
         "--configs",
         nargs="+",
-        default=["plain", "agrad", "no-exchange"],
+        default=["plain", "agrad", "no-overlap", "no-exchange"],
         choices=list(CONFIGS),
         help="float16 is not run by default: MPI sums float16 on the CPU slowly (see README)",
     )
     parser.add_argument("--exchange", action="store_true", help="also time one exchange")
+    parser.add_argument("--bucket-cap-mb", type=float, default=25.0, help="agrad's bucket size")
     parser.add_argument("--worker", choices=[*CONFIGS, "exchange"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "exchange":
         exchange_worker(args.steps)
         return
     if args.worker:
-        worker(args.worker, args.steps, args.batch)
+        worker(args.worker, args.steps, args.batch, args.bucket_cap_mb)
         return
     print(
         f"MLP 784-1000-1000-10 float32, global batch {args.batch}, {args.steps} steps, "
-        f"1 thread per process, best of {args.repeat}; {os.cpu_count()} CPUs, "
+        f"1 thread per process, best of {args.repeat}, buckets of {args.bucket_cap_mb:g} MB; "
+        f"{os.cpu_count()} CPUs, "
         f"load average before: {load_average()}"
     )
     best: dict[str, float] = {}
     for _ in range(args.repeat):
         for mode in args.configs:
-            best[mode] = max(best.get(mode, 0.0), launch(mode, args.steps, args.batch))
+            rate = launch(mode, args.steps, args.batch, args.bucket_cap_mb)
+            best[mode] = max(best.get(mode, 0.0), rate)
     base = best.get("plain")
     print("| configuration | samples/s | vs 1 process (plain) |")
     print("| --- | --: | --: |")

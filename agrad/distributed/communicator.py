@@ -7,7 +7,7 @@ import importlib
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from agrad.backends import Backend, backend_of
@@ -16,6 +16,7 @@ from agrad.core import Parameter, Variable
 from agrad.distributed.exchange import (
     WIRE_DTYPES,
     GradExchange,
+    Pending,
     check_same_parameters,
     layout_key,
     named_params,
@@ -31,9 +32,9 @@ class Communicator:
 
     Engines implement ``_allreduce_flat(buffer)`` (return the sum as a new array),
     ``_bcast_flat(buffer, root)``, ``_exchange_backend(backend)`` (where gradient buffers of that
-    backend live) and ``_start_allreduce(buffer)`` (an in-place sum that returns a function
-    waiting for it); packing parameters into buffers is shared here. Object collectives go
-    through MPI.
+    backend live) and ``_start_allreduce(buffer, blocking)`` (an in-place sum, returning a
+    ``Pending`` to wait for); packing parameters into buffers is shared here. Object collectives
+    go through MPI.
 
     ``allreduce_grad_dtype='float16'`` sends floating gradients as float16 (half the bytes, about
     3 significant digits); ``bucket_cap_mb`` is the size of one gradient bucket.
@@ -42,7 +43,7 @@ class Communicator:
     name = ""
 
     def __init__(
-        self, mpi_comm: Any, allreduce_grad_dtype: Any = None, bucket_cap_mb: float = 2.0
+        self, mpi_comm: Any, allreduce_grad_dtype: Any = None, bucket_cap_mb: float = 25.0
     ) -> None:
         self.mpi_comm = mpi_comm
         self.rank: int = mpi_comm.Get_rank()
@@ -74,7 +75,7 @@ class Communicator:
     def _exchange_backend(self, backend: Backend) -> Backend:
         raise NotImplementedError
 
-    def _start_allreduce(self, buffer: Any) -> Callable[[], None]:
+    def _start_allreduce(self, buffer: Any, blocking: bool = True) -> Pending:
         raise NotImplementedError
 
     # -- Python objects -------------------------------------------------------------------------

@@ -28,6 +28,25 @@ from agrad.core import Parameter, Variable
 WIRE_DTYPES = ("float16", "float32", "float64")
 
 
+class Pending:
+    """A collective in flight: ``test()`` moves it on (MPI progresses only inside MPI calls) and
+    says whether it is done; ``wait()`` blocks until it is."""
+
+    def __init__(self, request: Any = None) -> None:
+        self.request = request
+
+    def test(self) -> bool:
+        return self.request is None or bool(self.request.Test())
+
+    def wait(self) -> None:
+        if self.request is not None:
+            self.request.Wait()
+            self.request = None
+
+
+DONE = Pending()  # a collective that completed when it was started (or is stream-ordered)
+
+
 class _Slot:
     __slots__ = ("bucket", "flag", "index", "offset", "param", "shape", "size")
 
@@ -42,7 +61,7 @@ class _Slot:
 
 
 class _Bucket:
-    __slots__ = ("group", "launched", "ready", "slots", "start", "stop", "wait")
+    __slots__ = ("group", "launched", "pending", "ready", "slots", "start", "stop")
 
     def __init__(self, group: _Group, slots: list[_Slot], start: int, stop: int) -> None:
         self.group = group
@@ -51,7 +70,7 @@ class _Bucket:
         self.stop = stop
         self.ready: set[int] = set()
         self.launched = False
-        self.wait: Any = None
+        self.pending: Pending | None = None
 
 
 class _Group:
@@ -153,7 +172,7 @@ class GradExchange:
         self,
         comm: Any,
         params: list[Parameter],
-        bucket_cap_mb: float = 2.0,
+        bucket_cap_mb: float = 25.0,
         wire_dtype: str | None = None,
     ) -> None:
         self.comm = comm
@@ -236,6 +255,7 @@ class GradExchange:
         slot = self._by_param.get(id(param))
         if slot is None or not self.armed or self.paused:
             return
+        self._progress()
         bucket = slot.bucket
         if bucket.launched:  # a second backward before the update: this gradient changed
             self.stale = slot.param
@@ -249,6 +269,13 @@ class GradExchange:
                 break
             self._launch(candidate)
             self._next += 1
+
+    def _progress(self) -> None:
+        """Let the buckets in flight move on: MPI's nonblocking collectives advance only while
+        the process is inside MPI, so each hook call gives them a moment."""
+        for bucket in self.buckets[: self._next]:
+            if bucket.pending is not None and bucket.pending.test():
+                bucket.pending = None
 
     # -- the exchange -----------------------------------------------------------------------
     def _launch(self, bucket: _Bucket) -> None:
@@ -273,7 +300,11 @@ class GradExchange:
         wire[first_flag : first_flag + len(flags)] = group.wire_backend.xp.asarray(
             flags, dtype=group.wire_dtype
         )
-        bucket.wait = self.comm._start_allreduce(wire[bucket.start : bucket.stop])
+        # nonblocking only when buckets may leave from backward: every process decides alike
+        # (arming happens at the same update everywhere), and MPI never matches a blocking
+        # collective with a nonblocking one; blocking ones use MPI's faster algorithms
+        region = wire[bucket.start : bucket.stop]
+        bucket.pending = self.comm._start_allreduce(region, blocking=not self.armed)
         bucket.launched = True
 
     def finish(self) -> None:
@@ -291,7 +322,8 @@ class GradExchange:
             self._launch(self.buckets[self._next])
             self._next += 1
         for bucket in self.buckets:
-            bucket.wait()
+            if bucket.pending is not None:
+                bucket.pending.wait()
             self._unpack(bucket)
         self._reset()
 
@@ -299,15 +331,15 @@ class GradExchange:
         for bucket in self.buckets:
             bucket.ready.clear()
             bucket.launched = False
-            bucket.wait = None
+            bucket.pending = None
         self._next = 0
         self.stale = None
 
     def abandon_in_flight(self) -> None:
         """Complete the exchanges in flight without using their results."""
         for bucket in self.buckets:
-            if bucket.launched:
-                bucket.wait()
+            if bucket.launched and bucket.pending is not None:
+                bucket.pending.wait()
         self._reset()
 
     def abandon(self) -> None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import ctypes
 import importlib
 import os
-from collections.abc import Callable
 from typing import Any
 
 from agrad.backends import Backend, backend_of
 from agrad.backends.numpy import backend as host_backend
 from agrad.backends.numpy import host
 from agrad.distributed.communicator import Communicator
+from agrad.distributed.exchange import DONE, Pending
 
 
 def mpi_is_cuda_aware() -> bool:
@@ -61,19 +61,22 @@ class MpiCommunicator(Communicator):
     def _exchange_backend(self, backend: Backend) -> Backend:
         return backend if self._direct(backend) else host_backend
 
-    def _start_allreduce(self, buffer: Any) -> Callable[[], None]:
+    def _start_allreduce(self, buffer: Any, blocking: bool = True) -> Pending:
         if backend_of(buffer).gpu:
             buffer.device.synchronize()  # MPI reads device memory outside CuPy's stream order
-        return self.mpi_comm.Iallreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM).Wait
+        if blocking:
+            self.mpi_comm.Allreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM)
+            return DONE
+        return Pending(self.mpi_comm.Iallreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM))
 
     def _allreduce_flat(self, buffer: Any) -> Any:
         backend = backend_of(buffer)
         if self._direct(backend):
             out = backend.xp.asarray(buffer, copy=True)
-            self._start_allreduce(out)()
+            self._start_allreduce(out)
             return out
         out = host.array(backend.to_host(buffer), copy=True)
-        self._start_allreduce(out)()
+        self._start_allreduce(out)
         return backend.asarray(out)
 
     def _bcast_flat(self, buffer: Any, root: int) -> Any:

@@ -7,11 +7,11 @@ and broadcasts it over MPI. Needs a CUDA GPU, CuPy built with NCCL, and mpi4py.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from typing import Any
 
 from agrad.backends import Backend, backend_of, get_backend
 from agrad.distributed.communicator import Communicator
+from agrad.distributed.exchange import DONE, Pending
 from agrad.distributed.mpi import MpiCommunicator
 
 
@@ -29,10 +29,6 @@ def nccl_module(backend: Any) -> Any:
             "pip install cupy-cuda12x, or use create_communicator('mpi')"
         )
     return module
-
-
-def _nothing() -> None:
-    return None
 
 
 class NcclCommunicator(Communicator):
@@ -78,15 +74,15 @@ class NcclCommunicator(Communicator):
     def _exchange_backend(self, backend: Backend) -> Backend:
         return backend if backend.name == "cupy" else self._host._exchange_backend(backend)
 
-    def _start_allreduce(self, buffer: Any) -> Callable[[], None]:
+    def _start_allreduce(self, buffer: Any, blocking: bool = True) -> Pending:
         if not self._on_gpu(buffer):
-            return self._host._start_allreduce(buffer)
+            return self._host._start_allreduce(buffer, blocking)
         stream = self._cupy.cuda.get_current_stream().ptr
         ptr = buffer.data.ptr  # in place: NCCL allows the same send and receive buffer
         self._comm.allReduce(
             ptr, ptr, buffer.size, self._nccl_type(buffer), self._nccl.NCCL_SUM, stream
         )
-        return _nothing  # queued on the current stream: later work on it sees the sum
+        return DONE  # queued on the current stream: later work on it sees the sum
 
     def _allreduce_flat(self, buffer: Any) -> Any:
         if not self._on_gpu(buffer):

@@ -99,7 +99,10 @@ def collectives(comm, outdir: Path) -> None:
         p.grad = agrad.Variable(np.full(p.shape, rank + 1.0, dtype=p.dtype))
     calls = []
     original = comm._start_allreduce
-    comm._start_allreduce = lambda buffer: (calls.append(buffer.dtype.name), original(buffer))[1]
+    comm._start_allreduce = lambda buf, blocking=True: (
+        calls.append(buf.dtype.name),
+        original(buf, blocking),
+    )[1]
     unused = agrad.Parameter(np.zeros(3, dtype=np.float32))  # no gradient on any process
     only_rank0 = agrad.Parameter(np.zeros(2, dtype=np.float32))
     if rank == 0:
@@ -169,7 +172,10 @@ def exchange(comm, outdir: Path) -> None:
     opt = dist.create_multi_node_optimizer(optimizers.SGD(lr=0.1), tiny).setup(params)
     started = []
     original = tiny._start_allreduce
-    tiny._start_allreduce = lambda buffer: (started.append(buffer.size), original(buffer))[1]
+    tiny._start_allreduce = lambda buf, blocking=True: (
+        started.append(buf.size),
+        original(buf, blocking),
+    )[1]
     during, after = [], []
     for _ in range(3):
         loss = F.softmax_cross_entropy(model(x), t)
