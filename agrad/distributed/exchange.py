@@ -5,9 +5,11 @@ engine can reduce it (the parameters' own backend, or host memory for arrays it 
 MPI directly), allocated once and reused every step. A group is cut into buckets of about
 ``bucket_cap_mb`` megabytes, last parameters first (backward produces their gradients first).
 
-Each bucket is exchanged with one in-place nonblocking allreduce, either as soon as every
-gradient in it is final (``register_post_accumulate_grad_hook``, PyTorch DDP's design) or at the
-next ``finish()`` for buckets whose hooks did not all fire. Buckets always start in the same
+Each bucket is exchanged with one in-place allreduce, either as soon as every gradient in it is
+final (``register_post_accumulate_grad_hook``, PyTorch DDP's design; nonblocking) or at the next
+``finish()`` for buckets whose hooks did not all fire. The last bucket is always sent by
+``finish()``, blocking (MPI's blocking collectives are the faster ones; backward is over when it
+is ready, so there is nothing left to overlap it with). Buckets always start in the same
 fixed order, so every process issues the same collectives in the same order whatever order its
 hooks fire in. After the exchange each gradient is a view of the buffer (when no conversion is
 needed): it stays valid until the next exchange overwrites the buffer.
@@ -230,8 +232,9 @@ class GradExchange:
 
     # -- overlap with backward --------------------------------------------------------------
     def arm(self) -> None:
-        """Start each bucket's exchange from backward, as soon as its gradients are final."""
-        if self.armed:
+        """Start each bucket's exchange from backward, as soon as its gradients are final
+        (but the last one: see ``_grad_ready``). Nothing to do for a single bucket."""
+        if self.armed or len(self.buckets) < 2:
             return
         ref = weakref.ref(self)
 
@@ -262,8 +265,10 @@ class GradExchange:
             return
         bucket.ready.add(slot.index)
         buckets = self.buckets
-        # start in the fixed bucket order only, so that all processes issue the same sequence
-        while self._next < len(buckets):
+        # start in the fixed bucket order only, so that all processes issue the same sequence;
+        # never the last bucket: backward ends when it is ready, nothing is left to overlap
+        # with, and finish() sends it with the faster blocking collective
+        while self._next < len(buckets) - 1:
             candidate = buckets[self._next]
             if len(candidate.ready) < len(candidate.slots):
                 break
@@ -304,7 +309,8 @@ class GradExchange:
         # (arming happens at the same update everywhere), and MPI never matches a blocking
         # collective with a nonblocking one; blocking ones use MPI's faster algorithms
         region = wire[bucket.start : bucket.stop]
-        bucket.pending = self.comm._start_allreduce(region, blocking=not self.armed)
+        blocking = not self.armed or bucket is self.buckets[-1]
+        bucket.pending = self.comm._start_allreduce(region, blocking=blocking)
         bucket.launched = True
 
     def finish(self) -> None:
