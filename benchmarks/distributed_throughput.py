@@ -158,7 +158,9 @@ def launch(mode: str, steps: int, batch: int, bucket_cap_mb: float = 25.0) -> fl
         mpiexec = Path(sys.executable).with_name("mpiexec")
         mpiexec = str(mpiexec) if mpiexec.exists() else "mpiexec"
         command = [mpiexec, "-n", str(processes), "--oversubscribe", *command]
-    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, check=True)
+    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{out.stdout}\n{out.stderr}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if mode == "exchange":
         return result
