@@ -37,6 +37,7 @@ CONFIGS = {
     "no-overlap": (2, "2 processes (agrad, overlap=False)"),
     "float16": (2, "2 processes (agrad, float16)"),
     "no-exchange": (2, "2 processes (no exchange)"),
+    "baseline": (2, "2 processes (agrad from --baseline PATH)"),
 }
 
 
@@ -52,7 +53,8 @@ def worker(mode: str, steps: int, global_batch: int, bucket_cap_mb: float) -> No
         import agrad.distributed as dist
 
         options = {"allreduce_grad_dtype": "float16"} if mode == "float16" else {}
-        options["bucket_cap_mb"] = bucket_cap_mb
+        if mode != "baseline":  # another version of agrad may not know these options
+            options["bucket_cap_mb"] = bucket_cap_mb
         comm = dist.create_communicator("mpi", **options)
     rank, size = (comm.rank, comm.size) if comm is not None else (0, 1)
     agrad.seed(0)
@@ -63,7 +65,9 @@ def worker(mode: str, steps: int, global_batch: int, bucket_cap_mb: float) -> No
     model = models.MLP((1000, 1000, 10), activation=F.relu)
     model(x)  # create the lazy weights
     optimizer = optimizers.SGD(lr=0.01)
-    if mode in ("agrad", "float16", "no-overlap"):
+    if mode == "baseline":
+        optimizer = dist.create_multi_node_optimizer(optimizer, comm)
+    elif mode in ("agrad", "float16", "no-overlap"):
         overlap = mode != "no-overlap"
         optimizer = dist.create_multi_node_optimizer(optimizer, comm, overlap=overlap)
     optimizer.setup(model)
@@ -141,7 +145,9 @@ def exchange_worker(steps: int) -> None:
         print(json.dumps({name: 1e3 * t for name, t in best.items()}))
 
 
-def launch(mode: str, steps: int, batch: int, bucket_cap_mb: float = 25.0) -> float:
+def launch(
+    mode: str, steps: int, batch: int, bucket_cap_mb: float = 25.0, baseline: str = ""
+) -> float:
     processes = CONFIGS[mode][0] if mode in CONFIGS else 2
     env = {
         **os.environ,
@@ -150,7 +156,7 @@ def launch(mode: str, steps: int, batch: int, bucket_cap_mb: float = 25.0) -> fl
         "OMP_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": baseline if mode == "baseline" else str(ROOT),
     }
     command = [sys.executable, __file__, "--worker", mode, "--steps", str(steps)]
     command += ["--batch", str(batch), "--bucket-cap-mb", str(bucket_cap_mb)]
@@ -188,8 +194,16 @@ def main() -> None:
     )
     parser.add_argument("--exchange", action="store_true", help="also time one exchange")
     parser.add_argument("--bucket-cap-mb", type=float, default=25.0, help="agrad's bucket size")
+    parser.add_argument(
+        "--baseline",
+        default="",
+        help="a directory holding another agrad (e.g. `git archive OLD agrad | tar -x -C DIR`): "
+        "adds its 2-process row, for an A/B in one run",
+    )
     parser.add_argument("--worker", choices=[*CONFIGS, "exchange"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.baseline and "baseline" not in args.configs:
+        args.configs.insert(1, "baseline")
     if args.worker == "exchange":
         exchange_worker(args.steps)
         return
@@ -205,7 +219,7 @@ def main() -> None:
     best: dict[str, float] = {}
     for _ in range(args.repeat):
         for mode in args.configs:
-            rate = launch(mode, args.steps, args.batch, args.bucket_cap_mb)
+            rate = launch(mode, args.steps, args.batch, args.bucket_cap_mb, args.baseline)
             best[mode] = max(best.get(mode, 0.0), rate)
     base = best.get("plain")
     print("| configuration | samples/s | vs 1 process (plain) |")
