@@ -38,9 +38,11 @@ class Pending:
         self.request = request
 
     def test(self) -> bool:
+        """Whether the collective has completed (and a chance for MPI to progress it)."""
         return self.request is None or bool(self.request.Test())
 
     def wait(self) -> None:
+        """Block until the collective has completed."""
         if self.request is not None:
             self.request.Wait()
             self.request = None
