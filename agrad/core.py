@@ -358,7 +358,7 @@ class Variable:
         node = _leaf_node(self)
         if node.hooks is None:
             node.hooks = {}
-        handle = RemovableHandle(node)
+        handle = RemovableHandle(node.hooks)
         node.hooks[handle.id] = hook
         return handle
 
@@ -395,19 +395,16 @@ class RemovableHandle:
     #: how many hooks are registered in the process: backward looks for them only when > 0
     active = 0
 
-    def __init__(self, node: VariableNode) -> None:
-        self._node = weakref.ref(node)
+    def __init__(self, hooks: dict) -> None:
+        self._hooks = hooks  # the leaf's own table: holding it does not hold the leaf
         self.id = RemovableHandle._next_id
         RemovableHandle._next_id += 1
         RemovableHandle.active += 1
 
     def remove(self) -> None:
         """Unregister the hook (a second call does nothing)."""
-        node = self._node()
-        if node is not None and node.hooks and node.hooks.pop(self.id, None) is not None:
+        if self._hooks.pop(self.id, None) is not None:
             RemovableHandle.active -= 1
-            if not node.hooks:
-                node.hooks = None
 
 
 def as_array(x: Any, array_module: Any = None) -> Any:

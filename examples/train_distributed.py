@@ -2,11 +2,15 @@
 
 mpiexec -n 2 python examples/train_distributed.py            # one machine, two processes
 mpiexec -n 8 --hostfile hosts python examples/train_distributed.py   # several machines
+mpiexec -n 2 python examples/train_distributed.py --checkpoint run.npz   # resumes if it exists
+
+Metrics are evaluated on every process's shard of the test set and averaged over processes.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import agrad
@@ -22,6 +26,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=30, help="global, split over processes")
     parser.add_argument("--quick", action="store_true", help="10 epochs")
+    parser.add_argument("--checkpoint", default=None, help="save every epoch; resume from it")
     args = parser.parse_args()
     if args.backend:
         agrad.use(args.backend)
@@ -30,29 +35,39 @@ def main() -> None:
     comm = dist.create_communicator(args.communicator)
     agrad.seed(0)  # every process starts from the same weights
     train = dist.scatter_dataset(datasets.Spiral(), comm, shuffle=True, seed=0)
+    test = dist.scatter_dataset(datasets.Spiral(train=False), comm)
     loader = DataLoader(train, max(1, args.batch_size // comm.size))
     model = models.MLP((10, 3))
     optimizer = dist.create_multi_node_optimizer(optimizers.SGD(lr=1.0), comm).setup(model)
+    first_epoch = 0
+    if args.checkpoint and os.path.exists(args.checkpoint):
+        first_epoch = dist.load_checkpoint(args.checkpoint, comm, model, optimizer)["epoch"]
 
+    def evaluate() -> dict:
+        with agrad.no_grad():
+            y = model(test.data)
+            return {
+                "loss": F.softmax_cross_entropy(y, test.label),
+                "accuracy": F.accuracy(y, test.label),
+            }
+
+    evaluator = dist.create_multi_node_evaluator(evaluate, comm, model=model)
     start = time.perf_counter()
-    for epoch in range(epochs):
-        total_loss, total_acc, batches = 0.0, 0.0, 0
+    for epoch in range(first_epoch, epochs):
         for x, t in loader:
-            y = model(x)
-            loss = F.softmax_cross_entropy(y, t)
+            loss = F.softmax_cross_entropy(model(x), t)
             model.cleargrads()
             loss.backward()
             optimizer.update()
-            total_loss += float(loss.data)
-            total_acc += float(F.accuracy(y, t).data)
-            batches += 1
-        mean_loss = comm.allreduce(agrad.as_array(total_loss / batches), op="mean")
-        mean_acc = comm.allreduce(agrad.as_array(total_acc / batches), op="mean")
-        if comm.rank == 0 and (epoch + 1) % max(1, epochs // 10) == 0:
-            print(
-                f"epoch {epoch + 1:4d}  loss {float(mean_loss):.4f}  "
-                f"accuracy {float(mean_acc):.3f}  ({comm.size} processes, {comm.name})"
-            )
+        if args.checkpoint:
+            dist.save_checkpoint(args.checkpoint, comm, model, optimizer, epoch=epoch + 1)
+        if (epoch + 1) % max(1, epochs // 10) == 0:
+            metrics = evaluator()  # every process takes part
+            if comm.rank == 0:
+                print(
+                    f"epoch {epoch + 1:4d}  test loss {metrics['loss']:.4f}  "
+                    f"accuracy {metrics['accuracy']:.3f}  ({comm.size} processes, {comm.name})"
+                )
     if comm.rank == 0:
         print(f"trained in {time.perf_counter() - start:.1f} s on {comm.size} processes")
 

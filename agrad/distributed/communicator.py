@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import sys
@@ -12,24 +13,57 @@ from typing import Any
 from agrad.backends import Backend, backend_of
 from agrad.backends.numpy import host
 from agrad.core import Parameter, Variable
+from agrad.distributed.exchange import (
+    WIRE_DTYPES,
+    GradExchange,
+    Pending,
+    check_same_parameters,
+    layout_key,
+    named_params,
+    persistent_ids,
+)
 
 ENGINES = ("mpi", "nccl")
+MAX_EXCHANGES = 8  # gradient buffers kept for this many parameter lists
 
 
 class Communicator:
     """What every engine offers: ``rank``, ``size`` and the collectives a training loop needs.
 
-    Engines implement ``_allreduce_flat(buffer)`` (sum in place semantics: return the summed
-    array) and ``_bcast_flat(buffer, root)`` on flat arrays of one backend and dtype, plus
-    ``bcast_obj``/``barrier``/``abort``; packing parameters into those buffers is shared here.
+    Engines implement ``_allreduce_flat(buffer)`` (return the sum as a new array),
+    ``_bcast_flat(buffer, root)``, ``_exchange_backend(backend)`` (where gradient buffers of that
+    backend live) and ``_start_allreduce(buffer, blocking)`` (an in-place sum, returning a
+    ``Pending`` to wait for); packing parameters into buffers is shared here. Object collectives
+    go through MPI.
+
+    ``allreduce_grad_dtype='float16'`` sends floating gradients as float16 (half the bytes, about
+    3 significant digits); ``bucket_cap_mb`` is the size of one gradient bucket.
     """
 
     name = ""
 
-    def __init__(self, mpi_comm: Any) -> None:
+    def __init__(
+        self, mpi_comm: Any, allreduce_grad_dtype: Any = None, bucket_cap_mb: float = 25.0
+    ) -> None:
         self.mpi_comm = mpi_comm
         self.rank: int = mpi_comm.Get_rank()
         self.size: int = mpi_comm.Get_size()
+        if allreduce_grad_dtype is not None:
+            try:
+                allreduce_grad_dtype = host.dtype(allreduce_grad_dtype).name
+            except TypeError:
+                allreduce_grad_dtype = repr(allreduce_grad_dtype)
+            if allreduce_grad_dtype not in WIRE_DTYPES:
+                raise ValueError(
+                    f"allreduce_grad_dtype must be one of {', '.join(WIRE_DTYPES)} or None, "
+                    f"not {allreduce_grad_dtype}"
+                )
+        if not bucket_cap_mb > 0:
+            raise ValueError(f"bucket_cap_mb must be a positive number, not {bucket_cap_mb!r}")
+        self.allreduce_grad_dtype: str | None = allreduce_grad_dtype
+        self.bucket_cap_mb = float(bucket_cap_mb)
+        # one exchange per list of parameters (a GAN's two optimizers keep one each)
+        self._exchanges: dict[tuple[int, ...], GradExchange] = {}
 
     # -- engine primitives --------------------------------------------------------------------
     def _allreduce_flat(self, buffer: Any) -> Any:
@@ -38,9 +72,39 @@ class Communicator:
     def _bcast_flat(self, buffer: Any, root: int) -> Any:
         raise NotImplementedError
 
+    def _exchange_backend(self, backend: Backend) -> Backend:
+        raise NotImplementedError
+
+    def _start_allreduce(self, buffer: Any, blocking: bool = True) -> Pending:
+        raise NotImplementedError
+
+    # -- Python objects -------------------------------------------------------------------------
     def bcast_obj(self, obj: Any, root: int = 0) -> Any:
         """Broadcast a picklable Python object from ``root``."""
         return self.mpi_comm.bcast(obj, root=root)
+
+    def gather_obj(self, obj: Any, root: int = 0) -> list[Any] | None:
+        """Every process's ``obj``, in rank order, on ``root``; None on the others."""
+        return self.mpi_comm.gather(obj, root=root)
+
+    def allgather_obj(self, obj: Any) -> list[Any]:
+        """Every process's ``obj``, in rank order, on every process."""
+        return self.mpi_comm.allgather(obj)
+
+    def allreduce_obj(self, obj: Any, op: str = "sum") -> Any:
+        """Sum (``'sum'``), mean, max or min of a picklable value (numbers, or anything with
+        ``+``) over all processes, on every process."""
+        values = self.allgather_obj(obj)
+        if op == "sum" or op == "mean":
+            total = values[0]
+            for value in values[1:]:
+                total = total + value
+            return total / self.size if op == "mean" else total
+        if op == "max":
+            return max(values)
+        if op == "min":
+            return min(values)
+        raise ValueError(f"allreduce_obj: op must be 'sum', 'mean', 'max' or 'min', not {op!r}")
 
     def barrier(self) -> None:
         """Wait until every process gets here."""
@@ -50,17 +114,17 @@ class Communicator:
         """End every process of the job (used when one of them fails)."""
         self.mpi_comm.Abort(code)
 
-    # -- user-level collectives ---------------------------------------------------------------
+    # -- arrays -------------------------------------------------------------------------------
     def allreduce(self, array: Any, op: str = "sum") -> Any:
         """Sum (``op='sum'``) or mean (``op='mean'``) of ``array`` over all processes; a new array
         of the same backend, shape and dtype."""
+        if op not in ("sum", "mean"):
+            raise ValueError(f"allreduce: op must be 'sum' or 'mean', not {op!r}")
         data = array.data if isinstance(array, Variable) else array
         xp = backend_of(data).xp
         total = xp.reshape(self._allreduce_flat(xp.reshape(data, (-1,))), data.shape)
         if op == "mean":
             return total / self.size
-        if op != "sum":
-            raise ValueError(f"allreduce: op must be 'sum' or 'mean', not {op!r}")
         return total
 
     def bcast(self, array: Any, root: int = 0) -> Any:
@@ -69,11 +133,48 @@ class Communicator:
         xp = backend_of(data).xp
         return xp.reshape(self._bcast_flat(xp.reshape(data, (-1,)), root), data.shape)
 
+    def allgather(self, array: Any) -> list[Any]:
+        """Every process's ``array`` (shapes may differ, dtypes may not), in rank order, on every
+        process, on the backend of the local one. Travels through host memory."""
+        return self._gather(array, None)
+
+    def gather(self, array: Any, root: int = 0) -> list[Any] | None:
+        """Every process's ``array`` in rank order on ``root`` (see ``allgather``); None on the
+        other processes."""
+        return self._gather(array, root)
+
+    def _gather(self, array: Any, root: int | None) -> list[Any] | None:
+        data = array.data if isinstance(array, Variable) else array
+        backend = backend_of(data)
+        local = host.ascontiguousarray(host.asarray(backend.to_host(data)))
+        meta = self.allgather_obj((tuple(local.shape), local.dtype.name))
+        dtypes = {dtype for _, dtype in meta}
+        if len(dtypes) > 1:
+            listing = ", ".join(f"rank {r}: {dtype}" for r, (_, dtype) in enumerate(meta))
+            raise TypeError(f"gather/allgather: every process must pass one dtype ({listing})")
+        counts = [int(host.prod(shape, dtype=host.int64)) for shape, _ in meta]
+        displacements = [sum(counts[:r]) for r in range(self.size)]
+        received = host.empty(sum(counts), dtype=local.dtype) if root in (None, self.rank) else None
+        spec = [received, counts, displacements, None] if received is not None else None
+        if root is None:
+            self.mpi_comm.Allgatherv(host.reshape(local, (-1,)), spec)
+        else:
+            self.mpi_comm.Gatherv(host.reshape(local, (-1,)), spec, root=root)
+        if received is None:
+            return None
+        return [
+            backend.asarray(host.reshape(received[d : d + c], shape))
+            for (shape, _), c, d in zip(meta, counts, displacements)
+        ]
+
+    # -- models -------------------------------------------------------------------------------
     def bcast_data(self, model: Any, root: int = 0) -> None:
-        """Give every process ``root``'s parameter values (one broadcast per backend and dtype)."""
-        params = _params(model)
-        missing = [i for i, p in enumerate(params) if p.data is None]
-        if missing:
+        """Give every process ``root``'s parameter values (one broadcast per backend and dtype),
+        after checking that all processes hold the same parameters (names, shapes, dtypes)."""
+        named = named_params(model)
+        check_same_parameters(self, named, "bcast_data")
+        params = [p for _, p in named]
+        if any(p.data is None for p in params):
             raise RuntimeError(
                 "bcast_data: some parameters are not initialised yet (lazy layers get their "
                 "shape from the first input); run one forward pass before broadcasting"
@@ -86,49 +187,62 @@ class Communicator:
     def allreduce_grad(self, model: Any) -> None:
         """Replace every parameter's gradient by its mean over all processes.
 
-        Gradients are packed into one flat buffer per backend and dtype, together with one slot
-        per parameter counting the processes that have its gradient, and reduced in one
-        collective each. A process without a gradient for a parameter contributes zeros; a
-        parameter that no process has a gradient for keeps ``grad = None``, as it would alone.
+        Gradients travel in persistent flat buffers, one per backend and dtype cut into buckets
+        (see ``agrad.distributed.exchange``), reduced in place. A process without a gradient for
+        a parameter contributes zeros; a parameter that no process has a gradient for keeps
+        ``grad = None``, as it would alone. Afterwards each gradient is a view of the buffer,
+        valid until the next exchange. BatchNorm's running statistics are not gradients: see
+        ``allreduce_persistent``.
         """
-        params = _params(model)
-        grads = []
-        for p in params:
+        self.grad_exchange(model).finish()
+
+    def grad_exchange(self, model: Any) -> GradExchange:
+        """The exchange for ``model``'s parameters, built (and the models compared across
+        processes) the first time and whenever the parameters change."""
+        named = named_params(model)
+        skip = persistent_ids(model)
+        if skip:
+            named = [(n, p) for n, p in named if id(p) not in skip]
+        params = [p for _, p in named]
+        for name, p in named:
             if p.data is None:
-                raise RuntimeError("allreduce_grad: a parameter is not initialised yet")
-            grads.append(p.grad.data if p.grad is not None else None)
-        for indices, arrays in _group([p.data for p in params]):
-            xp = backend_of(arrays[0]).xp
-            present = [grads[i] is not None for i in indices]
-            parts = [xp.reshape(grads[i], (-1,)) if grads[i] is not None else None for i in indices]
-            parts = [
-                part if part is not None else xp.zeros(arrays[k].size, dtype=arrays[k].dtype)
-                for k, part in enumerate(parts)
-            ]
-            counts = xp.asarray([1.0 if flag else 0.0 for flag in present], dtype=arrays[0].dtype)
-            total = self._allreduce_flat(xp.concat([*parts, counts]))
-            n = total.shape[0] - len(indices)
-            if all(present):
-                have = present
-            else:  # ask the counts (a host read), only when this process lacks a gradient
-                have = [float(c) > 0 for c in host.asarray(backend_of(total).to_host(total[n:]))]
-            mean = total[:n] / self.size
-            for (index, value), has_grad in zip(_unpack(indices, arrays, mean), have):
-                param = params[index]
-                if not has_grad:
-                    continue
-                if param.grad is None:
-                    param.grad = Variable(value)
-                else:
-                    param.grad.data = value
+                raise RuntimeError(
+                    f"allreduce_grad: parameter {name!r} is not initialised yet (lazy layers "
+                    "get their shape from the first input); run a forward pass first"
+                )
+        ids = tuple(id(p) for p in params)
+        exchange = self._exchanges.get(ids)
+        if exchange is not None and exchange.key == layout_key(params):
+            return exchange
+        armed = exchange is not None and exchange.armed
+        # a parameter belongs to one exchange only: its hooks must start one bucket
+        mine = set(ids)
+        for other_ids in [k for k in self._exchanges if mine.intersection(k)]:
+            self._exchanges.pop(other_ids).abandon()
+        while len(self._exchanges) >= MAX_EXCHANGES:  # the oldest: its models may be gone
+            self._exchanges.pop(next(iter(self._exchanges))).abandon()
+        check_same_parameters(self, named, "allreduce_grad")
+        exchange = GradExchange(self, params, self.bucket_cap_mb, self.allreduce_grad_dtype)
+        if armed:
+            exchange.arm()
+        self._exchanges[ids] = exchange
+        return exchange
+
+    def allreduce_persistent(self, model: Any) -> None:
+        """Average BatchNorm running statistics (``avg_mean``, ``avg_var``) over all processes,
+        so that every process evaluates with the same ones (ChainerMN's AllreducePersistent)."""
+        for p in _persistents(model):
+            p.data = self.allreduce(p.data, op="mean")
+
+    def bcast_persistent(self, model: Any, root: int = 0) -> None:
+        """Give every process ``root``'s BatchNorm running statistics."""
+        for p in _persistents(model):
+            p.data = self.bcast(p.data, root=root)
 
 
-def _params(model: Any) -> list[Parameter]:
-    if isinstance(model, Parameter):
-        return [model]
-    params = getattr(model, "params", None)
-    found = list(params()) if params is not None else list(model)
-    return found
+def _persistents(model: Any) -> list[Parameter]:
+    ids = persistent_ids(model)
+    return [p for _, p in named_params(model) if id(p) in ids and p.data is not None]
 
 
 def _group(arrays: Iterable[Any]) -> list[tuple[list[int], list[Any]]]:
@@ -160,8 +274,10 @@ def _unpack(indices: list[int], arrays: list[Any], flat: Any):
 
 
 def _install_abort_hook(comm: Communicator) -> None:
-    """An uncaught exception on one rank prints its traceback and aborts the whole job, so the
-    other processes do not wait forever in a collective that never comes."""
+    """One process failing ends the whole job, so that the others do not wait forever in a
+    collective that never comes: an uncaught exception prints its traceback and aborts, and so
+    does ``sys.exit(n)`` with a nonzero (or message) ``n``, once its ``finally`` blocks have run.
+    """
     previous = sys.excepthook
 
     def abort_on_error(kind: type, value: BaseException, tb: Any) -> None:
@@ -173,6 +289,33 @@ def _install_abort_hook(comm: Communicator) -> None:
         previous(kind, value, tb)
 
     sys.excepthook = abort_on_error
+    if comm.size < 2 or getattr(sys.exit, "_agrad_records_exit", False):
+        return
+    original_exit = sys.exit
+    requested: list[Any] = []
+
+    def exit_recorded(status: Any = None) -> None:
+        requested[:] = [status]
+        original_exit(status)
+
+    exit_recorded._agrad_records_exit = True  # type: ignore[attr-defined]
+    sys.exit = exit_recorded
+
+    # atexit runs handlers last-registered first: this one before mpi4py's MPI_Finalize, which
+    # would otherwise wait for processes that are themselves waiting for this one
+    def abort_on_exit_status() -> None:
+        if not requested or requested[0] is None or requested[0] == 0:
+            return
+        status = requested[0]
+        code = status if isinstance(status, int) else 1
+        sys.stderr.write(
+            f"[agrad.distributed] rank {comm.rank} of {comm.size} called sys.exit({status!r}); "
+            "ending the job\n"
+        )
+        sys.stderr.flush()
+        comm.abort(code)
+
+    atexit.register(abort_on_exit_status)
 
 
 def create_communicator(name: str = "auto", mpi_comm: Any = None, **options: Any) -> Communicator:

@@ -40,22 +40,40 @@ class SubDataset(Dataset):
 
 
 def scatter_dataset(
-    dataset: Any, comm: Any, shuffle: bool = False, seed: int | None = None
+    dataset: Any,
+    comm: Any,
+    shuffle: bool = False,
+    seed: int | None = None,
+    drop_remainder: bool = False,
 ) -> SubDataset:
-    """This process's shard of ``dataset``: ``len(dataset) // comm.size`` items, disjoint from every
-    other process's shard (the remainder is left out so that shards are equal).
+    """This process's shard of ``dataset``; the shards are equal in length and together hold
+    every item.
 
-    With ``shuffle`` the items are permuted first, the same way on every process (rank 0 draws the
-    order from ``seed`` and broadcasts it).
+    When ``len(dataset)`` is not a multiple of ``comm.size`` the last shards are padded with the
+    first items of the order (ChainerMN's way: a few items count twice per epoch); with
+    ``drop_remainder=True`` the remainder is left out instead (``len // size`` items each, all
+    distinct). With ``shuffle`` the items are permuted first, the same way on every process
+    (rank 0 draws the order from ``seed`` and broadcasts it).
     """
     n = len(dataset)
+    if n == 0:
+        raise ValueError("scatter_dataset: the dataset is empty")
     if shuffle:
         order = host.random.RandomState(seed).permutation(n) if comm.rank == 0 else None
         order = comm.bcast_obj(order, root=0)
     else:
         order = host.arange(n)
-    per_process = n // comm.size
-    if per_process == 0:
-        raise ValueError(f"scatter_dataset: {n} items cannot be shared by {comm.size} processes")
+    if drop_remainder:
+        per_process = n // comm.size
+        if per_process == 0:
+            raise ValueError(
+                f"scatter_dataset: {n} items cannot be shared by {comm.size} processes with "
+                "drop_remainder=True (each would get none); pass drop_remainder=False to pad"
+            )
+    else:
+        per_process = -(-n // comm.size)
+        missing = per_process * comm.size - n
+        if missing:
+            order = host.resize(order, per_process * comm.size)  # repeats from the start
     start = comm.rank * per_process
     return SubDataset(dataset, order, start, start + per_process)

@@ -9,9 +9,11 @@ import importlib
 import os
 from typing import Any
 
-from agrad.backends import backend_of
+from agrad.backends import Backend, backend_of
+from agrad.backends.numpy import backend as host_backend
 from agrad.backends.numpy import host
 from agrad.distributed.communicator import Communicator
+from agrad.distributed.exchange import DONE, Pending
 
 
 def mpi_is_cuda_aware() -> bool:
@@ -40,8 +42,8 @@ class MpiCommunicator(Communicator):
 
     name = "mpi"
 
-    def __init__(self, mpi_comm: Any) -> None:
-        super().__init__(mpi_comm)
+    def __init__(self, mpi_comm: Any, **options: Any) -> None:
+        super().__init__(mpi_comm, **options)
         self._MPI = importlib.import_module("mpi4py.MPI")
         self._cuda_aware: bool | None = None
 
@@ -52,26 +54,34 @@ class MpiCommunicator(Communicator):
             self._cuda_aware = mpi_is_cuda_aware()
         return self._cuda_aware
 
-    def _allreduce_buffer(self, send: Any, recv: Any) -> None:
-        self.mpi_comm.Allreduce(send, recv, op=self._MPI.SUM)
+    def _direct(self, backend: Backend) -> bool:
+        """Whether MPI reads and writes this backend's arrays where they are."""
+        return backend.name == "numpy" or (backend.gpu and self.cuda_aware)
+
+    def _exchange_backend(self, backend: Backend) -> Backend:
+        return backend if self._direct(backend) else host_backend
+
+    def _start_allreduce(self, buffer: Any, blocking: bool = True) -> Pending:
+        if backend_of(buffer).gpu:
+            buffer.device.synchronize()  # MPI reads device memory outside CuPy's stream order
+        if blocking:
+            self.mpi_comm.Allreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM)
+            return DONE
+        return Pending(self.mpi_comm.Iallreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM))
 
     def _allreduce_flat(self, buffer: Any) -> Any:
         backend = backend_of(buffer)
-        if backend.name == "numpy" or (backend.gpu and self.cuda_aware):
-            send = backend.xp.asarray(buffer, copy=True)
-            if backend.gpu:
-                send.device.synchronize()  # MPI reads device memory outside CuPy's stream order
-            recv = backend.xp.empty_like(send)
-            self._allreduce_buffer(send, recv)
-            return recv
-        send = host.array(backend.to_host(buffer), copy=True)
-        recv = host.empty_like(send)
-        self._allreduce_buffer(send, recv)
-        return backend.asarray(recv)
+        if self._direct(backend):
+            out = backend.xp.asarray(buffer, copy=True)
+            self._start_allreduce(out)
+            return out
+        out = host.array(backend.to_host(buffer), copy=True)
+        self._start_allreduce(out)
+        return backend.asarray(out)
 
     def _bcast_flat(self, buffer: Any, root: int) -> Any:
         backend = backend_of(buffer)
-        if backend.name == "numpy" or (backend.gpu and self.cuda_aware):
+        if self._direct(backend):
             out = backend.xp.asarray(buffer, copy=True)
             if backend.gpu:
                 out.device.synchronize()

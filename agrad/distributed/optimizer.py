@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from agrad.distributed.communicator import Communicator
@@ -12,10 +14,13 @@ class MultiNodeOptimizer:
     ``update()`` replaces the gradients by their mean over all processes, then the wrapped
     optimizer runs its hooks and steps. Other attributes pass through to the wrapped one."""
 
-    def __init__(self, actual_optimizer: Any, communicator: Communicator) -> None:
+    def __init__(
+        self, actual_optimizer: Any, communicator: Communicator, overlap: bool = True
+    ) -> None:
         self.__dict__["actual_optimizer"] = actual_optimizer
         self.__dict__["communicator"] = communicator
         self.__dict__["needs_broadcast"] = True
+        self.__dict__["overlap"] = overlap
 
     def setup(self, target: Any) -> MultiNodeOptimizer:
         """Optimize ``target``'s parameters; returns this wrapper.
@@ -34,15 +39,38 @@ class MultiNodeOptimizer:
         return self
 
     def update(self) -> None:
-        """Synchronise parameters (first call) and gradients, then step."""
+        """Synchronise parameters (first call) and gradients, then step.
+
+        With ``overlap`` (the default) the gradient buckets of the next steps are sent during
+        ``backward()``, each as soon as its gradients are final (from the second update on:
+        the first one builds the buffers); the rest is sent here.
+        """
         target = self.actual_optimizer.target
         if target is None:
             raise RuntimeError("MultiNodeOptimizer.update(): call setup(model) first")
         if self.needs_broadcast:
             self.communicator.bcast_data(target)
             self.__dict__["needs_broadcast"] = False
-        self.communicator.allreduce_grad(target)
+        exchange = self.communicator.grad_exchange(target)
+        self.__dict__["_exchange"] = exchange
+        exchange.finish()
+        if self.overlap and not exchange.armed:
+            exchange.arm()
         self.actual_optimizer.update()
+
+    @contextlib.contextmanager
+    def no_sync(self) -> Iterator[None]:
+        """Within this block backward() sends nothing: accumulate gradients over several
+        backward passes, the last one outside the block (PyTorch DDP's ``no_sync``)."""
+        exchange = self.__dict__.get("_exchange")
+        previous = exchange.paused if exchange is not None else False
+        if exchange is not None:
+            exchange.paused = True
+        try:
+            yield
+        finally:
+            if exchange is not None:
+                exchange.paused = previous
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.__dict__["actual_optimizer"], name)
@@ -51,6 +79,9 @@ class MultiNodeOptimizer:
         setattr(self.actual_optimizer, name, value)
 
 
-def create_multi_node_optimizer(actual_optimizer: Any, communicator: Communicator) -> Any:
-    """Wrap ``actual_optimizer`` so that it trains data-parallel over ``communicator``."""
-    return MultiNodeOptimizer(actual_optimizer, communicator)
+def create_multi_node_optimizer(
+    actual_optimizer: Any, communicator: Communicator, overlap: bool = True
+) -> Any:
+    """Wrap ``actual_optimizer`` so that it trains data-parallel over ``communicator``;
+    ``overlap`` sends gradient buckets during backward (see ``MultiNodeOptimizer.update``)."""
+    return MultiNodeOptimizer(actual_optimizer, communicator, overlap)

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -86,10 +87,42 @@ def test_collectives(tmp_path):
         # one collective per dtype per step, not one per parameter
         assert sorted(result["collective_calls"]) == ["float32", "float64"]
     assert ranks[0]["params"] == ranks[1]["params"]
+    for r in ranks:
+        assert r["allgather"] == [[[1, 2], "int64", [[0, 0]]], [[2, 2], "int64", [[1, 1], [1, 1]]]]
+        assert r["allgather_strict"] == ["array_api_strict", "array_api_strict"]
+        assert r["allreduce_obj"] == [3, 1.5, 1, 0]
+        assert r["allgather_obj"] == [0, 10]
+        assert "rank 0: float32, rank 1: float64" in r["allgather_dtypes"]
+    assert ranks[0]["gather"] is None and ranks[1]["gather"] == [[0.0], [1.5]]
+    assert ranks[0]["gather_obj"] == [{"rank": 0}, {"rank": 1}] and ranks[1]["gather_obj"] is None
 
 
 @pytest.mark.mpi
-def test_scatter_dataset_gives_disjoint_equal_shards(tmp_path):
+def test_gradient_exchange_buffers_float16_and_buckets(tmp_path):
+    check(launch(2, "exchange", tmp_path))
+    ranks = [json.loads((tmp_path / f"exchange.{r}.json").read_text()) for r in range(2)]
+    for r in ranks:
+        assert r["step0"] == [[[1.5] * 2] * 3, [1.5] * 4]
+        assert r["step1"] == [[[2.5] * 2] * 3, [2.5] * 4]
+        assert r["same_buffer"] and r["writable"]  # views of one persistent, writable buffer
+        assert r["strict"] == ["array_api_strict", "float32", [1.5, 1.5, 1.5]]
+        assert r["float16_dtype"] == "float32"
+        third = np.float32(np.float16(np.float32(1 / 3) / 2) * 2)  # through float16, scaled
+        np.testing.assert_allclose(r["float16"], [third, 1000.5, 1.0], rtol=1e-3)
+        assert r["buckets"] == 4
+        assert r["any_order"] == [[5.0 + k + 1] * (k + 1) for k in range(4)]
+        # MLP (5, 3) has 4 parameters, one bucket each, "extra" one more (the last bucket,
+        # always sent by update()); step 1 builds the buffers, then the others leave during
+        # backward
+        assert r["started_in_all"] == [5, 5, 5]
+        assert "changed after it was sent" in r["stale"] and "no_sync" in r["stale"]
+        assert r["no_sync"] == "ok"
+        assert r["exchanges_kept"] == [2, 2]
+        assert r["started_during_backward"] == [0, 4, 4]
+
+
+@pytest.mark.mpi
+def test_scatter_dataset_gives_equal_shards_that_use_every_item(tmp_path):
     check(launch(2, "scatter", tmp_path))
     shards = [json.loads((tmp_path / f"scatter.{r}.json").read_text()) for r in range(2)]
     for shuffle in ("False", "True"):
@@ -98,6 +131,38 @@ def test_scatter_dataset_gives_disjoint_equal_shards(tmp_path):
         assert not set(a) & set(b)
         assert sorted(a + b) == list(range(300))
     assert shards[0]["True"] != list(range(150))
+    # 7 items, 2 processes: 4 each, the last shard padded with the first item
+    assert shards[0]["pad"] == [0, 1, 2, 3] and shards[1]["pad"] == [4, 5, 6, 0]
+    assert shards[0]["pad_len"] == shards[1]["pad_len"] == 4
+    assert shards[0]["drop"] == [0, 1, 2] and shards[1]["drop"] == [3, 4, 5]
+    assert shards[0]["one"] == [0] and shards[1]["one"] == [0]  # fewer items than processes
+
+
+@pytest.mark.mpi
+def test_evaluator_averages_metrics_and_batchnorm_statistics_are_synced(tmp_path):
+    check(launch(2, "evaluator", tmp_path))
+    ranks = [json.loads((tmp_path / f"evaluator.{r}.json").read_text()) for r in range(2)]
+    for r in ranks:
+        assert r["differed"] and r["bcast_is_rank0"]
+        assert r["allreduce_is_mean"] == [True, True]
+        assert r["dtype"] == "float32"
+        assert r["model_size"] == r["exchange_size"] + 2  # avg_mean, avg_var
+        assert r["metrics"] == {"loss": 3.0, "n": 4.0}  # (2 + 4) / 2
+        assert r["synced"][0] == r["synced"][1]
+        assert "rank 0 reports ['m0'], rank 1 reports ['m1']" in r["mismatch"]
+
+
+@pytest.mark.mpi
+def test_resumed_training_equals_uninterrupted_training(tmp_path):
+    check(launch(2, "uninterrupted", tmp_path))
+    check(launch(2, "resume_first", tmp_path))
+    check(launch(2, "resume_second", tmp_path))
+    with np.load(tmp_path / "uninterrupted.npz") as a, np.load(tmp_path / "resumed.npz") as b:
+        whole, resumed = dict(a), dict(b)
+    assert sorted(whole) == sorted(resumed) and any("avg_mean" in k for k in whole)
+    for name in whole:
+        assert resumed[name].dtype == whole[name].dtype
+        np.testing.assert_array_equal(resumed[name], whole[name], err_msg=name)
 
 
 @pytest.mark.mpi
@@ -107,6 +172,29 @@ def test_an_exception_on_one_rank_aborts_the_job(tmp_path):
     output = result.stdout + result.stderr
     assert "boom on rank 1" in output
     assert "rank 1 of 2 failed" in output
+
+
+@pytest.mark.mpi
+def test_sys_exit_on_one_rank_ends_the_job(tmp_path):
+    result = launch(2, "exit_midway", tmp_path, timeout=60)
+    assert result.returncode != 0
+    assert "rank 1 of 2 called sys.exit(3)" in result.stdout + result.stderr
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize(
+    "scenario, expected",
+    [
+        ("mismatch", "rank 0 'l0/W' shape (4, 3) float32, rank 1 'l0/W' shape (5, 3) float32"),
+        ("mismatch_count", "rank 0 has 4 parameters, rank 1 has 6"),
+    ],
+)
+def test_different_models_on_different_ranks_are_named(tmp_path, scenario, expected):
+    result = launch(2, scenario, tmp_path, timeout=60)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "the processes' models differ" in output
+    assert expected in output
 
 
 @pytest.mark.mpi
@@ -120,6 +208,25 @@ def test_example_runs_on_two_processes(tmp_path):
 def test_unknown_communicator_name():
     with pytest.raises(ValueError, match="known: mpi, nccl, auto"):
         dist.create_communicator("gloo")
+
+
+def test_nccl_engine_refuses_a_cupy_built_without_nccl():
+    from agrad.distributed.nccl import nccl_module
+
+    class CupyWithoutNccl:
+        def nccl(self):
+            return types.SimpleNamespace(available=False)
+
+    with pytest.raises(ImportError, match="available is False"):
+        nccl_module(CupyWithoutNccl())
+
+
+def test_bad_communicator_options_are_named():
+    comm = types.SimpleNamespace(Get_rank=lambda: 0, Get_size=lambda: 1)
+    with pytest.raises(ValueError, match=r"allreduce_grad_dtype must be one of .* not int8"):
+        dist.Communicator(comm, allreduce_grad_dtype="int8")
+    with pytest.raises(ValueError, match="bucket_cap_mb must be a positive number, not 0"):
+        dist.Communicator(comm, bucket_cap_mb=0)
 
 
 def test_nccl_needs_a_gpu():
