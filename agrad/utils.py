@@ -44,7 +44,7 @@ def _total(y: Any, xp: Any) -> Any:
 
 
 def numerical_grad(f: Callable, x: Any, *args: Any, eps: float = 1e-4, **kwargs: Any) -> Any:
-    """d sum(f(x, *args)) / dx by central differences, in float64, on ``x``'s own backend.
+    """``d sum(f(x, *args)) / dx`` by central differences, in float64, on ``x``'s own backend.
 
     ``x`` (a Variable or an array) is never written to.
     """
