@@ -26,18 +26,22 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 PYCON_BLOCK = re.compile(r"^```pycon[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
-def _docstring_tests() -> list[doctest.DocTest]:
+def _docstring_tests() -> tuple[list[doctest.DocTest], dict[str, str]]:
     """The docstring examples of every agrad module whose source has one (others aren't imported:
-    ``agrad.distributed.mpi`` would start MPI)."""
+    ``agrad.distributed.mpi`` would start MPI), and the modules whose examples do not parse."""
     tests = []
+    broken = {}
     finder = doctest.DocTestFinder()
     for info in pkgutil.walk_packages(agrad.__path__, "agrad."):
         spec = importlib.util.find_spec(info.name)
         if spec is None or spec.origin is None or ">>>" not in Path(spec.origin).read_text("utf-8"):
             continue
         module = importlib.import_module(info.name)
-        tests += [t for t in finder.find(module, info.name) if t.examples]
-    return sorted(tests, key=lambda t: t.name)
+        try:
+            tests += [t for t in finder.find(module, info.name) if t.examples]
+        except ValueError as exc:  # one malformed example must not hide every other module's
+            broken[info.name] = str(exc)
+    return sorted(tests, key=lambda t: t.name), broken
 
 
 def _page_tests() -> list[doctest.DocTest]:
@@ -60,7 +64,7 @@ def _page_tests() -> list[doctest.DocTest]:
     return tests
 
 
-DOCSTRING_TESTS = _docstring_tests()
+DOCSTRING_TESTS, UNPARSABLE_DOCSTRINGS = _docstring_tests()
 PAGE_TESTS = _page_tests()
 
 
@@ -82,6 +86,10 @@ def test_docstring_examples(test: doctest.DocTest, xp, tmp_path, monkeypatch) ->
 @pytest.mark.parametrize("test", PAGE_TESTS, ids=[t.name for t in PAGE_TESTS])
 def test_page_examples(test: doctest.DocTest, xp, tmp_path, monkeypatch) -> None:
     _run(test, tmp_path, monkeypatch)
+
+
+def test_docstring_examples_parse() -> None:
+    assert not UNPARSABLE_DOCSTRINGS
 
 
 def test_pages_have_examples() -> None:
