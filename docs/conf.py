@@ -45,6 +45,8 @@ extensions = [
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "README.md"]
+# autosummary's own class template adds a second, bare entry for __init__
+templates_path = ["_templates"]
 
 html_theme = "furo"
 html_title = f"agrad {release}"
@@ -57,6 +59,7 @@ autosummary_imported_members = True
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented"  # no "Return type: None" on every method
 autodoc_typehints_format = "short"
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
@@ -225,7 +228,7 @@ _SUBSTITUTION = re.compile(r"(?<![\\`])\|(\w[^|`]*)\|(?!`)")
 
 
 def setup(app: Any) -> None:
-    # before autosummary (priority 500) generates the pages of the names these pages list
-    app.connect("builder-inited", lambda app: write_api_pages(), priority=100)
+    # before Sphinx looks for source files, so that a clean checkout builds in one pass
+    app.connect("config-inited", lambda app, config: write_api_pages())
     app.connect("autodoc-process-docstring", escape_substitutions)
     app.connect("build-finished", check_reference_complete)
