@@ -554,9 +554,21 @@ class Adam(Optimizer):
 
     @property
     def lr(self) -> float:
-        """``alpha * sqrt(1 - beta2**t) / (1 - beta1**t)``."""
-        fix1 = 1.0 - math.pow(self.beta1, self.t)
-        fix2 = 1.0 - math.pow(self.beta2, self.t)
+        """``alpha * sqrt(1 - beta2**t) / (1 - beta1**t)``, the step size with bias correction.
+
+        Before the first update (``t == 0``, where the formula divides by zero; DeZero raises
+        ``ZeroDivisionError``) it is the rate the first update will use.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> adam = agrad.optimizers.Adam(alpha=0.1)
+        >>> round(adam.lr, 5)  # sqrt(1 - 0.999) / (1 - 0.9) * alpha, for the first step
+        0.03162
+        """
+        t = max(self.t, 1)
+        fix1 = 1.0 - math.pow(self.beta1, t)
+        fix2 = 1.0 - math.pow(self.beta2, t)
         return self.alpha * math.sqrt(fix2) / fix1
 
     def update_one(self, param: Parameter) -> None:

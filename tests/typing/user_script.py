@@ -15,7 +15,7 @@ import agrad.layers as L
 from agrad import DataLoader, Variable, optimizers, transforms
 from agrad.datasets import Spiral
 from agrad.models import MLP, Model, Sequential
-from agrad.utils import array_allclose, gradient_check
+from agrad.utils import array_allclose, array_equal, get_dot_graph, gradient_check
 
 
 class Net(Model):
@@ -59,5 +59,21 @@ def derivative() -> bool:
     return same and gradient_check(F.tanh, x)
 
 
+def helpers() -> str:
+    backend = agrad.current_backend()
+    x = Variable(backend.asarray([1.0, 2.0], dtype="float32"), name="x")
+    to_unit = transforms.Compose([transforms.Normalize(0.0, 2.0), transforms.Flatten()])
+    host = agrad.cuda.as_numpy(to_unit(x.data))
+    with agrad.using_config("train", False), agrad.no_grad():
+        y = F.sum(F.relu(x))
+    clip: optimizers.ClipGrad = optimizers.ClipGrad(1.0)
+    adam = optimizers.Adam(alpha=0.01)
+    adam.add_hook(clip)
+    adam.add_hook(optimizers.FreezeParam(agrad.Parameter(backend.asarray([0.0]))))
+    step: float = adam.lr
+    same: bool = array_equal(x, host) and agrad.cuda.gpu_enable in (True, False)
+    return f"{get_dot_graph(y, verbose=False)[:9]} {step} {same}"
+
+
 if __name__ == "__main__":
-    print(train(1), derivative(), Net())
+    print(train(1), derivative(), helpers(), Net())
