@@ -13,7 +13,17 @@ _SWITCHES = {"enable_backprop": _enable_backprop, "train": _train}
 
 
 class _Config:
-    """DeZero's ``Config`` with the same attribute names, but each value is context-local."""
+    """DeZero's ``Config`` with the same attribute names, but each value is context-local.
+
+    Set a switch for a block with :func:`using_config` (or :func:`no_grad`, :func:`test_mode`);
+    assigning an attribute sets it for the current thread or task from then on.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> agrad.Config
+    Config(enable_backprop=True, train=True)
+    """
 
     __slots__ = ()
 
@@ -40,11 +50,39 @@ class _Config:
 
 
 Config = _Config()
+"""The run-time switches ``enable_backprop`` and ``train`` (an instance of ``_Config``)."""
 
 
 @contextlib.contextmanager
 def using_config(name: str, value: Any) -> Iterator[None]:
-    """Set config switch ``name`` to ``value`` inside a ``with`` block (this context only)."""
+    """Set config switch ``name`` to ``value`` inside a ``with`` block (this context only).
+
+    Parameters
+    ----------
+    name : str
+        A switch of :data:`Config`: ``"enable_backprop"`` or ``"train"``.
+    value : bool
+        Its value inside the block; the previous value comes back when the block ends, also on
+        an exception.
+
+    Yields
+    ------
+    None
+
+    Raises
+    ------
+    AttributeError
+        If ``name`` is not a switch; the message lists the known ones.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> with agrad.using_config("train", False):
+    ...     print(agrad.Config.train)
+    False
+    >>> agrad.Config.train
+    True
+    """
     try:
         var = _SWITCHES[name]
     except KeyError:
@@ -59,12 +97,42 @@ def using_config(name: str, value: Any) -> Iterator[None]:
 
 
 def no_grad() -> contextlib.AbstractContextManager[None]:
-    """Do not record the graph inside the block (inference, parameter updates)."""
+    """Do not record the graph inside the block (inference, parameter updates).
+
+    Returns
+    -------
+    contextlib.AbstractContextManager[None]
+        ``using_config("enable_backprop", False)``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> x = agrad.Variable(agrad.as_array(2.0))
+    >>> with agrad.no_grad():
+    ...     y = x * x
+    >>> print(y.creator)
+    None
+    """
     return using_config("enable_backprop", False)
 
 
 def test_mode() -> contextlib.AbstractContextManager[None]:
-    """Evaluation mode inside the block: dropout off, batch norm uses running statistics."""
+    """Evaluation mode inside the block: dropout off, batch norm uses running statistics.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager[None]
+        ``using_config("train", False)``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> x = agrad.Variable(agrad.current_backend().asarray([1.0, 2.0, 3.0]))
+    >>> with agrad.test_mode():
+    ...     F.dropout(x, dropout_ratio=0.5)
+    variable([1. 2. 3.])
+    """
     return using_config("train", False)
 
 

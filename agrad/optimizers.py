@@ -7,6 +7,20 @@ accumulators) lives on the parameter's backend and follows it when the model mov
 As in DeZero, updates write into ``param.data`` in place where the array allows it (NumPy, CuPy
 and array-api-strict all have in-place operators; it saves an allocation per step, about 30% of
 an SGD step on large arrays); a read-only array is replaced by a new one instead.
+
+Examples
+--------
+>>> import agrad
+>>> import agrad.functions as F
+>>> from agrad import optimizers
+>>> model = agrad.models.MLP((5, 1))
+>>> optimizer = optimizers.Adam().setup(model)
+>>> optimizer.add_hook(optimizers.WeightDecay(1e-4))
+>>> x = agrad.current_backend().asarray([[1.0, 2.0]], dtype="float32")
+>>> loss = F.sum(model(x) ** 2)
+>>> model.cleargrads()
+>>> loss.backward()
+>>> optimizer.update()
 """
 
 from __future__ import annotations
@@ -82,7 +96,36 @@ def _slot(store: dict, param: Parameter, init: str = "zeros") -> Any:
 
 class Optimizer:
     """Base class: ``setup(target)``, ``update()``, ``add_hook(f)``; subclasses define
-    ``update_one(param)``."""
+    ``update_one(param)``.
+
+    Attributes
+    ----------
+    target : Layer, Parameter, iterable of Parameter or None
+        What ``setup`` was given.
+    hooks : list of callable
+        Called with the list of parameters that have a gradient, in order, before each update.
+
+    Examples
+    --------
+    A new rule needs only ``update_one``; it is called for each parameter that has a gradient:
+
+    >>> import agrad
+    >>> from agrad.optimizers import Optimizer
+    >>> class SignSGD(Optimizer):
+    ...     def __init__(self, lr=0.01):
+    ...         super().__init__()
+    ...         self.lr = lr
+    ...
+    ...     def update_one(self, param):
+    ...         xp = param.xp
+    ...         param.data = param.data - self.lr * xp.sign(param.grad.data)
+    >>> backend = agrad.current_backend()
+    >>> p = agrad.Parameter(backend.asarray([1.0, 2.0]))
+    >>> p.grad = agrad.Variable(backend.asarray([3.0, -0.5]))
+    >>> SignSGD(lr=0.5).setup(p).update()
+    >>> p
+    variable([0.5 2.5])
+    """
 
     def __init__(self) -> None:
         self.target: Any = None
@@ -93,6 +136,25 @@ class Optimizer:
 
         Parameters must be floating point: an integer one would be truncated by every update
         (``TypeError`` naming it, here for the initialised ones and in ``update`` for the rest).
+
+        Parameters
+        ----------
+        target : Layer, Parameter or iterable of Parameter
+            A model or layer (its ``params()`` are read at every update, so lazily created
+            weights are included), one Parameter, or a list of them.
+
+        Returns
+        -------
+        Optimizer
+            ``self``, so that ``optimizer = SGD().setup(model)`` works.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> model = agrad.models.MLP((3, 1))
+        >>> optimizer = agrad.optimizers.SGD().setup(model)
+        >>> optimizer.target is model
+        True
         """
         self.target = target
         if not isinstance(target, Iterator):  # checking would use up a one-shot iterator
@@ -135,7 +197,33 @@ class Optimizer:
         return params() if params is not None else target
 
     def update(self) -> None:
-        """Run the hooks, then update every parameter that has a gradient."""
+        """Run the hooks, then update every parameter that has a gradient.
+
+        Parameters without a gradient (unused in the last backward, or dropped by a hook such as
+        :class:`FreezeParam`) are left as they are.
+
+        Raises
+        ------
+        RuntimeError
+            If ``setup`` was not called.
+        TypeError
+            If a parameter with a gradient is not floating point (nothing is updated then).
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> p = agrad.Parameter(backend.asarray([1.0, 2.0]))
+        >>> q = agrad.Parameter(backend.asarray([5.0]))  # no gradient: not updated
+        >>> p.grad = agrad.Variable(backend.asarray([1.0, 1.0]))
+        >>> agrad.optimizers.SGD(lr=0.5).setup([p, q]).update()
+        >>> p, q
+        (variable([0.5 1.5]), variable([5.]))
+        >>> agrad.optimizers.SGD().update()
+        Traceback (most recent call last):
+          ...
+        RuntimeError: SGD.update(): call setup(model) first
+        """
         params = [p for p in self._params() if p.grad is not None]
         self._check_floating(params)
         self._begin_step()
@@ -150,11 +238,44 @@ class Optimizer:
         """Per-step bookkeeping, once the parameters are known to be updatable."""
 
     def update_one(self, param: Parameter) -> None:
-        """Update one parameter from its gradient."""
+        """Update one parameter from its gradient; every optimizer implements it.
+
+        Parameters
+        ----------
+        param : Parameter
+            A parameter whose ``grad`` is not None; its ``data`` is replaced or written in place.
+
+        Raises
+        ------
+        NotImplementedError
+            In the base class.
+        """
         raise NotImplementedError(f"{type(self).__name__}.update_one is not implemented")
 
     def add_hook(self, f: Callable[[list[Parameter]], None]) -> None:
-        """Call ``f(params)`` before each update (``WeightDecay``, ``ClipGrad``, ...)."""
+        """Call ``f(params)`` before each update (``WeightDecay``, ``ClipGrad``, ...).
+
+        Parameters
+        ----------
+        f : callable
+            Receives the list of parameters that have a gradient. Hooks run in the order they
+            were added; one may change ``param.grad`` (rebind ``param.grad.data`` rather than
+            writing into it: a gradient array can be shared by several parameters) or set it to
+            None to skip that parameter.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> seen = []
+        >>> backend = agrad.current_backend()
+        >>> p = agrad.Parameter(backend.asarray([1.0]))
+        >>> p.grad = agrad.Variable(backend.asarray([1.0]))
+        >>> optimizer = agrad.optimizers.SGD().setup(p)
+        >>> optimizer.add_hook(lambda params: seen.append(len(params)))
+        >>> optimizer.update()
+        >>> seen
+        [1]
+        """
         self.hooks.append(f)
 
 
@@ -164,23 +285,64 @@ class Optimizer:
 
 
 class WeightDecay:
-    """L2 regularisation: adds ``rate * param`` to each gradient."""
+    """L2 regularisation: adds ``rate * param`` to each gradient.
+
+    Parameters
+    ----------
+    rate : float
+        The coefficient; ``rate * param`` is the gradient of ``rate / 2 * sum(param ** 2)``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> from agrad import optimizers
+    >>> backend = agrad.current_backend()
+    >>> p = agrad.Parameter(backend.asarray([10.0]))
+    >>> p.grad = agrad.Variable(backend.asarray([1.0]))
+    >>> optimizer = optimizers.SGD(lr=0.1).setup(p)
+    >>> optimizer.add_hook(optimizers.WeightDecay(0.5))
+    >>> optimizer.update()  # grad 1 + 0.5 * 10 = 6
+    >>> p
+    variable([9.4])
+    """
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
 
     def __call__(self, params: list[Parameter]) -> None:
+        """Add ``rate * param.data`` to the gradient of each of ``params``."""
         for param in params:
             param.grad.data = param.grad.data + self.rate * param.data
 
 
 class ClipGrad:
-    """Scale all gradients down together when their global L2 norm exceeds ``max_norm``."""
+    """Scale all gradients down together when their global L2 norm exceeds ``max_norm``.
+
+    Parameters
+    ----------
+    max_norm : float
+        The largest L2 norm of all gradients taken together; larger ones are scaled by
+        ``max_norm / norm``, which keeps their direction.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> from agrad import optimizers
+    >>> backend = agrad.current_backend()
+    >>> p = agrad.Parameter(backend.asarray([0.0, 0.0]))
+    >>> p.grad = agrad.Variable(backend.asarray([3.0, 4.0]))  # norm 5
+    >>> optimizer = optimizers.SGD(lr=1.0).setup(p)
+    >>> optimizer.add_hook(optimizers.ClipGrad(1.0))
+    >>> optimizer.update()
+    >>> [round(v, 4) for v in agrad.cuda.as_numpy(p).tolist()]
+    [-0.6, -0.8]
+    """
 
     def __init__(self, max_norm: float) -> None:
         self.max_norm = max_norm
 
     def __call__(self, params: list[Parameter]) -> None:
+        """Scale the gradients of ``params`` so that their global norm is at most ``max_norm``."""
         if not params:
             return
         grads = [param.grad.data for param in params]
@@ -217,7 +379,29 @@ class ClipGrad:
 
 class FreezeParam:
     """Keep the parameters of the given layers (or Parameters) fixed: their gradients are dropped
-    before the update."""
+    before the update.
+
+    Parameters
+    ----------
+    *layers : Layer or Parameter
+        What to freeze. A layer's parameters are collected when the hook is created, so a
+        layer whose weights are created lazily must have run on an input first.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> from agrad import optimizers
+    >>> backend = agrad.current_backend()
+    >>> frozen = agrad.Parameter(backend.asarray([1.0]))
+    >>> trained = agrad.Parameter(backend.asarray([1.0]))
+    >>> for p in (frozen, trained):
+    ...     p.grad = agrad.Variable(backend.asarray([1.0]))
+    >>> optimizer = optimizers.SGD(lr=0.5).setup([frozen, trained])
+    >>> optimizer.add_hook(optimizers.FreezeParam(frozen))
+    >>> optimizer.update()
+    >>> frozen, trained
+    (variable([1.]), variable([0.5]))
+    """
 
     def __init__(self, *layers: Any) -> None:
         self.freeze_params: list[Parameter] = []
@@ -228,6 +412,7 @@ class FreezeParam:
                 self.freeze_params.extend(item.params())
 
     def __call__(self, params: list[Parameter]) -> None:
+        """Drop the gradients of the frozen parameters."""
         for param in self.freeze_params:
             param.grad = None
 
@@ -236,18 +421,55 @@ class FreezeParam:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent: ``param -= lr * grad``."""
+    """Stochastic gradient descent: ``param -= lr * grad``.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        The learning rate.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> backend = agrad.current_backend()
+    >>> p = agrad.Parameter(backend.asarray([1.0, 2.0]))
+    >>> p.grad = agrad.Variable(backend.asarray([10.0, -10.0]))
+    >>> agrad.optimizers.SGD(lr=0.01).setup(p).update()
+    >>> p
+    variable([0.9 2.1])
+    """
 
     def __init__(self, lr: float = 0.01) -> None:
         super().__init__()
         self.lr = lr
 
     def update_one(self, param: Parameter) -> None:
+        """``param -= lr * grad``."""
         param.data = _isub(param.data, self.lr * param.grad.data)
 
 
 class MomentumSGD(Optimizer):
-    """SGD with momentum: ``v = momentum * v - lr * grad; param += v``."""
+    """SGD with momentum: ``v = momentum * v - lr * grad; param += v``.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        The learning rate.
+    momentum : float, default 0.9
+        How much of the previous step is kept.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> backend = agrad.current_backend()
+    >>> p = agrad.Parameter(backend.asarray([0.0]))
+    >>> optimizer = agrad.optimizers.MomentumSGD(lr=0.1, momentum=0.5).setup(p)
+    >>> for _ in range(2):  # the same gradient twice: the second step is 1.5 times the first
+    ...     p.grad = agrad.Variable(backend.asarray([1.0]))
+    ...     optimizer.update()
+    >>> p
+    variable([-0.25])
+    """
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         super().__init__()
@@ -256,13 +478,34 @@ class MomentumSGD(Optimizer):
         self.vs: dict[Parameter, Any] = {}
 
     def update_one(self, param: Parameter) -> None:
+        """One momentum step for ``param``."""
         v = _imul(_slot(self.vs, param), self.momentum)
         v = self.vs[param] = _isub(v, self.lr * param.grad.data)
         param.data = _iadd(param.data, v)
 
 
 class AdaGrad(Optimizer):
-    """AdaGrad: the step shrinks with the sum of squared gradients seen so far."""
+    """AdaGrad: the step shrinks with the sum of squared gradients seen so far.
+
+    ``h += grad * grad; param -= lr * grad / (sqrt(h) + eps)``, elementwise.
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+        The learning rate.
+    eps : float, default 1e-8
+        Keeps the division finite.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> backend = agrad.current_backend()
+    >>> p = agrad.Parameter(backend.asarray([1.0, 1.0]))
+    >>> p.grad = agrad.Variable(backend.asarray([100.0, 0.01]))
+    >>> agrad.optimizers.AdaGrad(lr=0.1).setup(p).update()  # a first step of lr, at any scale
+    >>> [round(v, 4) for v in agrad.cuda.as_numpy(p).tolist()]
+    [0.9, 0.9]
+    """
 
     def __init__(self, lr: float = 0.001, eps: float = 1e-8) -> None:
         super().__init__()
@@ -271,6 +514,7 @@ class AdaGrad(Optimizer):
         self.hs: dict[Parameter, Any] = {}
 
     def update_one(self, param: Parameter) -> None:
+        """One AdaGrad step for ``param``."""
         grad = param.grad.data
         h = self.hs[param] = _iadd(_slot(self.hs, param), grad * grad)
         xp = backend_of(grad).xp
@@ -278,7 +522,27 @@ class AdaGrad(Optimizer):
 
 
 class AdaDelta(Optimizer):
-    """AdaDelta: step sizes from running averages of squared gradients and squared steps."""
+    """AdaDelta: step sizes from running averages of squared gradients and squared steps.
+
+    It has no learning rate: the step is ``sqrt(E[dx**2] + eps) / sqrt(E[g**2] + eps) * grad``.
+
+    Parameters
+    ----------
+    rho : float, default 0.95
+        The decay of both running averages.
+    eps : float, default 1e-6
+        Sets the size of the first steps and keeps the division finite.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> backend = agrad.current_backend()
+    >>> p = agrad.Parameter(backend.asarray([1.0]))
+    >>> p.grad = agrad.Variable(backend.asarray([1.0]))
+    >>> agrad.optimizers.AdaDelta().setup(p).update()
+    >>> 0.99 < float(p.data[0]) < 1.0
+    True
+    """
 
     def __init__(self, rho: float = 0.95, eps: float = 1e-6) -> None:
         super().__init__()
@@ -288,6 +552,7 @@ class AdaDelta(Optimizer):
         self.msdx: dict[Parameter, Any] = {}
 
     def update_one(self, param: Parameter) -> None:
+        """One AdaDelta step for ``param``."""
         rho, eps = self.rho, self.eps
         grad = param.grad.data
         xp = backend_of(grad).xp
@@ -301,7 +566,34 @@ class AdaDelta(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam with bias correction folded into the learning rate (the ``lr`` property)."""
+    """Adam with bias correction folded into the learning rate (the ``lr`` property).
+
+    Parameters
+    ----------
+    alpha : float, default 0.001
+        The step size.
+    beta1 : float, default 0.9
+        Decay of the running mean of the gradients.
+    beta2 : float, default 0.999
+        Decay of the running mean of the squared gradients.
+    eps : float, default 1e-8
+        Keeps the division finite.
+
+    Examples
+    --------
+    Adam's first step moves every parameter by about ``alpha``, whatever its gradient's scale:
+
+    >>> import agrad
+    >>> backend = agrad.current_backend()
+    >>> p = agrad.Parameter(backend.asarray([1.0, 1.0]))
+    >>> p.grad = agrad.Variable(backend.asarray([1000.0, -0.001]))
+    >>> optimizer = agrad.optimizers.Adam(alpha=0.1).setup(p)
+    >>> optimizer.update()
+    >>> [round(v, 4) for v in agrad.cuda.as_numpy(p).tolist()]
+    [0.9, 1.1]
+    >>> optimizer.t
+    1
+    """
 
     def __init__(
         self, alpha: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
@@ -317,17 +609,31 @@ class Adam(Optimizer):
         self._lr = alpha
 
     def _begin_step(self) -> None:
+        """Count the step (``t``) before the hooks run and every parameter is updated."""
         self.t += 1
         self._lr = self.lr  # the same for every parameter of this step
 
     @property
     def lr(self) -> float:
-        """``alpha * sqrt(1 - beta2**t) / (1 - beta1**t)``."""
-        fix1 = 1.0 - math.pow(self.beta1, self.t)
-        fix2 = 1.0 - math.pow(self.beta2, self.t)
+        """``alpha * sqrt(1 - beta2**t) / (1 - beta1**t)``, the step size with bias correction.
+
+        Before the first update (``t == 0``, where the formula divides by zero; DeZero raises
+        ``ZeroDivisionError``) it is the rate the first update will use.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> adam = agrad.optimizers.Adam(alpha=0.1)
+        >>> round(adam.lr, 5)  # sqrt(1 - 0.999) / (1 - 0.9) * alpha, for the first step
+        0.03162
+        """
+        t = max(self.t, 1)
+        fix1 = 1.0 - math.pow(self.beta1, t)
+        fix2 = 1.0 - math.pow(self.beta2, t)
         return self.alpha * math.sqrt(fix2) / fix1
 
     def update_one(self, param: Parameter) -> None:
+        """One Adam step for ``param``, with the learning rate of the current step."""
         beta1, beta2 = self.beta1, self.beta2
         grad = param.grad.data
         xp = backend_of(grad).xp

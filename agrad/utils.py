@@ -45,9 +45,35 @@ def _total(y: Any, xp: Any) -> Any:
 
 
 def numerical_grad(f: Callable, x: Any, *args: Any, eps: float = 1e-4, **kwargs: Any) -> Any:
-    """d sum(f(x, *args)) / dx by central differences, in float64, on ``x``'s own backend.
+    """``d sum(f(x, *args)) / dx`` by central differences, in float64, on ``x``'s own backend.
 
     ``x`` (a Variable or an array) is never written to.
+
+    Parameters
+    ----------
+    f : callable
+        Called as ``f(Variable, *args, **kwargs)``; may return a Variable, an array or a list of
+        them (their elements are all summed).
+    x : Variable or array
+        The point; the derivative is taken with respect to each of its elements.
+    *args, **kwargs
+        Passed on to ``f``.
+    eps : float, default 1e-4
+        The step of the central difference.
+
+    Returns
+    -------
+    array
+        A float64 array of ``x``'s shape, on ``x``'s backend.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> from agrad.utils import numerical_grad
+    >>> x = agrad.current_backend().asarray([1.0, 2.0])
+    >>> g = numerical_grad(lambda v: v * v, x)
+    >>> [round(v, 6) for v in agrad.cuda.as_numpy(g).tolist()]
+    [2.0, 4.0]
     """
     data = _data(x)
     xp = backend_of(data).xp
@@ -66,7 +92,45 @@ def numerical_grad(f: Callable, x: Any, *args: Any, eps: float = 1e-4, **kwargs:
 def gradient_check(
     f: Callable, x: Any, *args: Any, rtol: float = 1e-4, atol: float = 1e-5, **kwargs: Any
 ) -> bool:
-    """Compare backprop with ``numerical_grad`` in float64; ``AssertionError`` with details."""
+    """Compare backprop with ``numerical_grad`` in float64; ``AssertionError`` with details.
+
+    ``x`` is converted to float64, ``f`` is run and differentiated by ``backward()`` (several
+    outputs are summed), and the gradient is compared with central differences.
+
+    Parameters
+    ----------
+    f : callable
+        The function under test, called as ``f(Variable, *args, **kwargs)``.
+    x : Variable or array
+        The point at which to compare; it is not modified.
+    *args, **kwargs
+        Passed on to ``f`` (constants: their gradients are not checked).
+    rtol, atol : float
+        Tolerances, as in ``numpy.allclose(backprop, numerical, rtol, atol)``.
+
+    Returns
+    -------
+    bool
+        True when the gradients agree.
+
+    Raises
+    ------
+    AssertionError
+        When they do not (the message gives the largest absolute and relative errors and the
+        worst element), when backward gives ``x`` no gradient, or when the gradient's shape is
+        not ``x``'s.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> from agrad.utils import gradient_check
+    >>> x = agrad.current_backend().asarray([[0.5, -1.0], [2.0, 0.1]])
+    >>> gradient_check(F.tanh, x)
+    True
+    >>> gradient_check(lambda v: F.sum(v, axis=0), x)
+    True
+    """
     data = _data(x)
     xp = backend_of(data).xp
     x64 = Variable(xp.astype(data, xp.float64))
@@ -104,12 +168,56 @@ def _name(f: Callable) -> str:
 
 
 def array_equal(a: Any, b: Any) -> bool:
-    """Whether two arrays/Variables (any backend) hold equal values."""
+    """Whether two arrays/Variables (any backend) hold equal values.
+
+    Parameters
+    ----------
+    a, b : Variable, array or number
+        Compared on the host with ``numpy.array_equal``; they may live on different backends.
+
+    Returns
+    -------
+    bool
+        True when shapes and values are equal.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> from agrad.utils import array_equal
+    >>> x = agrad.Variable(agrad.current_backend().asarray([1.0, 2.0]))
+    >>> array_equal(x, agrad.get_backend("numpy").asarray([1.0, 2.0]))
+    True
+    >>> array_equal(x, x.data + 1)
+    False
+    """
     return bool(host.array_equal(_to_host(a), _to_host(b)))
 
 
 def array_allclose(a: Any, b: Any, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
-    """Whether two arrays/Variables (any backend) are close, NumPy's ``allclose`` on the host."""
+    """Whether two arrays/Variables (any backend) are close, NumPy's ``allclose`` on the host.
+
+    Parameters
+    ----------
+    a, b : Variable, array or number
+        The values to compare; they may live on different backends.
+    rtol : float, default 1e-4
+        Relative tolerance.
+    atol : float, default 1e-5
+        Absolute tolerance.
+
+    Returns
+    -------
+    bool
+        ``all(abs(a - b) <= atol + rtol * abs(b))``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> from agrad.utils import array_allclose
+    >>> x = agrad.current_backend().asarray([1.0, 2.0])
+    >>> array_allclose(x, x + 1e-6), array_allclose(x, x + 1e-2)
+    (True, False)
+    """
     return bool(host.allclose(_to_host(a), _to_host(b), rtol=rtol, atol=atol))
 
 
@@ -120,19 +228,90 @@ def _to_host(x: Any) -> Any:
 
 
 def sum_to(x: Any, shape: tuple[int, ...]) -> Any:
-    """Sum array ``x`` over leading and size-1 axes so that it takes ``shape``."""
+    """Sum array ``x`` over leading and size-1 axes so that it takes ``shape``.
+
+    The inverse of broadcasting, for gradients: the gradient of a broadcast input is the output
+    gradient summed to the input's shape.
+
+    Parameters
+    ----------
+    x : array
+        An array of any backend.
+    shape : tuple of int
+        A shape that broadcasts to ``x.shape``.
+
+    Returns
+    -------
+    array
+        An array of ``shape`` on ``x``'s backend.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> from agrad.utils import sum_to
+    >>> xp = agrad.current_backend().xp
+    >>> y = sum_to(xp.ones((2, 3)), (1, 3))
+    >>> y.shape, agrad.cuda.as_numpy(y).tolist()
+    ((1, 3), [[2.0, 2.0, 2.0]])
+    """
     return array_ops(backend_of(x)).sum_to(x, shape)
 
 
 def logsumexp(x: Any, axis: int = 1) -> Any:
-    """log(sum(exp(x), axis, keepdims=True)), shifted by the max so it never overflows."""
+    """log(sum(exp(x), axis, keepdims=True)), shifted by the max so it never overflows.
+
+    Parameters
+    ----------
+    x : array
+        An array of any backend (not a Variable: this is not differentiable).
+    axis : int, default 1
+        The axis to reduce; it is kept with size 1.
+
+    Returns
+    -------
+    array
+        On ``x``'s backend.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> from agrad.utils import logsumexp
+    >>> x = agrad.current_backend().asarray([[0.0, 0.0], [1000.0, 1000.0]])
+    >>> [[round(v, 4)] for (v,) in agrad.cuda.as_numpy(logsumexp(x)).tolist()]
+    [[0.6931], [1000.6931]]
+    """
     xp = backend_of(x).xp
     m = xp.max(x, axis=axis, keepdims=True)
     return m + xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True))
 
 
 def reshape_sum_backward(gy: Any, x_shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
-    """Reshape a gradient of ``sum(x, axis)`` so that it broadcasts against ``x``."""
+    """Reshape a gradient of ``sum(x, axis)`` so that it broadcasts against ``x``.
+
+    Parameters
+    ----------
+    gy : Variable or array
+        The gradient of the sum's output.
+    x_shape : tuple of int
+        The shape of the sum's input.
+    axis : int, tuple of int or None
+        The axes that were summed (None: all).
+    keepdims : bool
+        Whether the sum kept them; then ``gy`` is returned as it is.
+
+    Returns
+    -------
+    Variable or array
+        ``gy`` with the summed axes put back with size 1.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> from agrad.utils import reshape_sum_backward
+    >>> gy = agrad.current_backend().asarray([1.0, 2.0])
+    >>> reshape_sum_backward(gy, (2, 3), axis=1, keepdims=False).shape
+    (2, 1)
+    """
     from agrad.functions.reduction import _keepdims_shape
 
     if keepdims or (axis is None and len(x_shape) == 0):
@@ -144,7 +323,28 @@ def reshape_sum_backward(gy: Any, x_shape: tuple[int, ...], axis: Any, keepdims:
 
 
 def max_backward_shape(x: Any, axis: Any) -> list[int]:
-    """Shape of ``x`` with the reduced ``axis`` (int, tuple or None = all) set to 1 (DeZero)."""
+    """Shape of ``x`` with the reduced ``axis`` (int, tuple or None = all) set to 1 (DeZero).
+
+    Parameters
+    ----------
+    x : Variable or array
+        The input of a max/min reduction.
+    axis : int, tuple of int or None
+        The reduced axes.
+
+    Returns
+    -------
+    list of int
+        The shape the reduction's output and gradient take to broadcast against ``x``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> from agrad.utils import max_backward_shape
+    >>> x = agrad.current_backend().xp.ones((2, 3, 4))
+    >>> max_backward_shape(x, 1), max_backward_shape(x, None)
+    ([2, 1, 4], [1, 1, 1])
+    """
     from agrad.functions.reduction import _keepdims_shape
 
     return list(_keepdims_shape(tuple(x.shape), axis))
@@ -176,6 +376,16 @@ def conv_pair(value: Any, argument: str, minimum: int, owner: str) -> tuple[int,
 
     ``ValueError`` naming ``owner``'s ``argument``, the value and what is allowed otherwise
     (``stride=0`` would divide by zero, a negative ``pad`` would crop silently).
+
+    Examples
+    --------
+    >>> from agrad.utils import conv_pair
+    >>> conv_pair(2, "stride", 1, "conv2d"), conv_pair((1, 0), "pad", 0, "conv2d")
+    ((2, 2), (1, 0))
+    >>> conv_pair(0, "stride", 1, "conv2d")
+    Traceback (most recent call last):
+      ...
+    ValueError: conv2d: stride must be an int >= 1 or a pair (a 2-tuple) of them, got 0
     """
     items = value if isinstance(value, tuple) and len(value) == 2 else (value,)
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in items):
@@ -188,7 +398,11 @@ def conv_pair(value: Any, argument: str, minimum: int, owner: str) -> tuple[int,
 
 # -- graph export (Graphviz DOT) --------------------------------------------------------------
 class GraphvizMissingWarning(UserWarning):
-    """``plot_dot_graph`` found no Graphviz ``dot`` program: it wrote the DOT file only."""
+    """``plot_dot_graph`` found no Graphviz ``dot`` program: it wrote the DOT file only.
+
+    It is given once per process; silence it with
+    ``warnings.simplefilter("ignore", agrad.utils.GraphvizMissingWarning)``.
+    """
 
 
 _graphviz_warned = False  # the missing-Graphviz hint is given once per process
@@ -222,6 +436,32 @@ def get_dot_graph(output: Any, verbose: bool = True) -> str:
     output. ``output`` may also be a list of Variables. The graph is drawn from its nodes, so it
     is whole after ``backward()`` released the arrays, and it includes intermediate results the
     user no longer holds.
+
+    Parameters
+    ----------
+    output : Variable or list of Variable
+        Where to start; the graph is followed back to the leaves.
+    verbose : bool, default True
+        Add each variable's shape and dtype to its label.
+
+    Returns
+    -------
+    str
+        The DOT text; node names are the ``id`` of functions and of variables' graph nodes.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> from agrad.utils import get_dot_graph
+    >>> x = agrad.Variable(agrad.current_backend().asarray([1.0, 2.0]), name="x")
+    >>> y = F.sum(x * x)
+    >>> y.name = "y"
+    >>> text = get_dot_graph(y)
+    >>> print(text.splitlines()[1].split(" ", 1)[1])
+    [label="y: () float64", color=orange, style=filled]
+    >>> [line.split('"')[1] for line in text.splitlines() if "shape=box" in line]
+    ['Sum', 'Mul']
     """
     outputs = list(output) if isinstance(output, (list, tuple)) else [output]
     parts: list[str] = []
@@ -282,6 +522,40 @@ def plot_dot_graph(output: Any, verbose: bool = True, to_file: str = "graph.png"
     ``to_file``'s extension. Without Graphviz, only the DOT file is written and a
     ``GraphvizMissingWarning`` (once per process) says how to install it. Returns an IPython
     ``Image`` when running under IPython, else None.
+
+    Parameters
+    ----------
+    output : Variable or list of Variable
+        The graph behind it is drawn.
+    verbose : bool, default True
+        Add each variable's shape and dtype to its label.
+    to_file : str or os.PathLike, default "graph.png"
+        The image to write (folders are created); a ``.dot`` extension writes only the DOT text.
+
+    Returns
+    -------
+    IPython.display.Image or None
+        The image under IPython (to show it in a notebook), else None.
+
+    Raises
+    ------
+    RuntimeError
+        If Graphviz's ``dot`` program exits with an error (its message is included).
+
+    Warns
+    -----
+    GraphvizMissingWarning
+        When ``dot`` is not on ``PATH`` (once per process).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> from pathlib import Path
+    >>> from agrad.utils import plot_dot_graph
+    >>> x = agrad.Variable(agrad.as_array(2.0))
+    >>> plot_dot_graph(x * x, to_file="graphs/square.dot")
+    >>> Path("graphs/square.dot").read_text().count("shape=box")
+    1
     """
     to_file = os.fspath(to_file)
     stem, extension = os.path.splitext(to_file)
