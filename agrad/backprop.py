@@ -48,7 +48,7 @@ def _seed(root: Variable) -> Any:
             )
         xp = backend.xp
         # a broadcast scalar: no full-size array of ones for a large output
-        return xp.broadcast_to(xp.asarray(1, dtype=data.dtype), data.shape)
+        return xp.broadcast_to(xp.ones((), dtype=data.dtype), data.shape)
     seed = given.data if isinstance(given, Variable) else given
     owner = backend_of(seed, None)
     if owner is None:
