@@ -50,8 +50,7 @@ def train(epochs: int) -> float:
 
 def derivative() -> bool:
     x = Variable(agrad.as_array(2.0))
-    # Variable.__pow__/__add__/... are assigned after the class body, so mypy does not see them
-    y = x**3 + 2 * x  # type: ignore[operator]
+    y = x**3 + 2 * x
     y.backward(create_graph=True)
     gx = x.grad
     assert gx is not None
