@@ -272,8 +272,6 @@ def _run(
         while True:
             gys = func._grads
             func._grads = None
-            if func._released:
-                raise _released_error(func)
             if func.backend is not backend:
                 backend = func.backend
                 ops = array_ops(backend)
@@ -286,6 +284,8 @@ def _run(
                     _retain_output_grads(func, gys, graph_mode, backend, given)
             if not runs or not func._any_grad:
                 gxs = ()
+            elif func._released:
+                raise _released_error(func)
             elif graph_mode or not func._vjp_based or len(gys) != 1:
                 gxs = _input_grads(func, gys, graph_mode, ops)
             elif gys[0] is None:
