@@ -330,13 +330,15 @@ def _run(
                     continue
                 grads = creator._grads
                 if grads is None:
+                    if reachable is not None and creator not in reachable:
+                        continue  # grad(): it never runs, so it must not keep a gradient
                     grads = creator._grads = [None] * len(creator.outputs)
                 index = node.index
                 previous = grads[index]
                 grads[index] = (
                     gx if previous is None else _add(previous, gx, ops, owned, (creator, index))
                 )
-                if creator not in seen and (reachable is None or creator in reachable):
+                if creator not in seen:
                     seen.add(creator)
                     reached.append(creator)
             if not retain_graph and runs:  # Function.release(), inlined for the common case

@@ -160,3 +160,14 @@ def test_bad_arguments_are_named(xp):
         agrad.grad(y, x, grad_outputs=[xp.ones(2), xp.ones(2)])
     with pytest.raises(ValueError, match=r"shape \(3,\).*shape \(2,\)"):
         agrad.grad(y, x, grad_outputs=xp.ones(3))
+
+
+def test_pruned_function_keeps_no_gradient_for_the_next_call(xp):
+    # grad(y, w) does not run Sin (it leads to no target); a gradient left on it was once
+    # added into the next grad() through it: cos(x) + w instead of cos(x)
+    x = Variable(xp.asarray([0.5, 1.0]))
+    w = Variable(xp.asarray([2.0, 3.0]))
+    h = F.sin(x)
+    agrad.grad(F.sum(h * w), w, retain_graph=True)
+    (gx,) = agrad.grad(F.sum(h), x)
+    np.testing.assert_allclose(host(gx), np.cos([0.5, 1.0]))
