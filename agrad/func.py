@@ -6,9 +6,10 @@ arrays of any backend or Variables, or tuples, lists and dicts of them:
 
 * called with arrays (outside any other transform), a transform returns arrays of the same
   backend, and nothing of the graph it recorded outlives the call;
-* called with Variables, or from inside the function of another transform, it returns
-  Variables that can be differentiated again, so transforms compose (``grad(grad(f))``,
-  ``jacfwd(jacrev(f))``) and ``.backward()`` works on their results.
+* called with Variables, or from inside the function of another transform, or with a function
+  that closes over Variables needing gradients (parameters), it returns Variables that can be
+  differentiated again, so transforms compose (``grad(grad(f))``, ``jacfwd(jacrev(f))``) and
+  ``.backward()`` works on their results.
 
 A transform never reads or writes any ``.grad``. Each differentiated Variable enters the function
 through an identity node of its own, so a transform inside another differentiates with respect to
@@ -195,6 +196,13 @@ class _Traced:
                 self.inputs += entries
             self.output = f(*call_args, **kwargs)
 
+    def settle(self, outs: list[Variable]) -> bool:
+        """Whether results must be Variables, now that the outputs are known: also when they
+        depend on a Variable ``f`` closes over (a parameter, say), not only on the arguments."""
+        if not self.differentiable:
+            self.differentiable = _reaches_other_leaves(outs, self.inputs)
+        return self.differentiable
+
     def per_argnum(self, flat: list) -> list:
         """One value per leaf of the inputs -> one tree per differentiated argument."""
         trees, start = [], 0
@@ -202,6 +210,27 @@ class _Traced:
             trees.append(_unflatten(spec, iter(flat[start : start + count])))
             start += count
         return trees
+
+
+def _reaches_other_leaves(outs: list[Variable], inputs: list[Variable]) -> bool:
+    """Whether the graph behind ``outs`` holds a differentiable leaf other than ``inputs`` that
+    somebody still holds (a parameter ``f`` closes over; not a Variable ``f`` made and dropped,
+    which nobody can ask a gradient for)."""
+    own = {x.node for x in inputs}
+    pending = [y.node.creator for y in outs if y.node is not None and y.node.creator is not None]
+    seen = set(pending)
+    while pending:
+        for node in pending.pop().input_nodes:
+            if node is None or not node.requires_grad:
+                continue
+            creator = node.creator
+            if creator is None:
+                if node not in own and node.ref is not None and node.ref() is not None:
+                    return True
+            elif creator not in seen:
+                seen.add(creator)
+                pending.append(creator)
+    return False
 
 
 def _where(position: int, spec: Any, index: int) -> str:
@@ -315,7 +344,7 @@ def _grad_and_value(
     traced = _Traced(name, f, args, kwargs, positions)
     output, aux = _split_aux(name, traced.output, has_aux)
     y = _scalar_output(name, output)
-    differentiable = traced.differentiable
+    differentiable = traced.settle([y])
     grads = _grad(
         y,
         traced.inputs,
@@ -482,7 +511,7 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False) -> tuple:
     output, aux = _split_aux("vjp", traced.output, has_aux)
     out_leaves, out_spec = _leaves(output)
     outs = [_as_output("vjp", y) for y in out_leaves]
-    differentiable = traced.differentiable
+    differentiable = traced.settle(outs)
 
     def vjp_fn(cotangents: Any) -> tuple:
         given, _ = _leaves(cotangents)
@@ -553,7 +582,7 @@ def jvp(f: Callable, primals: tuple, tangents: tuple, *, has_aux: bool = False) 
     output, aux = _split_aux("jvp", traced.output, has_aux)
     out_leaves, out_spec = _leaves(output)
     outs = [_as_output("jvp", y) for y in out_leaves]
-    differentiable = traced.differentiable or _differentiable(tangents)
+    differentiable = traced.settle(outs) or _differentiable(tangents)
     columns = _jvp_columns("jvp", outs, traced.inputs, [given], differentiable)[0]
     value = _results(_unflatten(out_spec, iter(outs)), traced.differentiable)
     jvp_out = _results(_unflatten(out_spec, iter(columns)), differentiable)
@@ -596,7 +625,7 @@ def _jacobian(name: str, f: Callable, argnums: Any, has_aux: bool, args, kwargs,
     output, aux = _split_aux(name, traced.output, has_aux)
     out_leaves, out_spec = _leaves(output)
     outs = [_as_output(name, y) for y in out_leaves]
-    differentiable = traced.differentiable
+    differentiable = traced.settle(outs)
     inputs = traced.inputs
     # blocks[i][j]: d output i / d input j, shaped output.shape + input.shape
     if forward:
@@ -819,7 +848,7 @@ def hvp(f: Callable, primals: Any, tangents: Any) -> tuple[Any, Any]:
     given, _ = _leaves(tangents)
     _check_like("hvp", "tangents", given, traced.inputs, "primals")
     y = _scalar_output("hvp", traced.output)
-    differentiable = traced.differentiable or _differentiable(tangents)
+    differentiable = traced.settle([y]) or _differentiable(tangents)
     inputs = traced.inputs
     grads = _grad(y, inputs, create_graph=True, retain_graph=True)
     pairs = [(g, v) for g, v in zip(grads, given) if g is not None]

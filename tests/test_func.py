@@ -379,6 +379,23 @@ def test_transform_inside_does_not_touch_outer_grads(xp):
     np.testing.assert_allclose(host(g), 2 * np.array([3.0, 4.0]) * [1.0, 2.0])
 
 
+def test_closed_over_variable_makes_results_differentiable(xp):
+    # torch.func's rule: a result depends on the parameters f closes over; arrays would drop that
+    w = Variable(xp.asarray([1.0, 2.0]))
+    v = xp.asarray([3.0, 4.0])
+    g = func.grad(lambda a: F.sum(a * a * w))(v)
+    assert isinstance(g, Variable)
+    F.sum(g).backward()  # d/dw sum(2 v w) = 2 v
+    np.testing.assert_allclose(host(w.grad), [6.0, 8.0])
+    _, hv = func.hvp(lambda a: F.sum(a * a * a * w), v, xp.asarray([1.0, 1.0]))
+    assert isinstance(hv, Variable)
+    assert isinstance(func.jacfwd(lambda a: a * w)(v), Variable)
+    # a closed-over array, or a Variable that needs no gradient, is a constant: arrays out
+    for constant in (xp.asarray([1.0, 2.0]), Variable(xp.asarray([1, 2]))):
+        g = func.grad(lambda a, c=constant: F.sum(a * F.astype(c, a.dtype)))(v)
+        assert type(g) is type(v)
+
+
 def test_works_under_no_grad(xp):
     with agrad.no_grad():
         g = func.grad(lambda v: F.sum(v * v))(xp.asarray([1.0, 2.0]))
