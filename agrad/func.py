@@ -163,10 +163,17 @@ def _entry(name: str, x: Any, where: str) -> Variable:
 
 
 def _differentiable(*trees: Any) -> bool:
-    """Whether results must be Variables: Variables came in, or another transform is running."""
+    """Whether results must be Variables: floating-point Variables came in (integer ones, such
+    as labels, are never differentiated), or another transform is running."""
     if _depth.get() > 0:
         return True
-    return any(isinstance(leaf, Variable) for tree in trees for leaf in _leaves(tree)[0])
+    return any(
+        isinstance(leaf, Variable)
+        and leaf.data is not None
+        and is_differentiable_dtype(leaf.data.dtype)
+        for tree in trees
+        for leaf in _leaves(tree)[0]
+    )
 
 
 class _Traced:

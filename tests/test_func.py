@@ -238,6 +238,12 @@ def test_variables_in_differentiable_variables_out(xp):
     np.testing.assert_allclose(host(x.grad), -np.sin([0.5, -1.0]))
 
 
+def test_integer_variable_arguments_do_not_make_results_variables(xp):
+    labels = Variable(xp.asarray([1, 0]))
+    g = func.grad(lambda x, t: F.softmax_cross_entropy(x, t))(xp.ones((2, 3)), labels)
+    assert type(g) is type(xp.ones(1))
+
+
 def test_dtype_is_preserved(xp):
     x = xp.asarray([0.5, -1.0], dtype=xp.float32)
     assert func.grad(lambda v: F.sum(v * v))(x).dtype == xp.float32
