@@ -25,6 +25,7 @@ from agrad.core import (
     RemovableHandle,
     Variable,
     VariableNode,
+    _leaf_node,
     _weakref,
     is_differentiable_dtype,
 )
@@ -97,9 +98,10 @@ def grad(
 
     ``inputs`` may be any Variables of the graph, leaves or not. ``grad_outputs`` (one per
     output; arrays or Variables) weights the outputs, ones by default. With ``create_graph`` the
-    results can be differentiated again. An input the outputs do not depend on gets None, or
-    zeros with ``materialize_grads``. Returns one result per input, as a tuple (as
-    ``torch.autograd.grad``).
+    results can be differentiated again, also with respect to ``grad_outputs`` given as
+    Variables (the double-vjp trick of :func:`agrad.func.jvp`). An input the outputs do not
+    depend on gets None, or zeros with ``materialize_grads``. Returns one result per input, as a
+    tuple (as ``torch.autograd.grad``).
     """
     outputs = _as_list(outputs, "outputs")
     inputs = _as_list(inputs, "inputs")
@@ -120,12 +122,10 @@ def grad(
             seed = _seed(y)
         finally:
             y.grad = saved
-        if create_graph and not isinstance(seed, Variable):
-            seed = Variable(seed)
-        elif not create_graph and isinstance(seed, Variable):
-            seed = seed.data
-        if y.node is not None:
-            roots.append((y.node, seed))
+        if create_graph:  # a Variable seed stays in the graph: the results depend on it (jvp)
+            seed = gy if isinstance(gy, Variable) else Variable(seed)
+        # an output never passed to a function has no node yet; it may also be an input
+        roots.append((y.node if y.node is not None else _leaf_node(y), seed))
     targets: dict[VariableNode, list[int]] = {}
     for position, x in enumerate(inputs):
         if x.node is None:  # a Variable never used by a recorded function
@@ -134,11 +134,13 @@ def grad(
     found: list[Any] = [None] * len(inputs)
     _run(roots, False, create_graph, retain_graph, targets=(targets, found))
     results = []
+    given: set[int] = set()
     for x, g in zip(inputs, found):
         if g is None and materialize_grads:
             g = x.xp.zeros(x.shape, dtype=x.dtype)
         if g is not None and not isinstance(g, Variable):
-            g = Variable(g)
+            # the user may write into each result: no read-only views (the seed), no sharing
+            g = Variable(_writable(backend_of(g), g, given))
         results.append(g)
     return tuple(results)
 
@@ -328,13 +330,15 @@ def _run(
                     continue
                 grads = creator._grads
                 if grads is None:
+                    if reachable is not None and creator not in reachable:
+                        continue  # grad(): it never runs, so it must not keep a gradient
                     grads = creator._grads = [None] * len(creator.outputs)
                 index = node.index
                 previous = grads[index]
                 grads[index] = (
                     gx if previous is None else _add(previous, gx, ops, owned, (creator, index))
                 )
-                if creator not in seen and (reachable is None or creator in reachable):
+                if creator not in seen:
                     seen.add(creator)
                     reached.append(creator)
             if not retain_graph and runs:  # Function.release(), inlined for the common case

@@ -73,6 +73,7 @@ suppress_warnings = ["ref.python"]
 API_MODULES = [
     "agrad",
     "agrad.functions",
+    "agrad.func",
     "agrad.layers",
     "agrad.models",
     "agrad.optimizers",
