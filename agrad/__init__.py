@@ -2,6 +2,7 @@
 
 # DeZero imports these eagerly, so `agrad.optimizers.Adam` works after a bare `import agrad`
 from agrad import (
+    anomaly,
     backends,
     cuda,
     dataloaders,
@@ -13,6 +14,7 @@ from agrad import (
     transforms,
     utils,
 )
+from agrad.anomaly import detect_anomaly, set_detect_anomaly
 from agrad.backends import (
     BackendFallbackWarning,
     BackendUnavailableError,
@@ -56,6 +58,7 @@ __all__ = [
     "SeqDataLoader",
     "Variable",
     "as_array",
+    "anomaly",
     "as_variable",
     "available_backends",
     "backends",
@@ -63,6 +66,7 @@ __all__ = [
     "dataloaders",
     "datasets",
     "current_backend",
+    "detect_anomaly",
     "functions",
     "get_backend",
     "grad",
@@ -72,6 +76,7 @@ __all__ = [
     "no_grad",
     "optimizers",
     "seed",
+    "set_detect_anomaly",
     "setup_variable",
     "test_mode",
     "transforms",

@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from agrad import functions as _functions
+from agrad.anomaly import check_backward as _check_backward
 from agrad.backends import backend_of
-from agrad.config import _enable_backprop
+from agrad.config import _detect_anomaly, _enable_backprop
 from agrad.core import (
     Function,
     RemovableHandle,
@@ -266,6 +267,7 @@ def _run(
     seen = set(start)
     ops = backend = None
     rare = targets is not None or retain_grad
+    anomaly = _detect_anomaly.get()
     token = _enable_backprop.set(graph_mode)
     try:
         func = heapq.heappop(heap)[2]
@@ -303,6 +305,8 @@ def _run(
                     gxs = tuple(gxs) if isinstance(gxs, (list, tuple)) else (gxs,)
                 if len(gxs) != len(func.input_nodes):
                     raise _count_error(func, gxs)
+            if anomaly:
+                _check_backward(func, gys, gxs)
             for node, gx in zip(func.input_nodes, gxs):
                 if gx is None or node is None or not node.requires_grad:
                     continue

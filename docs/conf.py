@@ -86,6 +86,7 @@ API_MODULES = [
     "agrad.distributed",
     "agrad.ops",
     "agrad.core",
+    "agrad.anomaly",
 ]
 
 
