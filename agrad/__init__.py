@@ -2,6 +2,7 @@
 
 # DeZero imports these eagerly, so `agrad.optimizers.Adam` works after a bare `import agrad`
 from agrad import (
+    amp,
     anomaly,
     backends,
     cuda,
@@ -58,6 +59,7 @@ __all__ = [
     "SeqDataLoader",
     "Variable",
     "as_array",
+    "amp",
     "anomaly",
     "as_variable",
     "available_backends",

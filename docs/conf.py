@@ -87,6 +87,7 @@ API_MODULES = [
     "agrad.ops",
     "agrad.core",
     "agrad.anomaly",
+    "agrad.amp",
 ]
 
 
