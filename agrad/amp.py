@@ -333,6 +333,14 @@ class GradScaler:
         """
         if not self._enabled:
             return True
+        if "actual_optimizer" in vars(optimizer):
+            # agrad.distributed averages the gradients inside update(), after this check: each
+            # process would decide alone whether to skip, and the processes would fall apart
+            raise NotImplementedError(
+                f"GradScaler: {type(optimizer).__name__} averages gradients inside update(), "
+                "after the scaler's inf/NaN check, so processes could disagree on skipping a "
+                "step; loss scaling with agrad.distributed is not supported yet"
+            )
         key = id(optimizer)
         if key in self._found_inf:
             raise RuntimeError(

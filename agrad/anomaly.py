@@ -198,12 +198,18 @@ def check_backward(func: Function, gys: Any, gxs: tuple) -> None:
         raise _error(func, "backward", func.input_nodes, gys, gys, gxs)
 
 
+_INSIDE_AGRAD: dict[str, bool] = {}  # a code object's file name -> whether it is agrad's
+
+
 def _user_site() -> tuple[str, int] | None:
     """File and line of the innermost frame outside agrad (the user's call)."""
     frame = sys._getframe(2)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not os.path.abspath(filename).startswith(_AGRAD_DIR):
+        inside = _INSIDE_AGRAD.get(filename)
+        if inside is None:
+            inside = _INSIDE_AGRAD[filename] = os.path.abspath(filename).startswith(_AGRAD_DIR)
+        if not inside:
             return filename, frame.f_lineno
         frame = frame.f_back
     return None

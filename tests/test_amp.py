@@ -406,3 +406,14 @@ def test_the_scale_backs_off_until_float16_gradients_fit():
     assert scale == 2.0 ** (40 - skipped)  # halved once per skipped step, never grown (< 2000)
     assert finite
     assert abs(mixed - full) <= 0.02, (mixed, full)  # a few skipped steps of 60
+
+
+def test_a_data_parallel_optimizer_is_refused_by_name(xp):
+    from agrad.distributed.optimizer import MultiNodeOptimizer
+
+    p = _param(xp, [1.0])
+    p.grad = _grad(xp, [1.0])
+    wrapped = MultiNodeOptimizer(optimizers.SGD(), communicator=None)
+    wrapped.actual_optimizer.setup(p)
+    with pytest.raises(NotImplementedError, match="MultiNodeOptimizer averages gradients"):
+        amp.GradScaler().step(wrapped)
