@@ -178,19 +178,19 @@ def autocast_call(func: Any, *args: Any) -> Any:
     name = _autocast_dtype.get()
     args = tuple(a for a in args if a is not None)
     cast = []
-    widest = None
+    full = low = None
     for a in args:
         dtype = getattr(a, "dtype", None)
         if dtype is not None and str(dtype).rsplit(".", 1)[-1] == "float32":
-            widest = dtype
+            full = dtype
             backend = backend_of(a.data if isinstance(a, Variable) else a)
             low = _dtype_of(backend, name)
             # a data batch (a raw array) needs no graph node for its cast
             a = astype(a, low) if isinstance(a, Variable) else backend.xp.astype(a, low)
         cast.append(a)
     y = func(*cast)
-    if widest is not None and y.dtype != widest:
-        y = astype(y, widest)
+    if low is not None and y.dtype == low:  # not when a float64 operand made it float64
+        y = astype(y, full)
     return y
 
 

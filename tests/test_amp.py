@@ -94,6 +94,9 @@ def test_autocast_leaves_float64_and_integers_alone_and_casts_data_batches_witho
         y64 = F.matmul(x64, W64)
         y = F.linear(batch, W)
     assert y64.dtype == np.float64 and not isinstance(y64.creator, AsType)
+    with amp.autocast():
+        mixed = F.matmul(W, x64)  # float16 @ float64 is float64, as without autocast
+    assert mixed.dtype == np.float64
     linear = y.creator.input_nodes[0].creator
     assert linear.input_nodes[0].dtype == np.float16 and linear.input_nodes[0].creator is None
     y.backward()
