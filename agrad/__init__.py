@@ -2,6 +2,8 @@
 
 # DeZero imports these eagerly, so `agrad.optimizers.Adam` works after a bare `import agrad`
 from agrad import (
+    amp,
+    anomaly,
     backends,
     cuda,
     dataloaders,
@@ -14,6 +16,7 @@ from agrad import (
     transforms,
     utils,
 )
+from agrad.anomaly import detect_anomaly, set_detect_anomaly
 from agrad.backends import (
     BackendFallbackWarning,
     BackendUnavailableError,
@@ -57,6 +60,8 @@ __all__ = [
     "SeqDataLoader",
     "Variable",
     "as_array",
+    "amp",
+    "anomaly",
     "as_variable",
     "available_backends",
     "backends",
@@ -65,6 +70,7 @@ __all__ = [
     "datasets",
     "func",
     "current_backend",
+    "detect_anomaly",
     "functions",
     "get_backend",
     "grad",
@@ -74,6 +80,7 @@ __all__ = [
     "no_grad",
     "optimizers",
     "seed",
+    "set_detect_anomaly",
     "setup_variable",
     "test_mode",
     "transforms",

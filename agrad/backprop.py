@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from agrad import functions as _functions
+from agrad.anomaly import check_backward as _check_backward
+from agrad.anomaly import entering_backward as _entering_backward
 from agrad.backends import backend_of
-from agrad.config import _enable_backprop
+from agrad.config import _detect_anomaly, _enable_backprop
 from agrad.core import (
     Function,
     RemovableHandle,
@@ -268,6 +270,7 @@ def _run(
     seen = set(start)
     ops = backend = None
     rare = targets is not None or retain_grad
+    anomaly = _detect_anomaly.get()
     token = _enable_backprop.set(graph_mode)
     try:
         func = heapq.heappop(heap)[2]
@@ -284,6 +287,8 @@ def _run(
                     runs = func in needed
                 if retain_grad:
                     _retain_output_grads(func, gys, graph_mode, backend, given)
+            if anomaly:
+                _entering_backward(func, gys)
             if not runs or not func._any_grad:
                 gxs = ()
             elif func._released:
@@ -305,6 +310,8 @@ def _run(
                     gxs = tuple(gxs) if isinstance(gxs, (list, tuple)) else (gxs,)
                 if len(gxs) != len(func.input_nodes):
                     raise _count_error(func, gxs)
+            if anomaly:
+                _check_backward(func, gys, gxs)
             for node, gx in zip(func.input_nodes, gxs):
                 if gx is None or node is None or not node.requires_grad:
                     continue
@@ -362,6 +369,8 @@ def _run(
             func = heapq.heappop(heap)[2]
     finally:
         _enable_backprop.reset(token)
+        if anomaly:
+            _entering_backward(None, ())
         for _, _, waiting in heap:  # an error midway: forget gathered gradients
             waiting._grads = None
         for waiting in reached:

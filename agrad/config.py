@@ -10,6 +10,12 @@ from typing import Any
 _enable_backprop = contextvars.ContextVar("agrad_enable_backprop", default=True)
 _train = contextvars.ContextVar("agrad_train", default=True)
 _SWITCHES = {"enable_backprop": _enable_backprop, "train": _train}
+# set through agrad.anomaly (detect_anomaly / set_detect_anomaly), which also installs the checks
+_detect_anomaly = contextvars.ContextVar("agrad_detect_anomaly", default=False)
+# the dtype name matmul, linear and conv compute in; None outside agrad.amp.autocast
+_autocast_dtype: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "agrad_autocast_dtype", default=None
+)
 
 
 class _Config:

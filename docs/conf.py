@@ -87,6 +87,8 @@ API_MODULES = [
     "agrad.distributed",
     "agrad.ops",
     "agrad.core",
+    "agrad.anomaly",
+    "agrad.amp",
 ]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from agrad.backends import backend_of
+from agrad.config import _autocast_dtype
 from agrad.core import Function, Variable
 from agrad.ops import array_twin
 from agrad.utils import conv_pair, get_conv_outsize, get_deconv_outsize, pair
@@ -445,6 +446,10 @@ class Conv2DGradW(Function):
 def conv2d(x: Any, W: Any, b: Any = None, stride: Any = 1, pad: Any = 0) -> Variable:
     """2-D convolution of NCHW ``x`` with kernels ``W`` (OC, C, KH, KW) and optional bias (OC,)."""
     f = Conv2d(stride, pad)
+    if _autocast_dtype.get() is not None:  # inside agrad.amp.autocast: in float16
+        from agrad.amp import autocast_call
+
+        return autocast_call(f, x, W, b)
     return f(x, W) if b is None else f(x, W, b)
 
 
@@ -453,6 +458,10 @@ def deconv2d(
 ) -> Variable:
     """Transposed convolution with ``W`` (C, OC, KH, KW); output ``s*(in-1)+k-2p`` or outsize."""
     f = Deconv2d(stride, pad, outsize)
+    if _autocast_dtype.get() is not None:  # inside agrad.amp.autocast: in float16
+        from agrad.amp import autocast_call
+
+        return autocast_call(f, x, W, b)
     return f(x, W) if b is None else f(x, W, b)
 
 

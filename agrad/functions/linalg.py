@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agrad.config import _autocast_dtype
 from agrad.core import Function, Variable
 
 __all__ = [
@@ -66,6 +67,10 @@ def _swap_last(d: Any, a: Any) -> Any:
 
 def matmul(x: Any, W: Any) -> Variable:
     """Matrix product ``x @ W``."""
+    if _autocast_dtype.get() is not None:  # inside agrad.amp.autocast: in float16
+        from agrad.amp import autocast_call
+
+        return autocast_call(MatMul(), x, W)
     return MatMul()(x, W)
 
 
@@ -94,6 +99,10 @@ class Linear(Function):
 
 def linear(x: Any, W: Any, b: Any = None) -> Variable:
     """Affine map ``x @ W + b`` in one graph node; ``b`` may be None."""
+    if _autocast_dtype.get() is not None:  # inside agrad.amp.autocast: in float16
+        from agrad.amp import autocast_call
+
+        return autocast_call(Linear(), x, W, b)
     return Linear()(x, W) if b is None else Linear()(x, W, b)
 
 
