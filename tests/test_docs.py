@@ -105,6 +105,7 @@ NUMPYDOC_MODULES = {
     "agrad.models": (),
     "agrad.transforms": (),
     "agrad.cuda": (),
+    "agrad.functions.activation": (),
     "agrad.config": (),
     "agrad.func": (),
     # the conv-size helpers are documented with the convolution functions
