@@ -106,6 +106,7 @@ NUMPYDOC_MODULES = {
     "agrad.transforms": (),
     "agrad.cuda": (),
     "agrad.functions.activation": (),
+    "agrad.functions.arithmetic": (),
     "agrad.config": (),
     "agrad.func": (),
     # the conv-size helpers are documented with the convolution functions
