@@ -107,6 +107,7 @@ NUMPYDOC_MODULES = {
     "agrad.cuda": (),
     "agrad.functions.activation": (),
     "agrad.functions.arithmetic": (),
+    "agrad.functions.elementwise": (),
     "agrad.config": (),
     "agrad.func": (),
     # the conv-size helpers are documented with the convolution functions
