@@ -108,6 +108,7 @@ NUMPYDOC_MODULES = {
     "agrad.functions.activation": (),
     "agrad.functions.arithmetic": (),
     "agrad.functions.elementwise": (),
+    "agrad.functions.reduction": (),
     "agrad.config": (),
     "agrad.func": (),
     # the conv-size helpers are documented with the convolution functions
