@@ -109,6 +109,7 @@ NUMPYDOC_MODULES = {
     "agrad.functions.arithmetic": (),
     "agrad.functions.elementwise": (),
     "agrad.functions.reduction": (),
+    "agrad.functions.shape": (),
     "agrad.config": (),
     "agrad.func": (),
     # the conv-size helpers are documented with the convolution functions
