@@ -108,6 +108,7 @@ NUMPYDOC_MODULES = {
     "agrad.functions.activation": (),
     "agrad.functions.arithmetic": (),
     "agrad.functions.elementwise": (),
+    "agrad.functions.loss": (),
     "agrad.functions.reduction": (),
     "agrad.functions.shape": (),
     "agrad.config": (),
