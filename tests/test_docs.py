@@ -107,6 +107,7 @@ NUMPYDOC_MODULES = {
     "agrad.cuda": (),
     "agrad.functions.activation": (),
     "agrad.functions.arithmetic": (),
+    "agrad.functions.casting": (),
     "agrad.functions.elementwise": (),
     "agrad.functions.loss": (),
     "agrad.functions.reduction": (),
