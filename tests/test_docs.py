@@ -109,6 +109,7 @@ NUMPYDOC_MODULES = {
     "agrad.functions.arithmetic": (),
     "agrad.functions.casting": (),
     "agrad.functions.elementwise": (),
+    "agrad.functions.linalg": (),
     "agrad.functions.loss": (),
     "agrad.functions.reduction": (),
     "agrad.functions.shape": (),
