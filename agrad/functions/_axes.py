@@ -12,7 +12,25 @@ from typing import Any
 
 
 class AxisError(ValueError, IndexError):
-    """An axis outside the array's dimensions (a ValueError and an IndexError, as NumPy's)."""
+    """An axis outside the array's dimensions (a ValueError and an IndexError, as NumPy's).
+
+    Raised by the functions that take an ``axis`` (``sum``, ``transpose``, ``expand_dims``,
+    ``concat``, ...); the message names the function, the argument, its value and the allowed
+    range. ``except ValueError`` and ``except IndexError`` both catch it.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> x = agrad.current_backend().xp.ones((2, 3))
+    >>> try:
+    ...     F.expand_dims(x, 5)
+    ... except F.AxisError as error:
+    ...     print(error)
+    expand_dims: axis=5 is out of range for an array of 3 dimensions (allowed: -3 <= axis < 3)
+    >>> issubclass(F.AxisError, ValueError) and issubclass(F.AxisError, IndexError)
+    True
+    """
 
 
 def check_axis(func: str, axis: Any, ndim: int, name: str = "axis") -> int:

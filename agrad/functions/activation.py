@@ -57,7 +57,21 @@ def _axis(axis: Any) -> Any:
 
 
 class Sigmoid(Function):
-    """1 / (1 + exp(-x)), computed as tanh(x/2)/2 + 1/2; the gradient uses the output."""
+    """Logistic sigmoid node, 1 / (1 + exp(-x)), computed as tanh(x/2)/2 + 1/2.
+
+    The function behind :func:`sigmoid`, called as ``Sigmoid()(x)``. Its backward reads only the
+    output: the gradient is ``gy * y * (1 - y)``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> x = agrad.Variable(agrad.current_backend().asarray([0.0]))
+    >>> y = F.Sigmoid()(x)
+    >>> y.backward()
+    >>> y, x.grad
+    (variable([0.5]), variable([0.25]))
+    """
 
     retain_inputs, retain_outputs = (), (0,)
 
@@ -70,7 +84,21 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
-    """max(x, 0); the gradient passes where x > 0 (where the output is, NaN included)."""
+    """Rectified linear unit node, max(x, 0) (NaN stays NaN).
+
+    The function behind :func:`relu`, called as ``ReLU()(x)``. Its backward reads only the
+    output: the gradient passes where the output is > 0 and is 0 elsewhere (at 0 and NaN too).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> x = agrad.Variable(agrad.current_backend().asarray([-1.0, 2.0]))
+    >>> y = F.ReLU()(x)
+    >>> y.backward()
+    >>> y, x.grad
+    (variable([0. 2.]), variable([0. 1.]))
+    """
 
     retain_inputs, retain_outputs = (), (0,)
 
@@ -84,7 +112,25 @@ class ReLU(Function):
 
 
 class LeakyReLU(Function):
-    """x where x > 0, else ``slope * x``."""
+    """Leaky ReLU node: x where x > 0, else ``slope * x``.
+
+    The function behind :func:`leaky_relu`, called as ``LeakyReLU(slope)(x)``.
+
+    Parameters
+    ----------
+    slope : float, default 0.2
+        The factor for inputs <= 0; it is also their gradient (at 0 included).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> x = agrad.Variable(agrad.current_backend().asarray([-1.0, 2.0]))
+    >>> y = F.LeakyReLU(0.5)(x)
+    >>> y.backward()
+    >>> y, x.grad
+    (variable([-0.5  2. ]), variable([0.5 1. ]))
+    """
 
     retain_inputs, retain_outputs = (0,), ()
 
@@ -102,7 +148,24 @@ class LeakyReLU(Function):
 
 
 class Softmax(Function):
-    """exp(x) / sum(exp(x), axis), shifted by the max so that it never overflows."""
+    """Softmax node, exp(x) / sum(exp(x), axis), shifted by the max so that it never overflows.
+
+    The function behind :func:`softmax`, called as ``Softmax(axis)(x)``; its backward reads only
+    the output.
+
+    Parameters
+    ----------
+    axis : int or tuple of int, default 1
+        The axes normalised over (a list is taken as a tuple).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> x = agrad.Variable(agrad.current_backend().asarray([[1000.0, 1000.0]]))
+    >>> F.Softmax(axis=1)(x)
+    variable([[0.5 0.5]])
+    """
 
     retain_inputs, retain_outputs = (), (0,)
 
@@ -119,7 +182,24 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
-    """x - logsumexp(x, axis), stable for large logits."""
+    """Log-softmax node, x - logsumexp(x, axis), stable for large logits.
+
+    The function behind :func:`log_softmax`, called as ``LogSoftmax(axis)(x)``; its backward
+    reads only the output.
+
+    Parameters
+    ----------
+    axis : int or tuple of int, default 1
+        The axes normalised over (a list is taken as a tuple).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> x = agrad.Variable(agrad.current_backend().asarray([[1000.0, 1000.0]]))
+    >>> agrad.cuda.as_numpy(F.LogSoftmax(axis=1)(x)).round(4)
+    array([[-0.6931, -0.6931]])
+    """
 
     retain_inputs, retain_outputs = (), (0,)
 
@@ -136,38 +216,218 @@ class LogSoftmax(Function):
 
 
 def sigmoid(x: Any) -> Variable:
-    """Logistic sigmoid, finite for any finite input."""
+    """Logistic sigmoid, 1 / (1 + exp(-x)), finite for any finite input.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Floating-point input of any shape.
+
+    Returns
+    -------
+    Variable
+        ``sigmoid(x)``, of ``x``'s shape and dtype; exactly 0 and 1 where it saturates.
+
+    See Also
+    --------
+    sigmoid_simple : DeZero's composite version, which overflows for x far below 0.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> x = agrad.Variable(agrad.current_backend().asarray([-1000.0, 0.0, 1000.0]))
+    >>> y = F.sigmoid(x)
+    >>> y
+    variable([0.  0.5 1. ])
+    >>> F.sum(y).backward()
+    >>> x.grad
+    variable([0.   0.25 0.  ])
+    """
     return Sigmoid()(x)
 
 
 def sigmoid_simple(x: Any) -> Variable:
-    """Sigmoid composed from ``exp`` and arithmetic (DeZero's version; overflows for x << 0)."""
+    """Sigmoid composed from ``exp`` and arithmetic, ``1 / (1 + exp(-x))`` (DeZero's version).
+
+    It builds four graph nodes instead of one, and ``exp(-x)`` overflows for x far below 0, where
+    the gradient becomes NaN; prefer :func:`sigmoid`.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Floating-point input of any shape.
+
+    Returns
+    -------
+    Variable
+        ``sigmoid(x)``, of ``x``'s shape and dtype.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> x = agrad.Variable(agrad.current_backend().asarray([0.0]))
+    >>> y = F.sigmoid_simple(x)
+    >>> y.backward()
+    >>> y, x.grad
+    (variable([0.5]), variable([0.25]))
+    """
     x = as_variable(x)
     return 1 / (1 + exp(-x))
 
 
 def relu(x: Any) -> Variable:
-    """Rectified linear unit, max(x, 0)."""
+    """Rectified linear unit, max(x, 0).
+
+    Parameters
+    ----------
+    x : Variable or array
+        Input of any shape; NaN stays NaN.
+
+    Returns
+    -------
+    Variable
+        ``max(x, 0)``, of ``x``'s shape and dtype. Its gradient is 1 where the output is > 0 and
+        0 elsewhere (0 at x = 0).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> x = agrad.Variable(agrad.current_backend().asarray([-1.0, 0.0, 2.0]))
+    >>> y = F.relu(x)
+    >>> y
+    variable([0. 0. 2.])
+    >>> F.sum(y).backward()
+    >>> x.grad
+    variable([0. 0. 1.])
+    """
     return ReLU()(x)
 
 
 def leaky_relu(x: Any, slope: float = 0.2) -> Variable:
-    """Leaky ReLU: x for x > 0, ``slope * x`` otherwise."""
+    """Leaky ReLU: x for x > 0, ``slope * x`` otherwise.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Input of any shape.
+    slope : float, default 0.2
+        The factor for inputs <= 0, and their gradient.
+
+    Returns
+    -------
+    Variable
+        Of ``x``'s shape and dtype.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> x = agrad.Variable(agrad.current_backend().asarray([-1.0, 2.0]))
+    >>> y = F.leaky_relu(x)
+    >>> y
+    variable([-0.2  2. ])
+    >>> F.sum(y).backward()
+    >>> x.grad
+    variable([0.2 1. ])
+    """
     return LeakyReLU(slope)(x)
 
 
 def softmax(x: Any, axis: Any = 1) -> Variable:
-    """Softmax over ``axis`` (max-shifted, stable)."""
+    """Softmax over ``axis``, shifted by the max so that large logits do not overflow.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Floating-point logits, such as a batch of shape (N, C).
+    axis : int or tuple of int, default 1
+        The axes normalised over (DeZero's default: each row of a batch).
+
+    Returns
+    -------
+    Variable
+        Of ``x``'s shape and dtype; its entries sum to 1 along ``axis``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> x = agrad.Variable(agrad.current_backend().asarray([[0.0, 0.0], [1000.0, 1000.0]]))
+    >>> y = F.softmax(x)
+    >>> y
+    variable([[0.5 0.5]
+              [0.5 0.5]])
+    >>> y[0, 0].backward()  # d y[0, 0] / d x[0] = (y0 (1 - y0), -y0 y1)
+    >>> x.grad
+    variable([[ 0.25 -0.25]
+              [ 0.    0.  ]])
+    """
     return Softmax(axis)(x)
 
 
 def softmax_simple(x: Any, axis: Any = 1) -> Variable:
-    """Softmax composed from ``exp``, ``sum`` and division (DeZero's version; not shifted)."""
+    """Softmax composed from ``exp``, ``sum`` and division (DeZero's version; not shifted).
+
+    ``exp(x)`` overflows for large logits (about 710 in float64, 89 in float32), giving NaN;
+    prefer :func:`softmax`.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Floating-point logits, such as a batch of shape (N, C).
+    axis : int or tuple of int, default 1
+        The axes normalised over.
+
+    Returns
+    -------
+    Variable
+        Of ``x``'s shape and dtype; its entries sum to 1 along ``axis``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> x = agrad.Variable(agrad.current_backend().asarray([[0.0, 0.0]]))
+    >>> y = F.softmax_simple(x)
+    >>> y[0, 0].backward()
+    >>> y, x.grad
+    (variable([[0.5 0.5]]), variable([[ 0.25 -0.25]]))
+    """
     x = as_variable(x)
     y = exp(x)
     return div(y, _sum(y, axis=_axis(axis), keepdims=True))
 
 
 def log_softmax(x: Any, axis: Any = 1) -> Variable:
-    """log(softmax(x)) over ``axis``, computed as x - logsumexp(x)."""
+    """log(softmax(x)) over ``axis``, computed as x - logsumexp(x), stable for large logits.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Floating-point logits, such as a batch of shape (N, C).
+    axis : int or tuple of int, default 1
+        The axes normalised over.
+
+    Returns
+    -------
+    Variable
+        Of ``x``'s shape and dtype. The gradient is ``gy - softmax(x) * sum(gy, axis)``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> x = agrad.Variable(agrad.current_backend().asarray([[0.0, 0.0], [1000.0, 1000.0]]))
+    >>> y = F.log_softmax(x)
+    >>> agrad.cuda.as_numpy(y).round(4)
+    array([[-0.6931, -0.6931],
+           [-0.6931, -0.6931]])
+    >>> y[0, 0].backward()
+    >>> x.grad
+    variable([[ 0.5 -0.5]
+              [ 0.   0. ]])
+    """
     return LogSoftmax(axis)(x)

@@ -39,7 +39,21 @@ __all__ = [
 
 
 class Add(Function):
-    """x0 + x1."""
+    """Addition node, x0 + x1 with broadcasting.
+
+    Called as ``Add()(x0, x1)``; the function behind :func:`add` and ``+`` between two arrays or
+    Variables.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([1.0, 2.0]))
+    >>> F.Add()(x, backend.asarray([[10.0], [20.0]]))  # (2,) + (2, 1) -> (2, 2)
+    variable([[11. 12.]
+              [21. 22.]])
+    """
 
     retain_inputs = retain_outputs = ()
 
@@ -54,7 +68,19 @@ class Add(Function):
 
 
 class Sub(Function):
-    """x0 - x1."""
+    """Subtraction node, x0 - x1 with broadcasting.
+
+    Called as ``Sub()(x0, x1)``; the function behind :func:`sub` and ``-`` between two arrays or
+    Variables.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.Sub()(backend.asarray([5.0, 7.0]), backend.asarray([1.0, 2.0]))
+    variable([4. 5.])
+    """
 
     retain_inputs = retain_outputs = ()
 
@@ -69,7 +95,22 @@ class Sub(Function):
 
 
 class Mul(Function):
-    """x0 * x1."""
+    """Multiplication node, x0 * x1 with broadcasting.
+
+    Called as ``Mul()(x0, x1)``; the function behind :func:`mul` and ``*`` between two arrays or
+    Variables.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([2.0, 3.0]))
+    >>> y = F.Mul()(x, backend.asarray([4.0, 5.0]))
+    >>> y.backward()
+    >>> y, x.grad
+    (variable([ 8. 15.]), variable([4. 5.]))
+    """
 
     retain_inputs, retain_outputs = (0, 1), ()
 
@@ -84,7 +125,22 @@ class Mul(Function):
 
 
 class Div(Function):
-    """x0 / x1."""
+    """Division node, x0 / x1 with broadcasting.
+
+    Called as ``Div()(x0, x1)``; the function behind :func:`div` and ``/`` between two arrays or
+    Variables.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([2.0, 4.0]))
+    >>> y = F.Div()(backend.asarray([1.0, 1.0]), x)
+    >>> y.backward()  # d(1/x)/dx = -1/x**2
+    >>> y, x.grad
+    (variable([0.5  0.25]), variable([-0.25   -0.0625]))
+    """
 
     retain_inputs, retain_outputs = (0, 1), ()
 
@@ -99,7 +155,18 @@ class Div(Function):
 
 
 class Neg(Function):
-    """-x."""
+    """Negation node, -x.
+
+    Called as ``Neg()(x)``; the function behind :func:`neg` and unary ``-``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.Neg()(backend.asarray([1.0, -2.0]))
+    variable([-1.  2.])
+    """
 
     retain_inputs = retain_outputs = ()
 
@@ -111,7 +178,26 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """x ** c for a constant exponent ``c``."""
+    """Power node, x ** c for a constant exponent ``c``.
+
+    Called as ``Pow(c)(x)``; the function behind :func:`pow`, :func:`square` and ``x ** c``.
+
+    Parameters
+    ----------
+    c : int or float
+        The exponent, a Python number; it gets no gradient.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([2.0]))
+    >>> y = F.Pow(3)(x)
+    >>> y.backward()  # 3 x**2
+    >>> y, x.grad
+    (variable([8.]), variable([12.]))
+    """
 
     retain_inputs, retain_outputs = (0,), ()
 
@@ -128,7 +214,24 @@ class Pow(Function):
 
 # A Python number as the other operand: one input, so no gradient is computed for the constant.
 class AddConstant(Function):
-    """x + c."""
+    """x + c for a constant number ``c``; the constant gets no gradient.
+
+    Called as ``AddConstant(c)(x)``; the function behind ``x + 2.0`` and :func:`add` / :func:`sub`
+    with a number.
+
+    Parameters
+    ----------
+    c : int or float
+        The constant, a Python number (kept weak: a float32 ``x`` gives float32).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.AddConstant(2.0)(backend.asarray([1.0, 2.0]))
+    variable([3. 4.])
+    """
 
     retain_inputs = retain_outputs = ()
 
@@ -143,7 +246,23 @@ class AddConstant(Function):
 
 
 class MulConstant(Function):
-    """x * c."""
+    """x * c for a constant number ``c``; the constant gets no gradient.
+
+    Called as ``MulConstant(c)(x)``; the function behind ``x * 2.0`` and :func:`mul` with a number.
+
+    Parameters
+    ----------
+    c : int or float
+        The constant, a Python number (kept weak: a float32 ``x`` gives float32).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.MulConstant(2.0)(backend.asarray([1.0, 2.0]))
+    variable([2. 4.])
+    """
 
     retain_inputs = retain_outputs = ()
 
@@ -158,7 +277,24 @@ class MulConstant(Function):
 
 
 class DivConstant(Function):
-    """x / c."""
+    """x / c for a constant number ``c``; the constant gets no gradient.
+
+    Called as ``DivConstant(c)(x)``; the function behind ``x / 2.0`` and :func:`div` with a number
+    divisor.
+
+    Parameters
+    ----------
+    c : int or float
+        The constant, a Python number (kept weak: a float32 ``x`` gives float32).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.DivConstant(2.0)(backend.asarray([1.0, 2.0]))
+    variable([0.5 1. ])
+    """
 
     retain_inputs = retain_outputs = ()
 
@@ -173,7 +309,24 @@ class DivConstant(Function):
 
 
 class RSubConstant(Function):
-    """c - x."""
+    """c - x for a constant number ``c``; the constant gets no gradient.
+
+    Called as ``RSubConstant(c)(x)``; the function behind ``2.0 - x`` and :func:`sub` with a number
+    first.
+
+    Parameters
+    ----------
+    c : int or float
+        The constant, a Python number (kept weak: a float32 ``x`` gives float32).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.RSubConstant(2.0)(backend.asarray([1.0, 2.0]))
+    variable([1. 0.])
+    """
 
     retain_inputs = retain_outputs = ()
 
@@ -188,7 +341,24 @@ class RSubConstant(Function):
 
 
 class RDivConstant(Function):
-    """c / x."""
+    """c / x for a constant number ``c``; the constant gets no gradient.
+
+    Called as ``RDivConstant(c)(x)``; the function behind ``2.0 / x`` and :func:`div` with a number
+    dividend.
+
+    Parameters
+    ----------
+    c : int or float
+        The constant, a Python number (kept weak: a float32 ``x`` gives float32).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.RDivConstant(2.0)(backend.asarray([1.0, 2.0]))
+    variable([2. 1.])
+    """
 
     retain_inputs, retain_outputs = (0,), ()
 
@@ -204,7 +374,32 @@ class RDivConstant(Function):
 
 
 class RPowConstant(Function):
-    """c ** x for a constant base ``c``; the gradient uses the output."""
+    """c ** x for a constant positive base ``c``; the gradient ``log(c) * c ** x`` uses the output.
+
+    The function behind :func:`rpow` and ``2.0 ** x``, called as ``RPowConstant(c)(x)``.
+
+    Parameters
+    ----------
+    c : int or float
+        The base, a positive Python number.
+
+    Raises
+    ------
+    ValueError
+        If ``c <= 0`` (``log(c)`` would be undefined).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.RPowConstant(2)(backend.asarray([3.0]))
+    variable([8.])
+    >>> F.RPowConstant(-2)
+    Traceback (most recent call last):
+      ...
+    ValueError: c ** x: the base must be a positive number to differentiate, not -2
+    """
 
     retain_inputs, retain_outputs = (), (0,)
 
@@ -223,7 +418,38 @@ class RPowConstant(Function):
 
 
 def add(x0: Any, x1: Any) -> Variable:
-    """x0 + x1 with broadcasting."""
+    """x0 + x1 with broadcasting (``+`` on Variables).
+
+    Parameters
+    ----------
+    x0, x1 : Variable, array or Python number
+        Operands whose shapes broadcast together; a Python number is a constant (weak: a float32
+        operand stays float32).
+
+    Returns
+    -------
+    Variable
+        The sum, of the broadcast shape. Each gradient is summed back to its input's shape.
+
+    Raises
+    ------
+    TypeError
+        If ``x0`` and ``x1`` are arrays of different backends.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([1.0, 2.0]))
+    >>> y = F.add(x, backend.asarray([[10.0], [20.0]]))
+    >>> y
+    variable([[11. 12.]
+              [21. 22.]])
+    >>> y.backward()  # x was broadcast over two rows
+    >>> x.grad
+    variable([2. 2.])
+    """
     if not isinstance(x1, Variable) and _is_number(x1):
         return AddConstant(_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
@@ -232,7 +458,35 @@ def add(x0: Any, x1: Any) -> Variable:
 
 
 def sub(x0: Any, x1: Any) -> Variable:
-    """x0 - x1 with broadcasting."""
+    """x0 - x1 with broadcasting (``-`` on Variables).
+
+    Parameters
+    ----------
+    x0, x1 : Variable, array or Python number
+        Operands whose shapes broadcast together; a Python number is a constant (weak: a float32
+        operand stays float32).
+
+    Returns
+    -------
+    Variable
+        The difference, of the broadcast shape.
+
+    Raises
+    ------
+    TypeError
+        If ``x0`` and ``x1`` are arrays of different backends.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([5.0, 7.0]))
+    >>> y = F.sub(10, x)
+    >>> y.backward()
+    >>> y, x.grad
+    (variable([5. 3.]), variable([-1. -1.]))
+    """
     if not isinstance(x1, Variable) and _is_number(x1):
         return AddConstant(-_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
@@ -241,12 +495,65 @@ def sub(x0: Any, x1: Any) -> Variable:
 
 
 def rsub(x0: Any, x1: Any) -> Variable:
-    """x1 - x0 (DeZero's reflected subtraction)."""
+    """x1 - x0, DeZero's reflected subtraction (``x1 - x0`` when x1 is a number).
+
+    Parameters
+    ----------
+    x0, x1 : Variable, array or Python number
+        Operands whose shapes broadcast together; a Python number is a constant (weak: a float32
+        operand stays float32).
+
+    Returns
+    -------
+    Variable
+        The difference ``x1 - x0``, of the broadcast shape.
+
+    Raises
+    ------
+    TypeError
+        If ``x0`` and ``x1`` are arrays of different backends.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.rsub(backend.asarray([1.0, 2.0]), 10.0)
+    variable([9. 8.])
+    """
     return sub(x1, x0)
 
 
 def mul(x0: Any, x1: Any) -> Variable:
-    """x0 * x1 with broadcasting."""
+    """x0 * x1 with broadcasting (``*`` on Variables).
+
+    Parameters
+    ----------
+    x0, x1 : Variable, array or Python number
+        Operands whose shapes broadcast together; a Python number is a constant (weak: a float32
+        operand stays float32).
+
+    Returns
+    -------
+    Variable
+        The product, of the broadcast shape.
+
+    Raises
+    ------
+    TypeError
+        If ``x0`` and ``x1`` are arrays of different backends.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([2.0, 3.0]))
+    >>> y = F.mul(x, x)
+    >>> y.backward()  # both operands are x: 2 x
+    >>> y, x.grad
+    (variable([4. 9.]), variable([4. 6.]))
+    """
     if not isinstance(x1, Variable) and _is_number(x1):
         return MulConstant(_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
@@ -255,7 +562,35 @@ def mul(x0: Any, x1: Any) -> Variable:
 
 
 def div(x0: Any, x1: Any) -> Variable:
-    """x0 / x1 with broadcasting."""
+    """x0 / x1 with broadcasting (``/`` on Variables).
+
+    Parameters
+    ----------
+    x0, x1 : Variable, array or Python number
+        Operands whose shapes broadcast together; a Python number is a constant (weak: a float32
+        operand stays float32).
+
+    Returns
+    -------
+    Variable
+        The quotient, of the broadcast shape.
+
+    Raises
+    ------
+    TypeError
+        If ``x0`` and ``x1`` are arrays of different backends.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([2.0, 4.0]))
+    >>> y = F.div(x, 2)
+    >>> y.backward()
+    >>> y, x.grad
+    (variable([1. 2.]), variable([0.5 0.5]))
+    """
     if not isinstance(x1, Variable) and _is_number(x1):
         return DivConstant(_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
@@ -264,17 +599,100 @@ def div(x0: Any, x1: Any) -> Variable:
 
 
 def rdiv(x0: Any, x1: Any) -> Variable:
-    """x1 / x0 (DeZero's reflected division)."""
+    """x1 / x0, DeZero's reflected division (``x1 / x0`` when x1 is a number).
+
+    Parameters
+    ----------
+    x0, x1 : Variable, array or Python number
+        Operands whose shapes broadcast together; a Python number is a constant (weak: a float32
+        operand stays float32).
+
+    Returns
+    -------
+    Variable
+        The quotient ``x1 / x0``, of the broadcast shape.
+
+    Raises
+    ------
+    TypeError
+        If ``x0`` and ``x1`` are arrays of different backends.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([2.0, 4.0]))
+    >>> y = F.rdiv(x, 1.0)
+    >>> y.backward()
+    >>> y, x.grad
+    (variable([0.5  0.25]), variable([-0.25   -0.0625]))
+    """
     return div(x1, x0)
 
 
 def neg(x: Any) -> Variable:
-    """-x."""
+    """-x (unary ``-`` on Variables).
+
+    Parameters
+    ----------
+    x : Variable or array
+        Input of any shape.
+
+    Returns
+    -------
+    Variable
+        ``-x``, of ``x``'s shape and dtype.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([1.0, -2.0]))
+    >>> y = F.neg(x)
+    >>> y.backward()
+    >>> y, x.grad
+    (variable([-1.  2.]), variable([-1. -1.]))
+    """
     return Neg()(x)
 
 
 def pow(x: Any, c: Any) -> Variable:  # noqa: A001 - DeZero's name
-    """x ** c; the exponent must be a constant number."""
+    """x ** c for a constant number exponent ``c`` (``**`` on Variables).
+
+    Parameters
+    ----------
+    x : Variable or array
+        The base, of any shape.
+    c : int or float
+        The exponent, a Python number (or a NumPy-style scalar); it gets no gradient.
+
+    Returns
+    -------
+    Variable
+        ``x ** c``, of ``x``'s shape; its gradient is ``c * x ** (c - 1)``.
+
+    Raises
+    ------
+    TypeError
+        If ``c`` is a Variable or an array: a variable exponent is not differentiable here.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([2.0, 3.0]))
+    >>> y = F.pow(x, 3)
+    >>> y.backward()
+    >>> y, x.grad
+    (variable([ 8. 27.]), variable([12. 27.]))
+    >>> F.pow(x, x)
+    Traceback (most recent call last):
+      ...
+    TypeError: pow: the exponent must be a Python number, not Variable ...
+    """
     if isinstance(c, Variable) or not _is_number(c):
         raise TypeError(
             f"pow: the exponent must be a Python number, not {type(c).__name__} "
@@ -284,12 +702,67 @@ def pow(x: Any, c: Any) -> Variable:  # noqa: A001 - DeZero's name
 
 
 def rpow(x: Any, c: Any) -> Variable:
-    """c ** x for a positive constant number ``c`` (``2 ** x``)."""
+    """c ** x for a positive constant number base ``c`` (``2 ** x`` on Variables).
+
+    Parameters
+    ----------
+    x : Variable or array
+        The exponent, of any shape.
+    c : int or float
+        The base, a positive Python number.
+
+    Returns
+    -------
+    Variable
+        ``c ** x``, of ``x``'s shape; its gradient is ``log(c) * c ** x``.
+
+    Raises
+    ------
+    TypeError
+        If ``c`` is not a number (a Variable or an array).
+    ValueError
+        If ``c <= 0``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([0.0, 3.0]))
+    >>> y = F.rpow(x, 2)
+    >>> y
+    variable([1. 8.])
+    >>> y.backward()
+    >>> agrad.cuda.as_numpy(x.grad).round(4)  # log(2) * 2 ** x
+    array([0.6931, 5.5452])
+    """
     if isinstance(c, Variable) or not _is_number(c):
         raise TypeError(f"rpow: the base must be a Python number, not {type(c).__name__}")
     return RPowConstant(_scalar(c))(x)
 
 
 def square(x: Any) -> Variable:
-    """x ** 2."""
+    """x ** 2.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Input of any shape.
+
+    Returns
+    -------
+    Variable
+        ``x ** 2``, of ``x``'s shape and dtype; its gradient is ``2 x``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([-1.0, 3.0]))
+    >>> y = F.square(x)
+    >>> y.backward()
+    >>> y, x.grad
+    (variable([1. 9.]), variable([-2.  6.]))
+    """
     return Pow(2)(x)

@@ -36,7 +36,18 @@ __all__ = [
 
 
 class Sin(Function):
-    """sin(x)."""
+    """Sine node; its backward reads the input (``cos(x)``).
+
+    Called as ``Sin()(x)``; the function behind :func:`sin`.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.Sin()(backend.asarray([0.0]))
+    variable([0.])
+    """
 
     retain_inputs, retain_outputs = (0,), ()
 
@@ -48,7 +59,18 @@ class Sin(Function):
 
 
 class Cos(Function):
-    """cos(x)."""
+    """Cosine node; its backward reads the input (``-sin(x)``).
+
+    Called as ``Cos()(x)``; the function behind :func:`cos`.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.Cos()(backend.asarray([0.0]))
+    variable([1.])
+    """
 
     retain_inputs, retain_outputs = (0,), ()
 
@@ -60,7 +82,18 @@ class Cos(Function):
 
 
 class Tanh(Function):
-    """tanh(x); the gradient uses the output."""
+    """Hyperbolic tangent node; its backward reads the output (``1 - y**2``).
+
+    Called as ``Tanh()(x)``; the function behind :func:`tanh`.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.Tanh()(backend.asarray([0.0]))
+    variable([0.])
+    """
 
     retain_inputs, retain_outputs = (), (0,)
 
@@ -73,7 +106,18 @@ class Tanh(Function):
 
 
 class Exp(Function):
-    """exp(x); the gradient uses the output."""
+    """Exponential node; its backward reads the output (the gradient is ``gy * y``).
+
+    Called as ``Exp()(x)``; the function behind :func:`exp`.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.Exp()(backend.asarray([0.0]))
+    variable([1.])
+    """
 
     retain_inputs, retain_outputs = (), (0,)
 
@@ -85,7 +129,18 @@ class Exp(Function):
 
 
 class Log(Function):
-    """Natural logarithm."""
+    """Natural logarithm node; its backward reads the input (``gy / x``).
+
+    Called as ``Log()(x)``; the function behind :func:`log`.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.Log()(backend.asarray([1.0]))
+    variable([0.])
+    """
 
     retain_inputs, retain_outputs = (0,), ()
 
@@ -97,7 +152,18 @@ class Log(Function):
 
 
 class Sqrt(Function):
-    """Square root; the gradient uses the output."""
+    """Square root node; its backward reads the output (``gy / (2 y)``).
+
+    Called as ``Sqrt()(x)``; the function behind :func:`sqrt`.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.Sqrt()(backend.asarray([4.0]))
+    variable([2.])
+    """
 
     retain_inputs, retain_outputs = (), (0,)
 
@@ -109,7 +175,18 @@ class Sqrt(Function):
 
 
 class Abs(Function):
-    """|x|; the gradient at 0 is 0 (the sign of x)."""
+    """Absolute value node; the gradient is ``gy * sign(x)``, so 0 at x = 0.
+
+    Called as ``Abs()(x)``; the function behind :func:`abs`.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.Abs()(backend.asarray([-3.0]))
+    variable([3.])
+    """
 
     retain_inputs, retain_outputs = (0,), ()
 
@@ -121,7 +198,18 @@ class Abs(Function):
 
 
 class Sign(Function):
-    """sign(x): -1, 0 or 1; piecewise constant, so its gradient is zero."""
+    """Sign node (-1, 0 or 1); piecewise constant, so its gradient is zero.
+
+    Called as ``Sign()(x)``; the function behind :func:`sign`.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.Sign()(backend.asarray([-3.0, 0.0, 2.0]))
+    variable([-1.  0.  1.])
+    """
 
     retain_inputs = retain_outputs = ()
 
@@ -141,7 +229,18 @@ def _select_masks(xp: Any, first_wins: Any, tie: Any, dtype: Any) -> tuple[Any, 
 
 
 class Maximum(Function):
-    """Elementwise max(x0, x1) with broadcasting; at ties each input gets half the gradient."""
+    """Elementwise max(x0, x1) node with broadcasting; at ties each input gets half the gradient.
+
+    Called as ``Maximum()(x0, x1)``; the function behind :func:`maximum`.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.Maximum()(backend.asarray([1.0, 5.0]), backend.asarray([3.0, 3.0]))
+    variable([3. 5.])
+    """
 
     retain_inputs, retain_outputs = (0, 1), ()
 
@@ -156,7 +255,18 @@ class Maximum(Function):
 
 
 class Minimum(Function):
-    """Elementwise min(x0, x1) with broadcasting; at ties each input gets half the gradient."""
+    """Elementwise min(x0, x1) node with broadcasting; at ties each input gets half the gradient.
+
+    Called as ``Minimum()(x0, x1)``; the function behind :func:`minimum`.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.Minimum()(backend.asarray([1.0, 5.0]), backend.asarray([3.0, 3.0]))
+    variable([1. 3.])
+    """
 
     retain_inputs, retain_outputs = (0, 1), ()
 
@@ -171,7 +281,26 @@ class Minimum(Function):
 
 
 class Where(Function):
-    """``x0`` where ``condition`` holds, else ``x1`` (broadcasting); the condition is a constant."""
+    """Selection node: ``x0`` where ``condition`` holds, else ``x1`` (broadcasting).
+
+    Called as ``Where(condition)(x0, x1)``; the function behind :func:`where`.
+
+    Parameters
+    ----------
+    condition : Variable, array, bool or sequence of bool
+        A constant (never differentiated) that broadcasts with ``x0`` and ``x1``; a Variable gives
+        its data, and a Python value or an array of another backend is converted to the inputs'
+        backend when the function is called.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> condition = backend.asarray([True, False])
+    >>> F.Where(condition)(backend.asarray([1.0, 2.0]), backend.asarray([10.0, 20.0]))
+    variable([ 1. 20.])
+    """
 
     retain_inputs, retain_outputs, retain_attributes = (), (), ("condition",)
 
@@ -199,7 +328,23 @@ class Where(Function):
 
 
 class Clip(Function):
-    """Clip ``x`` to [x_min, x_max]; the gradient flows where x_min <= x <= x_max (DeZero)."""
+    """Clipping node: ``x`` limited to [x_min, x_max]; the gradient flows where x_min <= x <= x_max.
+
+    Called as ``Clip(x_min, x_max)(x)``; the function behind :func:`clip`.
+
+    Parameters
+    ----------
+    x_min, x_max : float or None
+        The bounds (inclusive, also for the gradient); None leaves that side open.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.Clip(0.0, 1.0)(backend.asarray([-1.0, 0.5, 2.0]))
+    variable([0.  0.5 1. ])
+    """
 
     retain_inputs, retain_outputs = (0,), ()
 
@@ -221,60 +366,352 @@ class Clip(Function):
 
 
 def sin(x: Any) -> Variable:
-    """Elementwise sine."""
+    """Elementwise sine.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Floating-point input of any shape.
+
+    Returns
+    -------
+    Variable
+        ``sin(x)``, of ``x``'s shape and dtype; its gradient is ``cos(x)``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([0.0]))
+    >>> y = F.sin(x)
+    >>> y.backward()
+    >>> y, x.grad
+    (variable([0.]), variable([1.]))
+    """
     return Sin()(x)
 
 
 def cos(x: Any) -> Variable:
-    """Elementwise cosine."""
+    """Elementwise cosine.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Floating-point input of any shape.
+
+    Returns
+    -------
+    Variable
+        ``cos(x)``, of ``x``'s shape and dtype; its gradient is ``-sin(x)``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([0.0]))
+    >>> y = F.cos(x)
+    >>> y.backward()
+    >>> y, x.grad
+    (variable([1.]), variable([-0.]))
+    """
     return Cos()(x)
 
 
 def tanh(x: Any) -> Variable:
-    """Elementwise hyperbolic tangent."""
+    """Elementwise hyperbolic tangent.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Floating-point input of any shape.
+
+    Returns
+    -------
+    Variable
+        ``tanh(x)``, of ``x``'s shape and dtype; its gradient is ``1 - tanh(x)**2``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([0.0]))
+    >>> y = F.tanh(x)
+    >>> y.backward()
+    >>> y, x.grad
+    (variable([0.]), variable([1.]))
+    """
     return Tanh()(x)
 
 
 def exp(x: Any) -> Variable:
-    """Elementwise exponential."""
+    """Elementwise exponential.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Floating-point input of any shape.
+
+    Returns
+    -------
+    Variable
+        ``exp(x)``, of ``x``'s shape and dtype; it is its own gradient.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([0.0, 1.0]))
+    >>> y = F.exp(x)
+    >>> y.backward()
+    >>> agrad.cuda.as_numpy(y).round(4), agrad.cuda.as_numpy(x.grad).round(4)
+    (array([1.    , 2.7183]), array([1.    , 2.7183]))
+    """
     return Exp()(x)
 
 
 def log(x: Any) -> Variable:
-    """Elementwise natural logarithm."""
+    """Elementwise natural logarithm.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Floating-point input of any shape.
+
+    Returns
+    -------
+    Variable
+        ``log(x)``, of ``x``'s shape and dtype (NaN for x < 0, -inf at 0, as the backend gives);
+        its gradient is ``1 / x``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([1.0, 4.0]))
+    >>> y = F.log(x)
+    >>> y.backward()
+    >>> x.grad
+    variable([1.   0.25])
+    """
     return Log()(x)
 
 
 def sqrt(x: Any) -> Variable:
-    """Elementwise square root."""
+    """Elementwise square root.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Floating-point input of any shape.
+
+    Returns
+    -------
+    Variable
+        ``sqrt(x)``, of ``x``'s shape and dtype; its gradient ``1 / (2 sqrt(x))`` is inf at 0.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([1.0, 4.0]))
+    >>> y = F.sqrt(x)
+    >>> y.backward()
+    >>> y, x.grad
+    (variable([1. 2.]), variable([0.5  0.25]))
+    """
     return Sqrt()(x)
 
 
 def abs(x: Any) -> Variable:  # noqa: A001 - the Array API's name
-    """Elementwise absolute value."""
+    """Elementwise absolute value.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Floating-point input of any shape.
+
+    Returns
+    -------
+    Variable
+        ``|x|``, of ``x``'s shape and dtype; its gradient is ``sign(x)`` (0 at x = 0).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([-2.0, 0.0, 3.0]))
+    >>> y = F.abs(x)
+    >>> F.sum(y).backward()
+    >>> y, x.grad
+    (variable([2. 0. 3.]), variable([-1.  0.  1.]))
+    """
     return Abs()(x)
 
 
 def sign(x: Any) -> Variable:
-    """Elementwise sign (-1, 0, 1); its gradient is zero."""
+    """Elementwise sign (-1, 0 or 1); its gradient is zero.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Floating-point input of any shape.
+
+    Returns
+    -------
+    Variable
+        ``sign(x)``, of ``x``'s shape and dtype.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([-2.0, 0.0, 3.0]))
+    >>> y = F.sign(x)
+    >>> F.sum(y).backward()
+    >>> y, x.grad
+    (variable([-1.  0.  1.]), variable([0. 0. 0.]))
+    """
     return Sign()(x)
 
 
 def maximum(x0: Any, x1: Any) -> Variable:
-    """Elementwise maximum with broadcasting; either side may be a Python number."""
+    """Elementwise maximum with broadcasting; either side may be a Python number.
+
+    At ties each input gets half the gradient, as central differences do at the kink.
+
+    Parameters
+    ----------
+    x0, x1 : Variable, array or Python number
+        Operands whose shapes broadcast together; either may be a Python number.
+
+    Returns
+    -------
+    Variable
+        Of the broadcast shape; each gradient is summed back to its input's shape.
+
+    Raises
+    ------
+    TypeError
+        If ``x0`` and ``x1`` are arrays of different backends.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([-1.0, 0.0, 2.0]))
+    >>> y = F.maximum(x, 0.0)
+    >>> F.sum(y).backward()  # at the tie x = 0, x gets half the gradient
+    >>> y, x.grad
+    (variable([0. 0. 2.]), variable([0.  0.5 1. ]))
+    """
     return Maximum()(x0, x1)
 
 
 def minimum(x0: Any, x1: Any) -> Variable:
-    """Elementwise minimum with broadcasting; either side may be a Python number."""
+    """Elementwise minimum with broadcasting; either side may be a Python number.
+
+    At ties each input gets half the gradient, as central differences do at the kink.
+
+    Parameters
+    ----------
+    x0, x1 : Variable, array or Python number
+        Operands whose shapes broadcast together; either may be a Python number.
+
+    Returns
+    -------
+    Variable
+        Of the broadcast shape; each gradient is summed back to its input's shape.
+
+    Raises
+    ------
+    TypeError
+        If ``x0`` and ``x1`` are arrays of different backends.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([-1.0, 0.0, 2.0]))
+    >>> y = F.minimum(x, 0.0)
+    >>> F.sum(y).backward()  # at the tie x = 0, x gets half the gradient
+    >>> y, x.grad
+    (variable([-1.  0.  0.]), variable([1.  0.5 0. ]))
+    """
     return Minimum()(x0, x1)
 
 
 def where(condition: Any, x0: Any, x1: Any) -> Variable:
-    """``x0`` where the boolean ``condition`` holds, else ``x1``; differentiable in x0 and x1."""
+    """``x0`` where the boolean ``condition`` holds, else ``x1``; differentiable in x0 and x1.
+
+    Parameters
+    ----------
+    condition : Variable, array, bool or sequence of bool
+        A constant that broadcasts with ``x0`` and ``x1``; it gets no gradient.
+    x0, x1 : Variable, array or Python number
+        Operands whose shapes broadcast together; either may be a Python number.
+
+    Returns
+    -------
+    Variable
+        Of the broadcast shape. ``x0`` gets the gradient where ``condition`` holds, ``x1``
+        elsewhere.
+
+    Raises
+    ------
+    TypeError
+        If ``x0`` and ``x1`` are arrays of different backends.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([-1.0, 2.0]))
+    >>> y = F.where(x.data > 0, x, 0.0)
+    >>> F.sum(y).backward()
+    >>> y, x.grad
+    (variable([0. 2.]), variable([0. 1.]))
+    """
     return Where(condition)(x0, x1)
 
 
 def clip(x: Any, x_min: Any, x_max: Any) -> Variable:
-    """Clip values to [x_min, x_max] (DeZero); either bound may be None."""
+    """Clip values to [x_min, x_max] (DeZero); either bound may be None.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Input of any shape.
+    x_min, x_max : float or None
+        The inclusive bounds; None leaves that side open.
+
+    Returns
+    -------
+    Variable
+        Of ``x``'s shape and dtype. The gradient passes where ``x_min <= x <= x_max`` (at the
+        bounds included) and is 0 outside.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([-1.0, 0.0, 0.5, 2.0]))
+    >>> y = F.clip(x, 0.0, 1.0)
+    >>> F.sum(y).backward()
+    >>> y, x.grad
+    (variable([0.  0.  0.5 1. ]), variable([0. 1. 1. 0.]))
+    >>> F.clip(x, None, 1.0)
+    variable([-1.   0.   0.5  1. ])
+    """
     return Clip(x_min, x_max)(x)

@@ -17,7 +17,20 @@ __all__ = [
 
 
 class MatMul(Function):
-    """x @ W for 1-D and 2-D operands (DeZero's ``matmul``)."""
+    """Matrix product node, x @ W, for 1-D, 2-D and batched (N-D) operands (DeZero's ``matmul``).
+
+    Called as ``MatMul()(x, W)``; the function behind :func:`matmul` and ``@``. Its backward reads
+    both inputs; for 2-D operands it skips the gradient of an input that needs none (a raw-array
+    data batch), saving one matrix product.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.MatMul()(backend.asarray([[1.0, 2.0]]), backend.asarray([[3.0], [4.0]]))
+    variable([[11.]])
+    """
 
     retain_inputs = (0, 1)
     retain_outputs = ()
@@ -66,7 +79,41 @@ def _swap_last(d: Any, a: Any) -> Any:
 
 
 def matmul(x: Any, W: Any) -> Variable:
-    """Matrix product ``x @ W``."""
+    """Matrix product ``x @ W`` (also ``x @ W`` on Variables, and ``x.dot(W)``).
+
+    Parameters
+    ----------
+    x, W : Variable or array
+        Operands as for the Array API's ``matmul``: a 1-D ``x`` is a row and a 1-D ``W`` a
+        column; more than two dimensions are stacks of matrices, broadcast together.
+
+    Returns
+    -------
+    Variable
+        The product. The gradients are ``gy @ W.T`` and ``x.T @ gy``, summed over broadcast
+        stack dimensions. Inside :func:`agrad.amp.autocast`, float32 operands are multiplied in
+        float16 and the result is float32.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` and ``W`` are arrays of different backends.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([[1.0, 2.0]]))
+    >>> W = agrad.Variable(backend.asarray([[3.0, 0.0], [4.0, 1.0]]))
+    >>> y = F.matmul(x, W)
+    >>> y
+    variable([[11.  2.]])
+    >>> y.backward()
+    >>> x.grad, W.grad
+    (variable([[3. 5.]]), variable([[1. 1.]
+              [2. 2.]]))
+    """
     if _autocast_dtype.get() is not None:  # inside agrad.amp.autocast: in float16
         from agrad.amp import autocast_call
 
@@ -75,7 +122,22 @@ def matmul(x: Any, W: Any) -> Variable:
 
 
 class Linear(Function):
-    """``x @ W + b`` with ``W`` of shape (in, out) and an optional bias (DeZero's ``Linear``)."""
+    """Affine node, ``x @ W + b`` with ``W`` of shape (in, out) and an optional bias (DeZero's).
+
+    Called as ``Linear()(x, W)`` or ``Linear()(x, W, b)`` (``b`` may be None); the function behind
+    :func:`linear` and :class:`agrad.layers.Linear`. One graph node instead of two, keeping only
+    ``x`` and ``W`` for backward.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = backend.asarray([[1.0, 2.0]])
+    >>> W = backend.asarray([[1.0, 0.0], [0.0, 1.0]])
+    >>> F.Linear()(x, W, backend.asarray([10.0, 20.0]))
+    variable([[11. 22.]])
+    """
 
     retain_inputs = (0, 1)
     retain_outputs = ()
@@ -98,7 +160,49 @@ class Linear(Function):
 
 
 def linear(x: Any, W: Any, b: Any = None) -> Variable:
-    """Affine map ``x @ W + b`` in one graph node; ``b`` may be None."""
+    """Affine map ``x @ W + b`` in one graph node; ``b`` may be None.
+
+    With 2-D operands, a raw-array ``x`` (a data batch) gets no gradient, which saves one of the
+    three matrix products of a training step.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Inputs of shape (N, in) (or as for :func:`matmul`).
+    W : Variable or array
+        Weight of shape (in, out).
+    b : Variable, array or None, default None
+        Bias of shape (out,) (anything that broadcasts to the output); None for no bias.
+
+    Returns
+    -------
+    Variable
+        ``x @ W + b``, of shape (N, out); the bias gradient is summed over the batch. Inside
+        :func:`agrad.amp.autocast`, the product of float32 operands is computed in float16 and the
+        result is float32.
+
+    Raises
+    ------
+    TypeError
+        If the inputs are arrays of different backends.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = backend.asarray([[1.0, 2.0], [3.0, 4.0]])
+    >>> W = agrad.Variable(backend.asarray([[1.0], [1.0]]))
+    >>> b = agrad.Variable(backend.asarray([0.5]))
+    >>> y = F.linear(x, W, b)
+    >>> y
+    variable([[3.5]
+              [7.5]])
+    >>> y.backward()
+    >>> W.grad, b.grad
+    (variable([[4.]
+              [6.]]), variable([2.]))
+    """
     if _autocast_dtype.get() is not None:  # inside agrad.amp.autocast: in float16
         from agrad.amp import autocast_call
 
@@ -107,7 +211,44 @@ def linear(x: Any, W: Any, b: Any = None) -> Variable:
 
 
 def linear_simple(x: Any, W: Any, b: Any = None) -> Variable:
-    """``linear`` built from ``matmul`` and ``+`` (DeZero's composite version)."""
+    """``linear`` built from ``matmul`` and ``+`` (DeZero's composite version).
+
+    The same values and gradients as :func:`linear`, in two graph nodes (one without a bias).
+
+    Parameters
+    ----------
+    x : Variable or array
+        Inputs of shape (N, in) (or as for :func:`matmul`).
+    W : Variable or array
+        Weight of shape (in, out).
+    b : Variable, array or None, default None
+        Bias of shape (out,) (anything that broadcasts to the output); None for no bias.
+
+    Returns
+    -------
+    Variable
+        ``x @ W + b``, of shape (N, out); the bias gradient is summed over the batch. Inside
+        :func:`agrad.amp.autocast`, the product of float32 operands is computed in float16 and the
+        result is float32.
+
+    Raises
+    ------
+    TypeError
+        If the inputs are arrays of different backends.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = backend.asarray([[1.0, 2.0]])
+    >>> W = agrad.Variable(backend.asarray([[1.0], [1.0]]))
+    >>> y = F.linear_simple(x, W, backend.asarray([0.5]))
+    >>> y.backward()
+    >>> y, W.grad
+    (variable([[3.5]]), variable([[1.]
+              [2.]]))
+    """
     t = matmul(x, W)
     if b is None:
         return t

@@ -149,7 +149,20 @@ def _broadcast_shape(s0: tuple[int, ...], s1: tuple[int, ...]) -> tuple[int, ...
 
 
 class MeanSquaredError(Function):
-    """sum((x0 - x1)**2) / len(x0): DeZero divides by the first dimension, not the size."""
+    """Mean squared error node, sum((x0 - x1)**2) / len(x0 - x1) (DeZero's definition).
+
+    Called as ``MeanSquaredError()(x0, x1)``; the function behind :func:`mean_squared_error`. Unlike
+    the function, it does not warn about broadcasting.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x0 = backend.asarray([[1.0, 2.0], [3.0, 4.0]])
+    >>> F.MeanSquaredError()(x0, backend.asarray([[0.0, 0.0], [0.0, 0.0]]))  # divided by N = 2
+    variable(15.0)
+    """
 
     retain_inputs = (0, 1)
     retain_outputs = ()
@@ -166,7 +179,20 @@ class MeanSquaredError(Function):
 
 
 class SoftmaxCrossEntropy(Function):
-    """Mean over the batch of -log softmax(x)[i, t[i]], for logits ``x`` of shape (N, C)."""
+    """Softmax cross entropy node: the batch mean of -log softmax(x)[i, t[i]] for logits (N, C).
+
+    Called as ``SoftmaxCrossEntropy()(x, t)``; the function behind :func:`softmax_cross_entropy`. It
+    checks the labels as that function does.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> loss = F.SoftmaxCrossEntropy()(backend.asarray([[0.0, 0.0]]), backend.asarray([1]))
+    >>> round(float(loss), 4)  # log 2
+    0.6931
+    """
 
     retain_inputs = (0, 1)
     retain_outputs = ()
@@ -207,10 +233,21 @@ class _PickLabels(Function):
 
 
 class SigmoidCrossEntropy(Function):
-    """Mean over the batch of the binary cross entropy of sigmoid(x) against targets ``t``.
+    """Sigmoid cross entropy node: binary cross entropy of sigmoid(x) against targets ``t``, over N.
+
+    Called as ``SigmoidCrossEntropy()(x, t)``; the function behind :func:`sigmoid_cross_entropy`.
 
     Computed from log-sigmoids, so large logits never take the log of 0 (DeZero's composite
     gives inf there); log p is clipped at log(1e-15) as DeZero clips p. Targets get no gradient.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> loss = F.SigmoidCrossEntropy()(backend.asarray([0.0, 0.0]), backend.asarray([0, 1]))
+    >>> round(float(loss), 4)  # log 2
+    0.6931
     """
 
     retain_inputs = (0,)
@@ -242,18 +279,78 @@ class SigmoidCrossEntropy(Function):
 
 
 def mean_squared_error(x0: Any, x1: Any) -> Variable:
-    """sum((x0 - x1)**2) / len(x0) (DeZero: divided by the batch size, not the element count).
+    """Mean squared error, sum((x0 - x1)**2) / len(x0) (DeZero: divided by the batch size).
 
-    Warns (``UserWarning``, as PyTorch's ``mse_loss``) when broadcasting the two makes a shape
-    bigger than both, as (3, 1) and (3,) give (3, 3); a target that broadcasts to the input's
-    shape, such as (1, 3) against (4, 3), is taken as meant.
+    Parameters
+    ----------
+    x0, x1 : Variable or array
+        Prediction and target, of the same (or a broadcastable) shape; both get gradients.
+
+    Returns
+    -------
+    Variable
+        0-d: ``sum((x0 - x1)**2)`` divided by the first dimension of ``x0 - x1`` (1 when it is
+        0-d), not by the number of elements.
+
+    Warns
+    -----
+    UserWarning
+        When broadcasting ``x0`` against ``x1`` makes a shape bigger than both, as (3, 1) and (3,)
+        give (3, 3) (as PyTorch's ``mse_loss`` warns); a target that broadcasts to the input's
+        shape, such as (1, 3) against (4, 3), is taken as meant.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([[1.0, 2.0], [3.0, 4.0]]))
+    >>> target = backend.asarray([[0.0, 0.0], [0.0, 0.0]])
+    >>> loss = F.mean_squared_error(x, target)  # (1 + 4 + 9 + 16) / 2
+    >>> loss.backward()  # 2 (x - target) / 2
+    >>> loss, x.grad
+    (variable(15.0), variable([[1. 2.]
+              [3. 4.]]))
     """
     _warn_if_broadcast_grows(x0, x1)
     return MeanSquaredError()(x0, x1)
 
 
 def mean_squared_error_simple(x0: Any, x1: Any) -> Variable:
-    """``mean_squared_error`` composed from arithmetic and ``sum`` (DeZero's version)."""
+    """``mean_squared_error`` composed from arithmetic and ``sum`` (DeZero's version).
+
+    The same value and gradient in four graph nodes instead of one.
+
+    Parameters
+    ----------
+    x0, x1 : Variable or array
+        Prediction and target, of the same (or a broadcastable) shape; both get gradients.
+
+    Returns
+    -------
+    Variable
+        0-d: ``sum((x0 - x1)**2)`` divided by the first dimension of ``x0 - x1`` (1 when it is
+        0-d), not by the number of elements.
+
+    Warns
+    -----
+    UserWarning
+        When broadcasting ``x0`` against ``x1`` makes a shape bigger than both, as (3, 1) and (3,)
+        give (3, 3) (as PyTorch's ``mse_loss`` warns); a target that broadcasts to the input's
+        shape, such as (1, 3) against (4, 3), is taken as meant.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([[1.0, 2.0], [3.0, 4.0]]))
+    >>> loss = F.mean_squared_error_simple(x, backend.asarray([[0.0, 0.0], [0.0, 0.0]]))
+    >>> loss.backward()
+    >>> loss, x.grad
+    (variable(15.0), variable([[1. 2.]
+              [3. 4.]]))
+    """
     _warn_if_broadcast_grows(x0, x1)
     x0, x1 = as_variable(x0), as_variable(x1)
     diff = x0 - x1
@@ -261,12 +358,93 @@ def mean_squared_error_simple(x0: Any, x1: Any) -> Variable:
 
 
 def softmax_cross_entropy(x: Any, t: Any) -> Variable:
-    """Cross entropy of softmax(x) (N, C) against integer labels ``t`` (N,), averaged over N."""
+    """Cross entropy of softmax(x) (N, C) against integer labels ``t`` (N,), averaged over N.
+
+    Computed in one node from a log-sum-exp, so large logits do not overflow; the gradient is
+    ``(softmax(x) - one_hot(t)) / N``.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Logits of shape (N, C), floating point.
+    t : array or Variable
+        Integer class labels of shape (N,) or (N, 1), on ``x``'s backend; they get no gradient.
+
+    Returns
+    -------
+    Variable
+        0-d, in ``x``'s dtype.
+
+    Raises
+    ------
+    TypeError
+        If ``t`` is not an integer array, or ``x`` and ``t`` live on different backends.
+    ValueError
+        If ``x`` is not 2-D, ``t`` does not hold one label per row, or (on a CPU backend) a label
+        is outside ``0 <= t < C``. On a GPU that check would wait for the device, so there an
+        out-of-range label makes the loss and its gradient NaN instead.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([[0.0, 0.0], [0.0, 0.0]]))
+    >>> t = backend.asarray([0, 1])
+    >>> loss = F.softmax_cross_entropy(x, t)
+    >>> round(float(loss), 4)  # -log(1/2)
+    0.6931
+    >>> loss.backward()
+    >>> x.grad
+    variable([[-0.25  0.25]
+              [ 0.25 -0.25]])
+    >>> F.softmax_cross_entropy(x, backend.asarray([0, 2]))
+    Traceback (most recent call last):
+      ...
+    ValueError: class label t[1] = 2 is out of range: labels must satisfy 0 <= t < 2 ...
+    """
     return SoftmaxCrossEntropy()(x, t)
 
 
 def softmax_cross_entropy_simple(x: Any, t: Any) -> Variable:
-    """``softmax_cross_entropy`` composed from softmax, clip (p >= 1e-15) and log (DeZero's)."""
+    """``softmax_cross_entropy`` composed from softmax, clip (p >= 1e-15) and log (DeZero's).
+
+    Several graph nodes instead of one; the clip bounds the loss of a label whose probability
+    underflows (about 34.5, ``-log(1e-15)``), and its gradient is zero there.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Logits of shape (N, C), floating point.
+    t : array or Variable
+        Integer class labels of shape (N,) or (N, 1), on ``x``'s backend; they get no gradient.
+
+    Returns
+    -------
+    Variable
+        0-d, in ``x``'s dtype.
+
+    Raises
+    ------
+    TypeError
+        If ``t`` is not an integer array, or ``x`` and ``t`` live on different backends.
+    ValueError
+        If ``x`` is not 2-D, ``t`` does not hold one label per row, or (on a CPU backend) a label
+        is outside ``0 <= t < C``. On a GPU that check would wait for the device, so there an
+        out-of-range label makes the loss and its gradient NaN instead.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([[0.0, 0.0], [0.0, 0.0]]))
+    >>> loss = F.softmax_cross_entropy_simple(x, backend.asarray([0, 1]))
+    >>> loss.backward()
+    >>> round(float(loss), 4), x.grad
+    (0.6931, variable([[-0.25  0.25]
+              [ 0.25 -0.25]]))
+    """
     x = as_variable(x)
     xp, t = x.xp, _data(t)
     any_bad = _check_labels(xp, x.data, t)
@@ -279,12 +457,76 @@ def softmax_cross_entropy_simple(x: Any, t: Any) -> Variable:
 
 
 def sigmoid_cross_entropy(x: Any, t: Any) -> Variable:
-    """Binary cross entropy of sigmoid(x) against 0/1 targets ``t``, summed and divided by N."""
+    """Binary cross entropy of sigmoid(x) against 0/1 targets ``t``, summed and divided by N.
+
+    Computed from log-sigmoids, so it stays finite for large logits; the gradient is
+    ``(sigmoid(x) - t) / N`` (zero where log p is clipped at log(1e-15) and ``t`` is 1, as DeZero
+    clips p).
+
+    Parameters
+    ----------
+    x : Variable or array
+        Logits of any shape; N is its first dimension (1 when 0-d).
+    t : array or Variable
+        Targets in [0, 1] (integer or floating), with one entry per logit (reshaped to ``x``'s
+        shape); they get no gradient.
+
+    Returns
+    -------
+    Variable
+        0-d, in ``x``'s dtype.
+
+    Raises
+    ------
+    ValueError
+        If ``t`` does not have as many elements as ``x``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([0.0, 0.0]))
+    >>> loss = F.sigmoid_cross_entropy(x, backend.asarray([0, 1]))
+    >>> loss.backward()
+    >>> round(float(loss), 4), x.grad
+    (0.6931, variable([ 0.25 -0.25]))
+    """
     return SigmoidCrossEntropy()(x, _data(t))
 
 
 def binary_cross_entropy(p: Any, t: Any) -> Variable:
-    """Binary cross entropy of probabilities ``p`` (clipped to [1e-15, 0.999] as DeZero)."""
+    """Binary cross entropy of probabilities ``p`` (clipped to [1e-15, 0.999] as DeZero).
+
+    Parameters
+    ----------
+    p : Variable or array
+        Probabilities, such as the output of :func:`sigmoid`; N is the first dimension of ``t``.
+    t : Variable or array
+        Targets in [0, 1] with one entry per probability (reshaped to ``p``'s shape when the
+        dimensions differ); integer targets are converted to ``p``'s dtype.
+
+    Returns
+    -------
+    Variable
+        0-d: ``-sum(t log p + (1 - t) log(1 - p)) / N``.
+
+    Raises
+    ------
+    ValueError
+        If ``t`` does not have as many elements as ``p``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> p = agrad.Variable(backend.asarray([0.5, 0.5]))
+    >>> loss = F.binary_cross_entropy(p, backend.asarray([0, 1]))
+    >>> loss.backward()
+    >>> round(float(loss), 4), p.grad
+    (0.6931, variable([ 1. -1.]))
+    """
     p = as_variable(p)
     t = as_variable(t)
     if t.size != p.size:
@@ -304,7 +546,36 @@ def binary_cross_entropy(p: Any, t: Any) -> Variable:
 
 
 def accuracy(y: Any, t: Any) -> Variable:
-    """Fraction of rows of ``y`` whose argmax equals the label in ``t`` (not differentiable)."""
+    """Fraction of rows of ``y`` whose argmax equals the label in ``t`` (not differentiable).
+
+    Parameters
+    ----------
+    y : Variable or array
+        Scores of shape (N, C), such as logits or probabilities.
+    t : Variable or array
+        N integer labels (any shape with N elements, not 0-d), on ``y``'s backend.
+
+    Returns
+    -------
+    Variable
+        0-d float64, without a graph (as DeZero's, which is NumPy's mean of a bool array).
+
+    Raises
+    ------
+    TypeError
+        If ``y`` and ``t`` live on different backends.
+    ValueError
+        If ``y`` is not 2-D or ``t`` does not hold one label per row.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> y = backend.asarray([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    >>> F.accuracy(y, backend.asarray([1, 0, 0, 0]))
+    variable(0.75)
+    """
     y, t = _data(y), _data(t)
     backend = backend_of(y)
     labels_backend = backend_of(t, None)

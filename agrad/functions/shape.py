@@ -33,7 +33,24 @@ __all__ = [
 
 
 class Reshape(Function):
-    """Reshape to ``shape``."""
+    """Reshape node; the gradient is reshaped back to the input's shape.
+
+    Called as ``Reshape(shape)(x)``; the function behind :func:`reshape`.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The new shape, with as many elements as the input.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.Reshape((2, 1))(backend.asarray([1.0, 2.0]))
+    variable([[1.]
+              [2.]])
+    """
 
     retain_inputs = ()
     retain_outputs = ()
@@ -49,7 +66,23 @@ class Reshape(Function):
 
 
 class Transpose(Function):
-    """Permute axes (reverse them when ``axes`` is None)."""
+    """Axis permutation node (reverses the axes when ``axes`` is None).
+
+    Called as ``Transpose(axes)(x)``; the function behind :func:`transpose`.
+
+    Parameters
+    ----------
+    axes : sequence of int or None, default None
+        A permutation of the input's axes; None reverses them.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.Transpose()(backend.asarray([[1.0, 2.0]])).shape
+    (2, 1)
+    """
 
     retain_inputs = ()
     retain_outputs = ()
@@ -76,7 +109,24 @@ class Transpose(Function):
 
 
 class BroadcastTo(Function):
-    """Broadcast to ``shape``; the gradient sums back."""
+    """Broadcast node; the gradient is summed back to the input's shape.
+
+    Called as ``BroadcastTo(shape)(x)``; the function behind :func:`broadcast_to`.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The target shape, which the input's shape must broadcast to.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.BroadcastTo((2, 2))(backend.asarray([1.0, 2.0]))
+    variable([[1. 2.]
+              [1. 2.]])
+    """
 
     retain_inputs = ()
     retain_outputs = ()
@@ -93,7 +143,23 @@ class BroadcastTo(Function):
 
 
 class SumTo(Function):
-    """Sum over broadcast axes down to ``shape``; the gradient broadcasts back."""
+    """Sum-to-shape node (the reverse of broadcasting); the gradient broadcasts back.
+
+    Called as ``SumTo(shape)(x)``; the function behind :func:`sum_to`.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The target shape, which must broadcast to the input's shape.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.SumTo((1, 2))(backend.asarray([[1.0, 2.0], [3.0, 4.0]]))
+    variable([[4. 6.]])
+    """
 
     retain_inputs = ()
     retain_outputs = ()
@@ -127,40 +193,238 @@ def _check_sum_to(source: tuple[int, ...], shape: tuple[int, ...], func: str = "
 
 
 def reshape(x: Any, shape: tuple[int, ...]) -> Variable:
-    """Reshape; returns ``x`` itself (no graph node) when the shape already matches."""
+    """Reshape ``x``; returns ``x`` itself (no graph node) when the shape already matches.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Input of any shape.
+    shape : tuple of int
+        The new shape, with as many elements as ``x`` (one entry may be -1, as in the backend's
+        ``reshape``).
+
+    Returns
+    -------
+    Variable
+        ``x``'s elements in ``shape``; the gradient is reshaped back. ``x`` itself (wrapped in a
+        Variable if it is an array) when it already has ``shape``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([1.0, 2.0, 3.0, 4.0]))
+    >>> y = F.reshape(x, (2, 2))
+    >>> y
+    variable([[1. 2.]
+              [3. 4.]])
+    >>> y.backward()
+    >>> x.grad
+    variable([1. 1. 1. 1.])
+    >>> F.reshape(x, (4,)) is x
+    True
+    """
     if tuple(x.shape) == tuple(shape):
         return as_variable(x)
     return Reshape(shape)(x)
 
 
 def transpose(x: Any, axes: Any = None) -> Variable:
-    """Permute axes; ``None`` reverses them."""
+    """Permute the axes of ``x``; ``None`` reverses them.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Input of any shape.
+    axes : sequence of int or None, default None
+        A permutation of ``x``'s axes (negative ones count from the end).
+
+    Returns
+    -------
+    Variable
+        A Variable whose axis ``i`` is ``x``'s axis ``axes[i]``; the gradient is permuted back.
+
+    Raises
+    ------
+    AxisError
+        If an axis is out of range.
+    ValueError
+        If ``axes`` is not a permutation of ``x``'s axes (too few, or one named twice).
+    TypeError
+        If an axis is not an int.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([[1.0, 2.0, 3.0]]))
+    >>> y = F.transpose(x)
+    >>> y
+    variable([[1.]
+              [2.]
+              [3.]])
+    >>> F.transpose(backend.xp.ones((2, 3, 4)), (2, 0, 1)).shape
+    (4, 2, 3)
+    >>> F.transpose(x, (0,))
+    Traceback (most recent call last):
+      ...
+    ValueError: transpose: axes=(0,) must be a permutation of the 2 axes of an array of shape (1, 3)
+    """
     return Transpose(axes)(x)
 
 
 def broadcast_to(x: Any, shape: tuple[int, ...]) -> Variable:
-    """Broadcast ``x`` to ``shape``; identity when it already has it."""
+    """Broadcast ``x`` to ``shape``; ``x`` itself when it already has it.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Input of any shape.
+    shape : tuple of int
+        The target shape: counting from the last axis, each of ``x``'s sizes must equal the
+        target's or be 1.
+
+    Returns
+    -------
+    Variable
+        Of ``shape``; the gradient is summed back to ``x``'s shape.
+
+    Raises
+    ------
+    ValueError
+        If ``x``'s shape does not broadcast to ``shape``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([1.0, 2.0]))
+    >>> y = F.broadcast_to(x, (3, 2))
+    >>> y.backward()
+    >>> y.shape, x.grad
+    ((3, 2), variable([3. 3.]))
+    >>> F.broadcast_to(x, (3,))
+    Traceback (most recent call last):
+      ...
+    ValueError: broadcast_to: cannot broadcast an array of shape (2,) to shape (3,) ...
+    """
     if tuple(x.shape) == tuple(shape):
         return as_variable(x)
     return BroadcastTo(shape)(x)
 
 
 def sum_to(x: Any, shape: tuple[int, ...]) -> Variable:
-    """Sum leading and size-1 axes so that the result has ``shape``; identity if it already has."""
+    """Sum leading and size-1 axes so that the result has ``shape`` (``x`` itself if it has).
+
+    The reverse of :func:`broadcast_to` (DeZero's ``sum_to``): it sums a broadcast gradient back to
+    the shape of the operand that was broadcast.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Input of any shape.
+    shape : tuple of int
+        The target shape, which must broadcast to ``x``'s shape.
+
+    Returns
+    -------
+    Variable
+        Of ``shape``; the gradient is broadcast back to ``x``'s shape.
+
+    Raises
+    ------
+    ValueError
+        If ``shape`` does not broadcast to ``x``'s shape.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([[1.0, 2.0], [3.0, 4.0]]))
+    >>> F.sum_to(x, (2,))
+    variable([4. 6.])
+    >>> F.sum_to(x, (2, 1))
+    variable([[3.]
+              [7.]])
+    >>> F.sum_to(x, (3,))
+    Traceback (most recent call last):
+      ...
+    ValueError: sum_to: cannot sum an array of shape (2, 2) to shape (3,)...
+    """
     if tuple(x.shape) == tuple(shape):
         return as_variable(x)
     return SumTo(shape)(x)
 
 
 def expand_dims(x: Any, axis: int = 0) -> Variable:
-    """Insert a size-1 axis at ``axis`` (the Array API's meaning of negative axes)."""
+    """Insert a size-1 axis at ``axis`` (the Array API's meaning of negative axes).
+
+    Parameters
+    ----------
+    x : Variable or array
+        Input of any shape.
+    axis : int, default 0
+        The position of the new axis in the result: ``-x.ndim - 1 <= axis <= x.ndim``.
+
+    Returns
+    -------
+    Variable
+        ``x`` reshaped, with one more axis.
+
+    Raises
+    ------
+    AxisError
+        If ``axis`` is out of that range.
+    TypeError
+        If ``axis`` is not an int.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = backend.asarray([1.0, 2.0])
+    >>> F.expand_dims(x, 0).shape, F.expand_dims(x, -1).shape
+    ((1, 2), (2, 1))
+    """
     shape = tuple(x.shape)
     position = check_axis("expand_dims", axis, len(shape) + 1)
     return reshape(x, (*shape[:position], 1, *shape[position:]))
 
 
 def flatten(x: Any) -> Variable:
-    """Reshape to ``(N, -1)``, keeping the batch axis (DeZero)."""
+    """Reshape to ``(N, -1)``, keeping the batch axis (DeZero).
+
+    Parameters
+    ----------
+    x : Variable or array
+        Input with a batch axis first, of shape (N, ...).
+
+    Returns
+    -------
+    Variable
+        Of shape ``(N, product of the other sizes)``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is 0-d.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.xp.ones((2, 3, 4)))
+    >>> y = F.flatten(x)
+    >>> y.backward()
+    >>> y.shape, x.grad.shape
+    ((2, 12), (2, 3, 4))
+    """
     shape = tuple(x.shape)
     if not shape:
         raise ValueError("flatten: the input must have a batch axis, got a 0-d input")
@@ -168,7 +432,40 @@ def flatten(x: Any) -> Variable:
 
 
 def squeeze(x: Any, axis: Any = None) -> Variable:
-    """Drop size-1 axes: those in ``axis`` (int or tuple), or every one when None."""
+    """Drop size-1 axes: those in ``axis`` (int or tuple), or every one when None.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Input of any shape.
+    axis : int, tuple of int or None, default None
+        The axes to drop, each of size 1; None drops every size-1 axis.
+
+    Returns
+    -------
+    Variable
+        ``x`` reshaped without those axes; ``x`` itself when there is none to drop.
+
+    Raises
+    ------
+    ValueError
+        If an axis in ``axis`` does not have size 1.
+    AxisError
+        If an axis is out of range.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = backend.xp.ones((1, 3, 1))
+    >>> F.squeeze(x).shape, F.squeeze(x, axis=0).shape
+    ((3,), (3, 1))
+    >>> F.squeeze(x, axis=1)
+    Traceback (most recent call last):
+      ...
+    ValueError: squeeze: axis 1 of shape (1, 3, 1) does not have size 1
+    """
     shape = tuple(x.shape)
     if axis is None:
         drop = {i for i, n in enumerate(shape) if n == 1}
@@ -185,7 +482,23 @@ def _slab(axis: int, start: int, stop: int) -> tuple:
 
 
 class Concat(Function):
-    """Join arrays along an existing axis; each input's gradient is its slab of the output's."""
+    """Concatenation node along an existing axis; each input's gradient is its slab of the output's.
+
+    Called as ``Concat(axis)(*xs)``; the function behind :func:`concat`.
+
+    Parameters
+    ----------
+    axis : int, default 0
+        The axis joined along (negative counts from the end).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.Concat(axis=0)(backend.asarray([1.0]), backend.asarray([2.0, 3.0]))
+    variable([1. 2. 3.])
+    """
 
     retain_inputs = ()
     retain_outputs = ()
@@ -208,7 +521,24 @@ class Concat(Function):
 
 
 class Stack(Function):
-    """Join arrays along a new axis; each input's gradient is its slice of the output's."""
+    """Stacking node along a new axis; each input's gradient is its slice of the output's.
+
+    Called as ``Stack(axis)(*xs)``; the function behind :func:`stack`.
+
+    Parameters
+    ----------
+    axis : int, default 0
+        The position of the new axis in the output (negative counts from the end).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.Stack(axis=1)(backend.asarray([1.0, 2.0]), backend.asarray([3.0, 4.0]))
+    variable([[1. 3.]
+              [2. 4.]])
+    """
 
     retain_inputs = ()
     retain_outputs = ()
@@ -226,7 +556,25 @@ class Stack(Function):
 
 
 class Split(Function):
-    """Split along ``axis`` into equal sections (an int) or at the given indices (NumPy's rule)."""
+    """Split node: equal sections (an int) or pieces between indices, along ``axis`` (NumPy's rule).
+
+    Called as ``Split(indices_or_sections, axis)(x)``; the function behind :func:`split`.
+
+    Parameters
+    ----------
+    indices_or_sections : int or sequence of int
+        A number of equal sections, or the (non-decreasing) indices to split at.
+    axis : int, default 0
+        The axis split along.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> F.Split([1], axis=0)(backend.asarray([1.0, 2.0, 3.0]))
+    [variable([1.]), variable([2. 3.])]
+    """
 
     retain_inputs = ()
     retain_outputs = ()
@@ -269,7 +617,43 @@ class Split(Function):
 
 
 def concat(xs: Any, axis: int = 0) -> Variable:
-    """Join a sequence of Variables/arrays along ``axis``."""
+    """Join a sequence of Variables/arrays along an existing ``axis``; also ``concatenate``.
+
+    Parameters
+    ----------
+    xs : sequence of Variable or array
+        Arrays of the same number of dimensions, whose shapes agree except along ``axis``.
+    axis : int, default 0
+        The axis joined along (negative counts from the end).
+
+    Returns
+    -------
+    Variable
+        The joined array; each input's gradient is its slab of the output's gradient.
+
+    Raises
+    ------
+    AxisError
+        If ``axis`` is out of range for the first input.
+    TypeError
+        If the inputs live on different backends.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> a = agrad.Variable(backend.asarray([[1.0, 2.0]]))
+    >>> b = agrad.Variable(backend.asarray([[3.0, 4.0], [5.0, 6.0]]))
+    >>> y = F.concat([a, b], axis=0)
+    >>> y
+    variable([[1. 2.]
+              [3. 4.]
+              [5. 6.]])
+    >>> (y * y).sum().backward()
+    >>> a.grad
+    variable([[2. 4.]])
+    """
     return Concat(axis)(*xs)
 
 
@@ -277,11 +661,92 @@ concatenate = concat
 
 
 def stack(xs: Any, axis: int = 0) -> Variable:
-    """Stack a sequence of same-shaped Variables/arrays along a new ``axis``."""
+    """Stack a sequence of same-shaped Variables/arrays along a new ``axis``.
+
+    Parameters
+    ----------
+    xs : sequence of Variable or array
+        Arrays of one shape.
+    axis : int, default 0
+        The position of the new axis in the result (``-ndim - 1 <= axis <= ndim`` for inputs of
+        ``ndim`` dimensions).
+
+    Returns
+    -------
+    Variable
+        With one more axis than the inputs; each input's gradient is its slice of the output's.
+
+    Raises
+    ------
+    AxisError
+        If ``axis`` is out of that range.
+    TypeError
+        If the inputs live on different backends.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> a = agrad.Variable(backend.asarray([1.0, 2.0]))
+    >>> b = agrad.Variable(backend.asarray([3.0, 4.0]))
+    >>> y = F.stack([a, b], axis=1)
+    >>> y
+    variable([[1. 3.]
+              [2. 4.]])
+    >>> y[:, 0].sum().backward()  # the first column holds a
+    >>> a.grad, b.grad
+    (variable([1. 1.]), variable([0. 0.]))
+    """
     return Stack(axis)(*xs)
 
 
 def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Variable]:
-    """Split ``x`` along ``axis`` (NumPy's ``split``); always returns a list."""
+    """Split ``x`` along ``axis`` (NumPy's ``split``); always returns a list.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Input of any shape.
+    indices_or_sections : int or sequence of int
+        An int: that many equal sections (it must divide the length of ``axis``). A sequence: the
+        non-decreasing indices to split at (each clipped to ``0 .. length``; unlike NumPy, a
+        negative index is not counted from the end).
+    axis : int, default 0
+        The axis split along.
+
+    Returns
+    -------
+    list of Variable
+        The pieces, in order. A piece that does not reach the loss contributes zeros to ``x``'s
+        gradient.
+
+    Raises
+    ------
+    ValueError
+        If the sections do not divide the axis equally (or are not positive), or the indices
+        decrease.
+    AxisError
+        If ``axis`` is out of range.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray([0.0, 1.0, 2.0, 3.0, 4.0, 5.0]))
+    >>> first, middle, last = F.split(x, 3)
+    >>> middle
+    variable([2. 3.])
+    >>> middle.backward()
+    >>> x.grad
+    variable([0. 0. 1. 1. 0. 0.])
+    >>> F.split(x, [1, 4])
+    [variable([0.]), variable([1. 2. 3.]), variable([4. 5.])]
+    >>> F.split(x, 4)
+    Traceback (most recent call last):
+      ...
+    ValueError: split: axis 0 of length 6 does not divide into 4 equal sections
+    """
     outputs = Split(indices_or_sections, axis)(x)
     return outputs if isinstance(outputs, list) else [outputs]
