@@ -106,6 +106,7 @@ NUMPYDOC_MODULES = {
     "agrad.transforms": (),
     "agrad.cuda": (),
     "agrad.config": (),
+    "agrad.layers": (),
     # the conv-size helpers are documented with the convolution functions
     "agrad.utils": ("get_conv_outsize", "get_deconv_outsize", "pair"),
 }
