@@ -107,6 +107,7 @@ NUMPYDOC_MODULES = {
     "agrad.cuda": (),
     "agrad.config": (),
     "agrad.layers": (),
+    "agrad.dataloaders": (),
     # the conv-size helpers are documented with the convolution functions
     "agrad.utils": ("get_conv_outsize", "get_deconv_outsize", "pair"),
 }
