@@ -108,6 +108,7 @@ NUMPYDOC_MODULES = {
     "agrad.config": (),
     "agrad.layers": (),
     "agrad.dataloaders": (),
+    "agrad.datasets": (),
     # the conv-size helpers are documented with the convolution functions
     "agrad.utils": ("get_conv_outsize", "get_deconv_outsize", "pair"),
 }
