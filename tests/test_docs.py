@@ -109,6 +109,7 @@ NUMPYDOC_MODULES = {
     "agrad.layers": (),
     "agrad.dataloaders": (),
     "agrad.datasets": (),
+    "agrad.core": (),
     # the conv-size helpers are documented with the convolution functions
     "agrad.utils": ("get_conv_outsize", "get_deconv_outsize", "pair"),
 }
