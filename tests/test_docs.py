@@ -110,6 +110,7 @@ NUMPYDOC_MODULES = {
     "agrad.dataloaders": (),
     "agrad.datasets": (),
     "agrad.core": (),
+    "agrad.backprop": (),
     # the conv-size helpers are documented with the convolution functions
     "agrad.utils": ("get_conv_outsize", "get_deconv_outsize", "pair"),
 }
