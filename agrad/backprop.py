@@ -120,9 +120,10 @@ def grad(
 
     ``inputs`` may be any Variables of the graph, leaves or not. ``grad_outputs`` (one per
     output; arrays or Variables) weights the outputs, ones by default. With ``create_graph`` the
-    results can be differentiated again. An input the outputs do not depend on gets None, or
-    zeros with ``materialize_grads``. Returns one result per input, as a tuple (as
-    ``torch.autograd.grad``).
+    results can be differentiated again, also with respect to ``grad_outputs`` given as
+    Variables (the double-vjp trick of :func:`agrad.func.jvp`). An input the outputs do not
+    depend on gets None, or zeros with ``materialize_grads``. Returns one result per input, as a
+    tuple (as ``torch.autograd.grad``).
 
     Parameters
     ----------

@@ -101,16 +101,16 @@ def test_pages_have_examples() -> None:
 # Modules whose every public name has a numpydoc docstring with Examples (issue 14's first pass);
 # add a module here once its docstrings are complete, and this test keeps them so.
 NUMPYDOC_MODULES = {
-    "agrad.optimizers": (),
-    "agrad.models": (),
-    "agrad.transforms": (),
-    "agrad.cuda": (),
-    "agrad.config": (),
     "agrad.layers": (),
     "agrad.dataloaders": (),
     "agrad.datasets": (),
     "agrad.core": (),
     "agrad.backprop": (),
+    "agrad.optimizers": (),
+    "agrad.models": (),
+    "agrad.transforms": (),
+    "agrad.cuda": (),
+    "agrad.config": (),
     # the conv-size helpers are documented with the convolution functions
     "agrad.utils": ("get_conv_outsize", "get_deconv_outsize", "pair"),
 }
