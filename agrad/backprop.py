@@ -73,7 +73,30 @@ def _seed(root: Variable) -> Any:
 
 
 def backward(root: Variable, retain_grad: bool, create_graph: bool, retain_graph: bool) -> None:
-    """``root.backward(...)``: accumulate gradients into the ``grad`` of every leaf."""
+    """``root.backward(...)``: accumulate gradients into the ``grad`` of every leaf.
+
+    Users call :meth:`agrad.Variable.backward`, which documents the arguments and errors.
+
+    Parameters
+    ----------
+    root : Variable
+        Where backward starts.
+    retain_grad : bool
+        Keep the gradients of intermediate variables too.
+    create_graph : bool
+        Record the backward pass, for higher-order derivatives.
+    retain_graph : bool
+        Keep what functions retained, for another backward.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> from agrad.backprop import backward
+    >>> x = agrad.Variable(agrad.current_backend().asarray(3.0))
+    >>> backward(x * x, retain_grad=False, create_graph=False, retain_graph=False)
+    >>> x.grad
+    variable(6.0)
+    """
     seed = _seed(root)
     node = root.node
     if node is None or node.creator is None:  # a leaf: DeZero gives it the seed as its grad
@@ -104,6 +127,50 @@ def grad(
     Variables (the double-vjp trick of :func:`agrad.func.jvp`). An input the outputs do not
     depend on gets None, or zeros with ``materialize_grads``. Returns one result per input, as a
     tuple (as ``torch.autograd.grad``).
+
+    Parameters
+    ----------
+    outputs : Variable or sequence of Variable
+        What to differentiate.
+    inputs : Variable or sequence of Variable
+        With respect to what.
+    grad_outputs : array, Variable, sequence of them, or None, default None
+        One per output (None entries mean ones), each of its output's shape and backend.
+    retain_graph : bool or None, default None
+        Keep what the functions retained, for another backward; None means ``create_graph``.
+    create_graph : bool, default False
+        Record the computation of the gradients, so that they can be differentiated.
+    materialize_grads : bool, default False
+        Give zeros, not None, for an input the outputs do not depend on.
+
+    Returns
+    -------
+    tuple of Variable or None
+        One gradient per input, in order.
+
+    Raises
+    ------
+    TypeError
+        If an output or input is not a Variable, or an output is not floating point (with no
+        ``grad_outputs`` entry), or a ``grad_outputs`` entry is not an array of its backend.
+    ValueError
+        If the number of ``grad_outputs`` is not the number of outputs, or one has the wrong
+        shape.
+    RuntimeError
+        If a function on the way was released by an earlier backward.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> backend = agrad.current_backend()
+    >>> x = agrad.Variable(backend.asarray(2.0))
+    >>> w = agrad.Variable(backend.asarray(5.0))
+    >>> y = x**3
+    >>> (gx,) = agrad.grad(y, x, create_graph=True)
+    >>> gx, x.grad is None
+    (variable(12.0), True)
+    >>> agrad.grad(gx, [x, w], materialize_grads=True)
+    (variable(12.0), variable(0.0))
     """
     outputs = _as_list(outputs, "outputs")
     inputs = _as_list(inputs, "inputs")

@@ -64,7 +64,26 @@ _DIFFERENTIABLE: dict[tuple[type, Any], bool] = {}
 
 
 def is_differentiable_dtype(dtype: Any) -> bool:
-    """True for floating-point dtypes: the only ones agrad computes gradients for (as PyTorch)."""
+    """True for floating-point dtypes: the only ones agrad computes gradients for (as PyTorch).
+
+    Parameters
+    ----------
+    dtype : dtype
+        A dtype of any backend.
+
+    Returns
+    -------
+    bool
+        True for real or complex floating dtypes.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> from agrad.core import is_differentiable_dtype
+    >>> xp = agrad.current_backend().xp
+    >>> is_differentiable_dtype(xp.float32), is_differentiable_dtype(xp.int64)
+    (True, False)
+    """
     key = (type(dtype), dtype)
     known = _DIFFERENTIABLE.get(key)
     if known is None:
@@ -89,6 +108,18 @@ class VariableNode:
     number passed straight to a function). ``index`` is the variable's position among its
     creator's outputs. A node that is not retained by any function is also what a ``vjp``
     receives in place of the array: it answers ``shape``, ``ndim`` and ``dtype``.
+
+    Nodes are made by the graph (``Variable.node``, ``Function.input_nodes``), never by hand.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> x = agrad.Variable(agrad.current_backend().asarray([1.0, 2.0]))
+    >>> y = x * x
+    >>> y.node
+    <VariableNode shape=(2,) dtype=...float64 creator=Mul>
+    >>> y.node.generation, y.node.variable is y
+    (1, True)
     """
 
     __slots__ = (
@@ -104,12 +135,28 @@ class VariableNode:
 
     @property
     def ndim(self) -> int:
-        """Number of dimensions of the variable."""
+        """Number of dimensions of the variable.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> x = agrad.Variable(agrad.current_backend().asarray([[1.0, 2.0]]))
+        >>> (x * 2).node.ndim
+        2
+        """
         return len(self.shape)
 
     @property
     def size(self) -> int:
-        """Number of elements of the variable."""
+        """Number of elements of the variable.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> x = agrad.Variable(agrad.current_backend().asarray([[1.0, 2.0]]))
+        >>> (x * 2).node.size
+        2
+        """
         size = 1
         for n in self.shape:
             size *= n
@@ -117,12 +164,50 @@ class VariableNode:
 
     @property
     def variable(self) -> Variable | None:
-        """The user's Variable, while somebody holds it."""
+        """The user's Variable, while somebody holds it.
+
+        Returns
+        -------
+        Variable or None
+            None once the Variable was freed, or for a constant input.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> x = agrad.Variable(agrad.current_backend().asarray([1.0]))
+        >>> y = x * 2
+        >>> node = y.node
+        >>> node.variable is y
+        True
+        >>> del y
+        >>> node.variable is None
+        True
+        """
         return self.ref() if self.ref is not None else None
 
     def as_variable(self, data: Any) -> Variable:
         """The user's Variable if it is alive and still on this node, else a new Variable on this
-        node holding ``data`` (the array a function retained), so gradients reach the graph."""
+        node holding ``data`` (the array a function retained), so gradients reach the graph.
+
+        Parameters
+        ----------
+        data : array or None
+            The value for a new Variable.
+
+        Returns
+        -------
+        Variable
+            Whose ``node`` is this node.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> x = agrad.Variable(backend.asarray([1.0]))
+        >>> y = x * 2
+        >>> y.node.as_variable(None) is y
+        True
+        """
         v = self.ref() if self.ref is not None else None
         if v is not None and v.node is self:
             return v
@@ -172,6 +257,38 @@ class Variable:
     """What the user holds: an array (``data``), its gradient (``grad``) and a ``name``.
 
     ``creator`` and ``generation`` are those of the variable's graph node (DeZero's attributes).
+
+    Parameters
+    ----------
+    data : array or None
+        An array of an agrad backend (NumPy, CuPy, array-api-strict); it is not copied.
+    name : str or None, default None
+        A label shown in graph plots.
+
+    Raises
+    ------
+    TypeError
+        If ``data`` is not an array of an agrad backend or None (Python numbers and lists
+        included: convert them with :func:`as_array`).
+
+    Examples
+    --------
+    Gradients accumulate across ``backward`` calls until ``cleargrad``:
+
+    >>> import agrad
+    >>> x = agrad.Variable(agrad.current_backend().asarray(3.0), name="x")
+    >>> y = x**2 + 1
+    >>> y
+    variable(10.0)
+    >>> y.backward()
+    >>> x.grad
+    variable(6.0)
+    >>> (x * 5).backward()
+    >>> x.grad
+    variable(11.0)
+    >>> x.cleargrad()
+    >>> x.grad is None
+    True
     """
 
     __slots__ = ("__weakref__", "data", "grad", "name", "node")
@@ -201,32 +318,77 @@ class Variable:
     # -- array-like properties --------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        """Shape of ``data``."""
+        """Shape of ``data``.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.Variable(agrad.current_backend().asarray([[1.0, 2.0, 3.0]])).shape
+        (1, 3)
+        """
         return self.data.shape
 
     @property
     def ndim(self) -> int:
-        """Number of dimensions of ``data``."""
+        """Number of dimensions of ``data``.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.Variable(agrad.current_backend().asarray([[1.0, 2.0, 3.0]])).ndim
+        2
+        """
         return self.data.ndim
 
     @property
     def size(self) -> int:
-        """Number of elements of ``data``."""
+        """Number of elements of ``data``.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.Variable(agrad.current_backend().asarray([[1.0, 2.0, 3.0]])).size
+        3
+        """
         return self.data.size
 
     @property
     def dtype(self) -> Any:
-        """Dtype of ``data``."""
+        """Dtype of ``data``.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> xp = agrad.current_backend().xp
+        >>> agrad.Variable(xp.ones(2, dtype=xp.float32)).dtype == xp.float32
+        True
+        """
         return self.data.dtype
 
     @property
     def backend(self) -> Backend:
-        """The backend ``data`` lives on."""
+        """The backend ``data`` lives on.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> x = agrad.Variable(agrad.current_backend().asarray([1.0]))
+        >>> x.backend is agrad.current_backend()
+        True
+        """
         return _backend_of_array(self.data)
 
     @property
     def xp(self) -> Any:
-        """The Array API namespace of ``data``."""
+        """The Array API namespace of ``data``.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> x = agrad.Variable(agrad.current_backend().asarray([1.0, 4.0]))
+        >>> agrad.Variable(x.xp.sqrt(x.data))
+        variable([1. 2.])
+        """
         return _backend_of_array(self.data).xp
 
     def __len__(self) -> int:
@@ -243,7 +405,24 @@ class Variable:
 
     # -- Python numbers ---------------------------------------------------------------------
     def item(self) -> Any:
-        """The value of a one-element Variable as a Python number (copies it to the host)."""
+        """The value of a one-element Variable as a Python number (copies it to the host).
+
+        Returns
+        -------
+        int, float, complex or bool
+            The element.
+
+        Raises
+        ------
+        ValueError
+            If the Variable has no data or more than one element.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.Variable(agrad.current_backend().asarray([2.5])).item()
+        2.5
+        """
         if self.data is None or self.data.size != 1:
             size = None if self.data is None else self.data.size
             raise ValueError(
@@ -272,7 +451,17 @@ class Variable:
     # -- graph ------------------------------------------------------------------------------
     @property
     def creator(self) -> Function | None:
-        """The function that produced this variable (None for a leaf)."""
+        """The function that produced this variable (None for a leaf).
+
+        Setting it calls :meth:`set_creator`, or :meth:`unchain` for None.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> x = agrad.Variable(agrad.current_backend().asarray([1.0]))
+        >>> x.creator is None, type((x * x).creator).__name__
+        (True, 'Mul')
+        """
         node = self.node
         return node.creator if node is not None else None
 
@@ -285,27 +474,93 @@ class Variable:
 
     @property
     def generation(self) -> int:
-        """Depth in the graph: one more than the generation of the creator."""
+        """Depth in the graph: one more than the generation of the creator.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> x = agrad.Variable(agrad.current_backend().asarray([1.0]))
+        >>> y = x * 2
+        >>> x.generation, y.generation, (y + x).generation
+        (0, 1, 2)
+        """
         node = self.node
         return node.generation if node is not None else 0
 
     def set_creator(self, func: Function) -> None:
-        """Record ``func`` as the function that produced this variable (DeZero's method)."""
+        """Record ``func`` as the function that produced this variable (DeZero's method).
+
+        ``Function.__call__`` records its outputs itself; this is for code written as in the book.
+
+        Parameters
+        ----------
+        func : Function
+            The creator; the variable's generation becomes one more than its own.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> x = agrad.Variable(agrad.current_backend().asarray([1.0]))
+        >>> f = (x * 2).creator
+        >>> z = agrad.Variable(x.data)
+        >>> z.set_creator(f)
+        >>> z.creator is f, z.generation
+        (True, 1)
+        """
         data = self.data
         self.node = _new_node(func, func.generation + 1, 0, data, _weakref(self), True)
 
     def cleargrad(self) -> None:
-        """Forget the gradient, so the variable can be reused in a new computation."""
+        """Forget the gradient, so the variable can be reused in a new computation.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> x = agrad.Variable(agrad.current_backend().asarray(2.0))
+        >>> (x * x).backward()
+        >>> x.grad
+        variable(4.0)
+        >>> x.cleargrad()
+        >>> x.grad is None
+        True
+        """
         self.grad = None
 
     def unchain(self) -> None:
-        """Cut this variable from the function that created it: backward stops here."""
+        """Cut this variable from the function that created it: backward stops here.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> x = agrad.Variable(agrad.current_backend().asarray(2.0))
+        >>> y = x * 3
+        >>> y.unchain()
+        >>> y.creator is None
+        True
+        >>> y.backward()
+        >>> x.grad is None
+        True
+        """
         node = self.node
         if node is not None:
             node.creator = None
 
     def unchain_backward(self) -> None:
-        """Cut every variable upstream of this one from its creator (truncated backprop)."""
+        """Cut every variable upstream of this one from its creator (truncated backprop).
+
+        The variable keeps its own creator, so a backward from it reaches only the function
+        that made it (as an RNN's truncated backprop through time needs).
+
+        Examples
+        --------
+        >>> import agrad
+        >>> x = agrad.Variable(agrad.current_backend().asarray(2.0))
+        >>> h = x * 3
+        >>> y = h * 4
+        >>> y.unchain_backward()
+        >>> h.creator is None, y.creator is not None
+        (True, True)
+        """
         node = self.node
         if node is None or node.creator is None:
             return
@@ -333,6 +588,50 @@ class Variable:
         records the backward pass so that gradients can be differentiated again. Unless
         ``retain_graph`` (default: ``create_graph``) is True, every function releases the
         arrays it kept once its gradient is computed, and a second backward through it raises.
+
+        Backward starts from ``self.grad`` when it is set (a Variable or array of ``self``'s
+        shape and backend), else from ones.
+
+        Parameters
+        ----------
+        retain_grad : bool, default False
+            Keep the ``grad`` of intermediate variables (only leaves keep theirs otherwise).
+        create_graph : bool, default False
+            Record the backward pass, for higher-order derivatives.
+        retain_graph : bool or None, default None
+            Keep what the functions retained for another backward; None means ``create_graph``.
+
+        Raises
+        ------
+        RuntimeError
+            If a function on the way was released by an earlier backward.
+        TypeError
+            If this variable is not floating point (and ``grad`` is not set), or ``grad`` was
+            set to something that is not an array of its backend.
+        ValueError
+            If it has no data, or ``grad`` was set with another shape.
+
+        Examples
+        --------
+        A second derivative, then a second backward through a released graph:
+
+        >>> import agrad
+        >>> x = agrad.Variable(agrad.current_backend().asarray(2.0))
+        >>> y = x**3
+        >>> y.backward(create_graph=True)
+        >>> gx = x.grad
+        >>> gx
+        variable(12.0)
+        >>> x.cleargrad()
+        >>> gx.backward()
+        >>> x.grad
+        variable(12.0)
+        >>> z = x * x
+        >>> z.backward()
+        >>> z.backward()
+        Traceback (most recent call last):
+        ...
+        RuntimeError: backward through Mul a second time: ...
         """
         from agrad.backprop import backward
 
@@ -345,6 +644,34 @@ class Variable:
 
         PyTorch's hook of the same name; data-parallel training sends each gradient as soon as
         backward has finished it. Returns a handle whose ``remove()`` unregisters the hook.
+
+        Parameters
+        ----------
+        hook : callable
+            Called as ``hook(variable)``; its return value is ignored.
+
+        Returns
+        -------
+        RemovableHandle
+            Its ``remove()`` unregisters the hook.
+
+        Raises
+        ------
+        TypeError
+            If ``hook`` is not callable.
+        RuntimeError
+            If this variable is not a leaf (it has a creator).
+        ValueError
+            If it has no data.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> w = agrad.Parameter(agrad.current_backend().asarray([1.0, 2.0]))
+        >>> handle = w.register_post_accumulate_grad_hook(lambda p: print("grad", p.grad))
+        >>> (w * w).sum().backward()
+        grad variable([2. 4.])
+        >>> handle.remove()
         """
         if not callable(hook):
             raise TypeError(f"hook must be callable, not {_describe(hook)}")
@@ -390,7 +717,32 @@ class Variable:
 
     # -- moving between backends ------------------------------------------------------------
     def to(self, backend: str | Backend) -> Variable:
-        """Move ``data`` (and ``grad``) to ``backend`` in place; returns ``self``."""
+        """Move ``data`` (and ``grad``) to ``backend`` in place; returns ``self``.
+
+        Parameters
+        ----------
+        backend : str or Backend
+            ``"numpy"``, ``"cupy"``, ``"array_api_strict"`` or a backend object.
+
+        Returns
+        -------
+        Variable
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            If ``backend`` names no backend.
+        agrad.BackendUnavailableError
+            A ``RuntimeError``: the backend cannot be used here.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> x = agrad.Variable(agrad.current_backend().asarray([1.0]))
+        >>> x.to("array_api_strict").backend.name
+        'array_api_strict'
+        """
         target = _backends.get_backend(backend)
         target.require()
         if self.data is not None:
@@ -400,22 +752,78 @@ class Variable:
         return self
 
     def to_cpu(self) -> Variable:
-        """Move to NumPy on the host."""
+        """Move to NumPy on the host.
+
+        Returns
+        -------
+        Variable
+            ``self``.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.Variable(agrad.current_backend().asarray([1.0])).to_cpu().backend.name
+        'numpy'
+        """
         return self.to("numpy")
 
     def to_gpu(self) -> Variable:
-        """Move to CuPy on the current CUDA device."""
+        """Move to CuPy on the current CUDA device.
+
+        Returns
+        -------
+        Variable
+            ``self``.
+
+        Raises
+        ------
+        agrad.BackendUnavailableError
+            A ``RuntimeError``: CuPy or a CUDA device is not available.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> x = agrad.Variable(agrad.current_backend().asarray([1.0]))
+        >>> if agrad.cuda.gpu_enable:
+        ...     x = x.to_gpu()
+        """
         return self.to("cupy")
 
 
 class Parameter(Variable):
-    """A Variable that a ``Layer`` registers as trainable."""
+    """A Variable that a ``Layer`` registers as trainable.
+
+    It takes :class:`Variable`'s arguments; ``data`` may be None until a layer infers its
+    shape from the first input.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> layer = agrad.layers.Layer()
+    >>> layer.w = agrad.Parameter(agrad.current_backend().asarray([0.5]), name="w")
+    >>> layer.x = agrad.Variable(agrad.current_backend().asarray([1.0]))  # not registered
+    >>> [name for name, _ in layer.named_params()]
+    ['w']
+    """
 
     __slots__ = ()
 
 
 class RemovableHandle:
-    """Returned by ``register_post_accumulate_grad_hook``; ``remove()`` unregisters the hook."""
+    """Returned by ``register_post_accumulate_grad_hook``; ``remove()`` unregisters the hook.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> w = agrad.Parameter(agrad.current_backend().asarray(3.0))
+    >>> seen = []
+    >>> handle = w.register_post_accumulate_grad_hook(seen.append)
+    >>> (w * 2).backward()
+    >>> handle.remove()
+    >>> (w * 2).backward()
+    >>> len(seen)
+    1
+    """
 
     _next_id = 0
     #: how many hooks are registered in the process: backward looks for them only when > 0
@@ -428,7 +836,17 @@ class RemovableHandle:
         RemovableHandle.active += 1
 
     def remove(self) -> None:
-        """Unregister the hook (a second call does nothing)."""
+        """Unregister the hook (a second call does nothing).
+
+        Examples
+        --------
+        >>> import agrad
+        >>> w = agrad.Parameter(agrad.current_backend().asarray(3.0))
+        >>> handle = w.register_post_accumulate_grad_hook(print)
+        >>> handle.remove()
+        >>> handle.remove()
+        >>> (w * 2).backward()
+        """
         if self._hooks.pop(self.id, None) is not None:
             RemovableHandle.active -= 1
 
@@ -437,6 +855,27 @@ def as_array(x: Any, array_module: Any = None) -> Any:
     """A Python number, list or tuple as an array (of ``array_module`` or the default backend).
 
     Arrays and anything else come back unchanged.
+
+    Parameters
+    ----------
+    x : number, list, tuple or array
+        What to convert.
+    array_module : namespace or None, default None
+        The Array API namespace to make the array with; None uses the default backend's.
+
+    Returns
+    -------
+    array
+        ``x`` as an array (the namespace's default dtype for Python numbers).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> a = agrad.as_array([1.0, 2.0])
+    >>> a.shape, agrad.as_array(a) is a
+    ((2,), True)
+    >>> agrad.Variable(agrad.as_array(3.0))
+    variable(3.0)
     """
     if _is_number(x) or isinstance(x, (list, tuple)):
         xp = array_module if array_module is not None else current_backend().xp
@@ -445,12 +884,59 @@ def as_array(x: Any, array_module: Any = None) -> Any:
 
 
 def as_variable(obj: Any) -> Variable:
-    """``obj`` if it is a Variable, else ``Variable(obj)``."""
+    """``obj`` if it is a Variable, else ``Variable(obj)``.
+
+    Parameters
+    ----------
+    obj : Variable or array
+        What to wrap.
+
+    Returns
+    -------
+    Variable
+        ``obj`` itself, or a new Variable holding it (not a copy).
+
+    Raises
+    ------
+    TypeError
+        If ``obj`` is neither a Variable nor an array of an agrad backend.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> from agrad.core import as_variable
+    >>> a = agrad.current_backend().asarray([1.0])
+    >>> v = as_variable(a)
+    >>> v.data is a, as_variable(v) is v
+    (True, True)
+    """
     return obj if isinstance(obj, Variable) else Variable(obj)
 
 
 def array_of(x: Any) -> Any:
-    """The array behind ``x``: ``x.data`` for a Variable, ``x`` itself otherwise."""
+    """The array behind ``x``: ``x.data`` for a Variable, ``x`` itself otherwise.
+
+    A ``vjp`` gets arrays in a plain backward and Variables with ``create_graph=True``; this
+    reads the values the same way in both.
+
+    Parameters
+    ----------
+    x : Variable or array
+        An entry of a vjp's ``xs``/``ys``, say.
+
+    Returns
+    -------
+    array
+        The array.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> from agrad.core import array_of
+    >>> a = agrad.current_backend().asarray([1.0])
+    >>> array_of(agrad.Variable(a)) is a, array_of(a) is a
+    (True, True)
+    """
     return x.data if isinstance(x, Variable) else x
 
 
@@ -499,6 +985,35 @@ class Function:
 
     After a ``backward()`` without ``retain_graph`` a function drops what it retained, and a
     second backward through it raises ``RuntimeError``.
+
+    Calling a function with Variables, arrays or Python numbers returns a Variable (a list of
+    them for several outputs); inputs on different backends raise ``TypeError``.
+
+    Examples
+    --------
+    A vjp-style function; ``d.cos`` is an array op in a plain backward and ``F.cos`` with
+    ``create_graph=True``, so the same rule gives second derivatives:
+
+    >>> import agrad
+    >>> class Sin(agrad.Function):
+    ...     retain_inputs = (0,)
+    ...     retain_outputs = ()
+    ...
+    ...     def forward(self, x):
+    ...         return self.xp.sin(x)
+    ...
+    ...     def vjp(self, d, xs, ys, gys):
+    ...         return gys[0] * d.cos(xs[0])
+    >>> x = agrad.Variable(agrad.current_backend().asarray(0.0))
+    >>> y = Sin()(x)
+    >>> y.backward(create_graph=True)
+    >>> x.grad
+    variable(1.0)
+    >>> gx = x.grad
+    >>> x.cleargrad()
+    >>> gx.backward()
+    >>> x.grad
+    variable(-0.0)
     """
 
     generation = 0
@@ -637,11 +1152,70 @@ class Function:
         )
 
     def forward(self, *xs: Any) -> Any:
-        """Compute the outputs from input arrays."""
+        """Compute the outputs from input arrays.
+
+        Parameters
+        ----------
+        *xs : array
+            The inputs' arrays, on one backend (``self.xp`` is its namespace).
+
+        Returns
+        -------
+        array or tuple of array
+            The outputs.
+
+        Raises
+        ------
+        NotImplementedError
+            On ``Function`` itself: a subclass must define it.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> class Double(agrad.Function):
+        ...     def forward(self, x):
+        ...         return x * 2
+        >>> Double()(agrad.current_backend().asarray([1.0, 2.0]))
+        variable([2. 4.])
+        """
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
 
     def backward(self, *gys: Variable) -> Any:
-        """DeZero's rule: output gradients in, input gradients out, as Variables."""
+        """DeZero's rule: output gradients in, input gradients out, as Variables.
+
+        A subclass overrides either this or :meth:`vjp`; for a vjp-style function this runs
+        the vjp in graph mode.
+
+        Parameters
+        ----------
+        *gys : Variable
+            One gradient per output (None for an output that received none).
+
+        Returns
+        -------
+        Variable or tuple of Variable
+            One gradient per input.
+
+        Raises
+        ------
+        NotImplementedError
+            If the subclass defines neither ``backward`` nor ``vjp``.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> class Square(agrad.Function):
+        ...     def forward(self, x):
+        ...         return x**2
+        ...
+        ...     def backward(self, gy):
+        ...         (x,) = self.inputs
+        ...         return 2 * x * gy
+        >>> x = agrad.Variable(agrad.current_backend().asarray(3.0))
+        >>> Square()(x).backward()
+        >>> x.grad
+        variable(6.0)
+        """
         if not type(self)._vjp_based:
             raise NotImplementedError(f"{type(self).__name__}.backward is not implemented")
         from agrad import functions
@@ -649,7 +1223,47 @@ class Function:
         return self.vjp(functions, self._graph_inputs(), self._graph_outputs(), gys)
 
     def vjp(self, d: Any, xs: tuple, ys: tuple, gys: tuple) -> Any:
-        """Input gradients from output gradients; see the class docstring."""
+        """Input gradients from output gradients; see the class docstring.
+
+        Parameters
+        ----------
+        d : agrad.ops.ArrayOps or module
+            The operations to compute with: array ops in a plain backward, ``agrad.functions``
+            with ``create_graph=True``.
+        xs : tuple
+            The inputs: arrays (or Variables) where retained, their :class:`VariableNode` else.
+        ys : tuple
+            The outputs where retained, None else.
+        gys : tuple
+            One gradient per output, None for an output that received none.
+
+        Returns
+        -------
+        gradient or tuple of gradient
+            One per input, in order (None for an input that gets none).
+
+        Raises
+        ------
+        NotImplementedError
+            If the subclass does not define it.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> class Mul3(agrad.Function):
+        ...     retain_inputs = ()
+        ...     retain_outputs = ()
+        ...
+        ...     def forward(self, x):
+        ...         return x * 3
+        ...
+        ...     def vjp(self, d, xs, ys, gys):
+        ...         return gys[0] * 3
+        >>> x = agrad.Variable(agrad.current_backend().asarray([1.0, 2.0]))
+        >>> Mul3()(x).sum().backward()
+        >>> x.grad
+        variable([3. 3.])
+        """
         raise NotImplementedError(f"{type(self).__name__}.vjp is not implemented")
 
     def needs_input_grad(self, index: int) -> bool:
@@ -658,6 +1272,25 @@ class Function:
         False for a constant (a raw array or number passed to the function, say the data batch
         of ``F.linear(x_array, W)``) and for a leaf of an integer dtype; a ``vjp`` may return
         None for such an input instead of computing its gradient.
+
+        Parameters
+        ----------
+        index : int
+            The input's position.
+
+        Returns
+        -------
+        bool
+            Whether its gradient is wanted.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> W = agrad.Variable(backend.asarray([[1.0], [2.0]]))
+        >>> y = agrad.functions.matmul(backend.asarray([[3.0, 4.0]]), W)
+        >>> y.creator.needs_input_grad(0), y.creator.needs_input_grad(1)
+        (False, True)
         """
         node = self.input_nodes[index]
         return node is not None and node.requires_grad
@@ -666,7 +1299,16 @@ class Function:
     @property
     def inputs(self) -> tuple[Variable, ...]:
         """The inputs as Variables (DeZero's attribute), rebuilt from the graph when the user's
-        Variable is gone; ``data`` is None for an input this function did not retain."""
+        Variable is gone; ``data`` is None for an input this function did not retain.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> x = agrad.Variable(agrad.current_backend().asarray([1.0]))
+        >>> y = x * 2
+        >>> y.creator.inputs[0] is x
+        True
+        """
         saved = self._saved_inputs
         return tuple(
             [
@@ -705,7 +1347,21 @@ class Function:
         return v
 
     def release(self) -> None:
-        """Drop the arrays kept for backward; a later backward through this function raises."""
+        """Drop the arrays kept for backward; a later backward through this function raises.
+
+        ``backward()`` calls it on every function it went through unless ``retain_graph``.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> x = agrad.Variable(agrad.current_backend().asarray(2.0))
+        >>> y = x * x
+        >>> y.creator.release()
+        >>> y.backward()
+        Traceback (most recent call last):
+        ...
+        RuntimeError: backward through Mul a second time: ...
+        """
         if (
             self._saved_inputs is not None
             or self._saved_outputs is not None

@@ -51,6 +51,41 @@ class DataLoader:
     ``shuffle``) and raises ``StopIteration``, so ``for x, t in loader`` works once per epoch.
     ``gpu=True`` (or ``backend='cupy'``) delivers CuPy arrays; by default batches are made on
     the current backend at the time they are drawn.
+
+    Parameters
+    ----------
+    dataset : Dataset or sequence of (data, label)
+        Anything with ``len`` and integer indexing that gives ``(data, label)`` pairs.
+    batch_size : int
+        Items per batch.
+    shuffle : bool, default True
+        Visit the items in a new random order at each pass.
+    gpu : bool, default False
+        Deliver CuPy arrays (the same as ``to_gpu()``).
+    backend : str, Backend or None, default None
+        Deliver on this backend; None follows the current backend.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``batch_size`` is not an int >= 1.
+    agrad.BackendUnavailableError
+        If ``gpu`` or ``backend`` asks for a backend that cannot run here.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> from agrad.dataloaders import DataLoader
+    >>> loader = DataLoader(agrad.datasets.Spiral(), batch_size=32)
+    >>> len(loader)  # batches per pass: 300 items, the last batch has 12
+    10
+    >>> x, t = next(loader)
+    >>> x.shape, t.shape
+    ((32, 2), (32,))
+    >>> for x, t in loader:  # the rest of the pass; then the loader starts a new one
+    ...     pass
+    >>> x.shape, loader.iteration
+    ((12, 2), 0)
     """
 
     def __init__(
@@ -76,32 +111,122 @@ class DataLoader:
     # -- where batches go ---------------------------------------------------------------------
     @property
     def backend(self) -> Backend:
-        """The backend batches are delivered on."""
+        """The backend batches are delivered on.
+
+        Returns
+        -------
+        Backend
+            The one chosen with ``to``, else the current backend at the time of reading.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> loader = agrad.DataLoader(agrad.datasets.Spiral(), batch_size=10)
+        >>> loader.backend is agrad.current_backend()
+        True
+        """
         return self._backend if self._backend is not None else current_backend()
 
     @property
     def gpu(self) -> bool:
-        """Whether batches go to the GPU (DeZero's flag)."""
+        """Whether batches go to the GPU (DeZero's flag).
+
+        Returns
+        -------
+        bool
+            True when :attr:`backend` is a GPU backend (CuPy).
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.DataLoader(agrad.datasets.Spiral(), batch_size=10).to_cpu().gpu
+        False
+        """
         return self.backend.gpu
 
     def to(self, backend: str | Backend) -> DataLoader:
-        """Deliver batches on ``backend`` from now on."""
+        """Deliver batches on ``backend`` from now on.
+
+        Parameters
+        ----------
+        backend : str or Backend
+            ``"numpy"``, ``"cupy"``, ``"array_api_strict"`` or a backend object.
+
+        Returns
+        -------
+        DataLoader
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            If ``backend`` names no backend.
+        agrad.BackendUnavailableError
+            If the backend cannot run here.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> loader = agrad.DataLoader(agrad.datasets.Spiral(), batch_size=10)
+        >>> loader.to("array_api_strict").backend.name
+        'array_api_strict'
+        """
         target = get_backend(backend)
         target.require()
         self._backend = target
         return self
 
     def to_cpu(self) -> DataLoader:
-        """Deliver NumPy batches."""
+        """Deliver NumPy batches.
+
+        Returns
+        -------
+        DataLoader
+            ``self``.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.DataLoader(agrad.datasets.Spiral(), batch_size=10).to_cpu().backend.name
+        'numpy'
+        """
         return self.to("numpy")
 
     def to_gpu(self) -> DataLoader:
-        """Deliver CuPy batches (``BackendUnavailableError`` without a CUDA device)."""
+        """Deliver CuPy batches (``BackendUnavailableError`` without a CUDA device).
+
+        Returns
+        -------
+        DataLoader
+            ``self``.
+
+        Raises
+        ------
+        agrad.BackendUnavailableError
+            If CuPy or a CUDA device is not available.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> loader = agrad.DataLoader(agrad.datasets.Spiral(), batch_size=10)
+        >>> if agrad.cuda.gpu_enable:
+        ...     loader = loader.to_gpu()
+        """
         return self.to("cupy")
 
     # -- iteration ----------------------------------------------------------------------------
     def reset(self) -> None:
-        """Start a new pass (reshuffled if ``shuffle``)."""
+        """Start a new pass (reshuffled if ``shuffle``).
+
+        Examples
+        --------
+        >>> import agrad
+        >>> loader = agrad.DataLoader(agrad.datasets.Spiral(), batch_size=10)
+        >>> _ = next(loader)
+        >>> loader.reset()
+        >>> loader.iteration
+        0
+        """
         self.iteration = 0
         if self.shuffle:
             self.index = host.random.permutation(self.data_size)
@@ -140,7 +265,25 @@ class DataLoader:
         return _stack([b[0] for b in batch], backend), _stack([b[1] for b in batch], backend)
 
     def next(self) -> tuple[Any, Any]:
-        """``next(loader)``, DeZero's spelling."""
+        """``next(loader)``, DeZero's spelling.
+
+        Returns
+        -------
+        (array, array or None)
+            The batch's data and labels (None for a data set without labels).
+
+        Raises
+        ------
+        StopIteration
+            At the end of a pass (the loader is reset first).
+
+        Examples
+        --------
+        >>> import agrad
+        >>> x, t = agrad.DataLoader(agrad.datasets.Spiral(), batch_size=10).next()
+        >>> x.shape
+        (10, 2)
+        """
         return self.__next__()
 
 
@@ -158,7 +301,37 @@ def _plain_host_dataset(dataset: Any) -> bool:
 class SeqDataLoader(DataLoader):
     """Batches for truncated backprop through time: ``batch_size`` parallel streams through the
     data in order; item ``k`` of batch ``i`` is ``(k * jump + i) % len`` with
-    ``jump = len // batch_size``."""
+    ``jump = len // batch_size``.
+
+    Parameters
+    ----------
+    dataset : Dataset or sequence of (data, label)
+        Read in order, never shuffled.
+    batch_size : int
+        Parallel streams (items per batch); at most ``len(dataset)``.
+    gpu : bool, default False
+        Deliver CuPy arrays.
+    backend : str, Backend or None, default None
+        Deliver on this backend; None follows the current backend.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``batch_size`` is not an int >= 1; ``ValueError`` if it exceeds ``len(dataset)``.
+    agrad.BackendUnavailableError
+        If ``gpu`` or ``backend`` asks for a backend that cannot run here.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> loader = agrad.dataloaders.SeqDataLoader(agrad.datasets.SinCurve(), batch_size=3)
+    >>> x, t = next(loader)  # items 0, 333 and 666
+    >>> x.shape, t.shape
+    ((3, 1), (3, 1))
+    >>> x2, _ = next(loader)  # items 1, 334 and 667: each stream moved on by one
+    >>> bool(x2[0, 0] == t[0, 0])
+    True
+    """
 
     def __init__(
         self,

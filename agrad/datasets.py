@@ -45,6 +45,34 @@ class Dataset:
     """Indexable ``(data, label)`` pairs; subclasses fill ``data`` and ``label`` in ``prepare``.
 
     ``transform`` is applied to each item's data and ``target_transform`` to its label.
+
+    Parameters
+    ----------
+    train : bool, default True
+        Which split ``prepare`` loads (the training one, else the test one).
+    transform : callable or None, default None
+        Applied to each item's data; None leaves it as it is.
+    target_transform : callable or None, default None
+        Applied to each item's label; None leaves it as it is.
+
+    Raises
+    ------
+    TypeError
+        When indexed with anything but one integer (``dataset[i]`` gives one item).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> class Squares(agrad.datasets.Dataset):
+    ...     def prepare(self):
+    ...         self.data = [0.0, 1.0, 2.0, 3.0]
+    ...         self.label = [0.0, 1.0, 4.0, 9.0]
+    >>> squares = Squares(transform=lambda x: x / 10)
+    >>> len(squares), squares[2]
+    (4, (0.2, 4.0))
+    >>> x, t = next(agrad.DataLoader(squares, batch_size=4, shuffle=False))
+    >>> x.shape, t.shape
+    ((4,), (4,))
     """
 
     def __init__(
@@ -77,7 +105,20 @@ class Dataset:
         return len(self.data)
 
     def prepare(self) -> None:
-        """Set ``self.data`` and ``self.label``."""
+        """Set ``self.data`` and ``self.label``.
+
+        Called by ``__init__``; a subclass reads ``self.train`` to choose the split and may
+        leave ``label`` None (items are then ``(data, None)``).
+
+        Examples
+        --------
+        >>> import agrad
+        >>> class Unlabelled(agrad.datasets.Dataset):
+        ...     def prepare(self):
+        ...         self.data = [1.0, 2.0] if self.train else [3.0]
+        >>> Unlabelled(train=False)[0]
+        (3.0, None)
+        """
 
 
 # -- toy data -----------------------------------------------------------------------------------
@@ -88,6 +129,27 @@ def get_spiral(train: bool = True) -> tuple[Any, Any]:
 
     Like DeZero, this reseeds NumPy's global legacy RNG (1984 for train, 2020 for test), so the
     points - and the random numbers drawn after it - are DeZero's.
+
+    Parameters
+    ----------
+    train : bool, default True
+        The training points, else the test points.
+
+    Returns
+    -------
+    x : numpy.ndarray
+        Float32 ``(300, 2)`` coordinates.
+    t : numpy.ndarray
+        Int64 ``(300,)`` classes, 0, 1 or 2.
+
+    Examples
+    --------
+    >>> from agrad.datasets import get_spiral
+    >>> x, t = get_spiral()
+    >>> x.shape, x.dtype, t.shape, t.dtype
+    ((300, 2), dtype('float32'), (300,), dtype('int64'))
+    >>> sorted(set(t.tolist()))
+    [0, 1, 2]
     """
     host.random.seed(1984 if train else 2020)
     num_data, num_class = 100, 3
@@ -105,7 +167,20 @@ def get_spiral(train: bool = True) -> tuple[Any, Any]:
 
 
 class Spiral(Dataset):
-    """The spiral data set of ``get_spiral`` (300 points, 3 classes)."""
+    """The spiral data set of ``get_spiral`` (300 points, 3 classes).
+
+    It takes :class:`Dataset`'s arguments; its items are ``(float32 (2,), int64)`` pairs.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> spiral = agrad.datasets.Spiral(train=False)
+    >>> len(spiral)
+    300
+    >>> x, t = spiral[0]
+    >>> x.shape, int(t) in (0, 1, 2)
+    ((2,), True)
+    """
 
     def prepare(self) -> None:
         self.data, self.label = get_spiral(self.train)
@@ -113,7 +188,21 @@ class Spiral(Dataset):
 
 class SinCurve(Dataset):
     """1000 points of a sine wave (train, with uniform noise in +-0.05) or a cosine (test);
-    each item's label is the next value. float64, as in DeZero."""
+    each item's label is the next value. float64, as in DeZero.
+
+    It takes :class:`Dataset`'s arguments; there are 999 items, each ``(x, t)`` of shape
+    ``(1,)``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> curve = agrad.datasets.SinCurve(train=False)
+    >>> len(curve)
+    999
+    >>> x, t = curve[0]
+    >>> x.shape, float(x[0]), bool(t[0] == curve[1][0][0])
+    ((1,), 1.0, True)
+    """
 
     def prepare(self) -> None:
         num_data = 1000
@@ -129,15 +218,66 @@ class SinCurve(Dataset):
 
 
 class DatasetDownloadError(RuntimeError):
-    """A data set file could not be downloaded, or its checksum did not match."""
+    """A data set file could not be downloaded, or its checksum did not match.
+
+    Raised by :func:`download`; nothing is left in the cache when it is.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from agrad.datasets import download
+    >>> Path("points.csv").write_text("1,2")
+    3
+    >>> download(Path("points.csv").resolve().as_uri(), "copy.csv", sha256="0" * 64)
+    Traceback (most recent call last):
+    ...
+    agrad.datasets.DatasetDownloadError: checksum mismatch for file:///...points.csv: ...
+    >>> Path("copy.csv").exists()
+    False
+    """
 
 
 class DatasetFileError(ValueError):
-    """A cached data set file is damaged or not the expected one (delete it to download it)."""
+    """A cached data set file is damaged or not the expected one (delete it to download it).
+
+    Raised by :func:`read_idx` and by :func:`download` when a cached file fails its checksum.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from agrad.datasets import read_idx
+    >>> Path("images.idx").write_bytes(b"not an IDX file")
+    15
+    >>> read_idx("images.idx")
+    Traceback (most recent call last):
+    ...
+    agrad.datasets.DatasetFileError: images.idx is not an IDX file (bad magic number b'not '); ...
+    """
 
 
 def data_dir() -> str:
-    """The cache folder for data set files: ``$AGRAD_DATA_DIR``, else ``~/.agrad/datasets``."""
+    """The cache folder for data set files: ``$AGRAD_DATA_DIR``, else ``~/.agrad/datasets``.
+
+    Returns
+    -------
+    str
+        The folder (it may not exist yet: :func:`download` creates it).
+
+    Examples
+    --------
+    >>> import os
+    >>> from agrad.datasets import data_dir
+    >>> saved = os.environ.pop("AGRAD_DATA_DIR", None)
+    >>> data_dir() == os.path.join(os.path.expanduser("~"), ".agrad", "datasets")
+    True
+    >>> os.environ["AGRAD_DATA_DIR"] = "my-data"
+    >>> data_dir()
+    'my-data'
+    >>> if saved is None:
+    ...     del os.environ["AGRAD_DATA_DIR"]
+    ... else:
+    ...     os.environ["AGRAD_DATA_DIR"] = saved
+    """
     path = os.environ.get("AGRAD_DATA_DIR") or os.path.join(
         os.path.expanduser("~"), ".agrad", "datasets"
     )
@@ -189,6 +329,42 @@ def download(url: str, path: str, sha256: str | None = None) -> str:
     failed or interrupted download never leaves a truncated file in the cache. A file already
     in the cache is verified too (once per process), unless ``$AGRAD_DATA_VERIFY`` is 0. The
     whole download must finish within ``DOWNLOAD_TIMEOUT`` seconds.
+
+    Parameters
+    ----------
+    url : str
+        Where to fetch the file from (any URL ``urllib`` opens).
+    path : str
+        Where to keep it; its folder is created if needed.
+    sha256 : str or None, default None
+        The file's expected SHA-256 (hex); None skips the check.
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Raises
+    ------
+    DatasetDownloadError
+        If the download fails or its checksum does not match.
+    DatasetFileError
+        If the file already at ``path`` does not match ``sha256``.
+
+    Examples
+    --------
+    A ``file://`` URL stands in for a server here; a second call finds the file cached:
+
+    >>> from pathlib import Path
+    >>> from agrad.datasets import download
+    >>> Path("points.csv").write_text("1,2")
+    3
+    >>> url = Path("points.csv").resolve().as_uri()
+    >>> download(url, "cache/points.csv")
+    Downloading file:///...points.csv -> cache/points.csv
+    'cache/points.csv'
+    >>> download(url, "cache/points.csv")
+    'cache/points.csv'
     """
     if os.path.exists(path):
         if sha256 is not None and _verify_cache():
@@ -243,7 +419,33 @@ _IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0
 
 
 def read_idx(path: str) -> Any:
-    """Read an IDX file (MNIST's format), gzip-compressed or not, as a NumPy array."""
+    """Read an IDX file (MNIST's format), gzip-compressed or not, as a NumPy array.
+
+    Parameters
+    ----------
+    path : str
+        The file; a name ending in ``.gz`` is decompressed.
+
+    Returns
+    -------
+    numpy.ndarray
+        The array, in native byte order, of the shape and dtype its header gives.
+
+    Raises
+    ------
+    DatasetFileError
+        If the file is not IDX, has the wrong size for its header, or is a damaged gzip file.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from agrad.datasets import read_idx
+    >>> header = bytes([0, 0, 0x08, 1, 0, 0, 0, 3])  # uint8, 1 axis of length 3
+    >>> Path("three.idx").write_bytes(header + bytes([7, 8, 9]))
+    11
+    >>> read_idx("three.idx").tolist()
+    [7, 8, 9]
+    """
     opener = gzip.open if path.endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
@@ -280,6 +482,34 @@ class MNIST(Dataset):
     10000 test). By default each item becomes a float32 vector of 784 values in [0, 1].
 
     The four IDX files are read from ``data_dir()/mnist`` and downloaded there once if missing.
+
+    Parameters
+    ----------
+    train : bool, default True
+        The training split, else the test split.
+    transform : callable or None, default None
+        Applied to each image; None means flatten, to float32, divide by 255.
+    target_transform : callable or None, default None
+        Applied to each label.
+
+    Raises
+    ------
+    DatasetDownloadError
+        If a file is missing and cannot be downloaded.
+    DatasetFileError
+        If a cached file is damaged.
+
+    Examples
+    --------
+    Loading downloads the files when they are not cached, so this example loads only if they
+    are:
+
+    >>> from agrad.datasets import MNIST
+    >>> MNIST.labels()[7]
+    '7'
+    >>> if MNIST.available(train=False):
+    ...     x, t = MNIST(train=False)[0]
+    ...     assert x.shape == (784,) and x.dtype.name == "float32"
     """
 
     name = "mnist"
@@ -317,17 +547,65 @@ class MNIST(Dataset):
 
     @classmethod
     def folder(cls) -> str:
-        """Where this data set's files are cached."""
+        """Where this data set's files are cached.
+
+        Returns
+        -------
+        str
+            ``data_dir()`` joined with the data set's ``name``.
+
+        Examples
+        --------
+        >>> import os
+        >>> from agrad.datasets import FashionMNIST
+        >>> os.path.basename(FashionMNIST.folder())
+        'fashion_mnist'
+        """
         return os.path.join(data_dir(), cls.name)
 
     @classmethod
     def paths(cls, train: bool = True) -> list[str]:
-        """Local paths of the (images, labels) files of one split."""
+        """Local paths of the (images, labels) files of one split.
+
+        Parameters
+        ----------
+        train : bool, default True
+            The training split, else the test split.
+
+        Returns
+        -------
+        list of str
+            ``[images, labels]``, in :meth:`folder`.
+
+        Examples
+        --------
+        >>> import os
+        >>> from agrad.datasets import MNIST
+        >>> [os.path.basename(p) for p in MNIST.paths(train=False)]
+        ['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz']
+        """
         return [os.path.join(cls.folder(), f) for f in cls.files["train" if train else "test"]]
 
     @classmethod
     def available(cls, train: bool = True) -> bool:
-        """Whether the files of this split are already in the cache (no download needed)."""
+        """Whether the files of this split are already in the cache (no download needed).
+
+        Parameters
+        ----------
+        train : bool, default True
+            The training split, else the test split.
+
+        Returns
+        -------
+        bool
+            True when both files exist (their checksums are checked on loading).
+
+        Examples
+        --------
+        >>> from agrad.datasets import MNIST
+        >>> isinstance(MNIST.available(), bool)
+        True
+        """
         return all(os.path.exists(p) for p in cls.paths(train))
 
     def prepare(self) -> None:
@@ -347,12 +625,37 @@ class MNIST(Dataset):
 
     @staticmethod
     def labels() -> dict[int, str]:
-        """Class index -> name."""
+        """Class index -> name.
+
+        Returns
+        -------
+        dict of int to str
+            The ten classes.
+
+        Examples
+        --------
+        >>> from agrad.datasets import MNIST
+        >>> MNIST.labels()[3]
+        '3'
+        """
         return {i: str(i) for i in range(10)}
 
 
 class FashionMNIST(MNIST):
-    """Zalando's clothing images in MNIST's format (same shapes, 10 classes)."""
+    """Zalando's clothing images in MNIST's format (same shapes, 10 classes).
+
+    It takes :class:`MNIST`'s arguments and raises its errors; files are cached in
+    ``data_dir()/fashion_mnist``.
+
+    Examples
+    --------
+    >>> from agrad.datasets import FashionMNIST
+    >>> FashionMNIST.labels()[9]
+    'Ankle boot'
+    >>> if FashionMNIST.available(train=False):
+    ...     x, t = FashionMNIST(train=False)[0]
+    ...     assert x.shape == (784,)
+    """
 
     name = "fashion_mnist"
     base_url = (
@@ -375,7 +678,19 @@ class FashionMNIST(MNIST):
 
     @staticmethod
     def labels() -> dict[int, str]:
-        """Class index -> name."""
+        """Class index -> name.
+
+        Returns
+        -------
+        dict of int to str
+            The ten clothing classes.
+
+        Examples
+        --------
+        >>> from agrad.datasets import FashionMNIST
+        >>> FashionMNIST.labels()[0]
+        'T-shirt/top'
+        """
         names = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")  # fmt: skip
         return dict(enumerate(names))

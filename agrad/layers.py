@@ -40,7 +40,22 @@ __all__ = [
 
 
 class WeightsMismatchError(ValueError):
-    """A weights file does not fit the layer: names missing, extra, or of the wrong shape."""
+    """A weights file does not fit the layer: names missing, extra, or of the wrong shape.
+
+    Raised by :meth:`Layer.load_weights`; the message lists every mismatch. It is a
+    ``ValueError``, so code that catches those catches it too.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.layers as L
+    >>> L.Linear(3, in_size=2).save_weights("small.npz")
+    >>> try:
+    ...     L.Linear(3, in_size=4).load_weights("small.npz")
+    ... except L.WeightsMismatchError as exc:
+    ...     print(exc)
+    load_weights('small.npz') does not fit Linear: wrong shape: W: file (2, 3), layer (4, 3)
+    """
 
 
 def _weak(x: Any) -> Any:
@@ -62,7 +77,32 @@ def _dtype_name(dtype: Any) -> str:
 
 
 class Layer:
-    """A container of parameters and sub-layers; subclasses implement ``forward``."""
+    """A container of parameters and sub-layers; subclasses implement ``forward``.
+
+    Every attribute assigned a :class:`~agrad.Parameter` or a ``Layer`` is registered, in
+    assignment order; calling the layer calls ``forward`` and returns its output (a tuple only
+    when ``forward`` returns several).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> import agrad.layers as L
+    >>> class Scale(L.Layer):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.w = agrad.Parameter(agrad.current_backend().asarray([2.0]), name="w")
+    ...
+    ...     def forward(self, x):
+    ...         return self.w * x
+    >>> layer = Scale()
+    >>> y = layer(agrad.current_backend().asarray([1.0, 3.0]))
+    >>> y
+    variable([2. 6.])
+    >>> F.sum(y).backward()
+    >>> layer.w.grad
+    variable([4.])
+    """
 
     def __init__(self) -> None:
         # attribute names of Parameters and Layers, in assignment order (a dict keeps it)
@@ -92,12 +132,47 @@ class Layer:
         return outputs if len(outputs) > 1 else outputs[0]
 
     def forward(self, *inputs: Any) -> Any:
-        """Compute the outputs; every layer class implements it."""
+        """Compute the outputs; every layer class implements it.
+
+        Parameters
+        ----------
+        *inputs : Variable or array
+            What the layer was called with.
+
+        Returns
+        -------
+        Variable or tuple of Variable
+            The output, or several.
+
+        Raises
+        ------
+        NotImplementedError
+            On ``Layer`` itself: a subclass must define it.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> x = agrad.current_backend().asarray([[1.0, 2.0]])
+        >>> agrad.layers.Linear(3).forward(x).shape
+        (1, 3)
+        """
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
 
     # -- parameters -------------------------------------------------------------------------
     def params(self) -> Iterator[Parameter]:
-        """Every Parameter of this layer and its sub-layers, in registration order."""
+        """Every Parameter of this layer and its sub-layers, in registration order.
+
+        Returns
+        -------
+        iterator of Parameter
+            Including parameters not initialised yet (``data`` None until the first call).
+
+        Examples
+        --------
+        >>> import agrad
+        >>> [p.name for p in agrad.layers.Linear(3, in_size=2).params()]
+        ['W', 'b']
+        """
         for name in self._params:
             obj = self.__dict__[name]
             if isinstance(obj, Layer):
@@ -106,7 +181,25 @@ class Layer:
                 yield obj
 
     def named_params(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        """``(path, param)`` pairs, paths joined by ``/`` as in saved files (``l0/W``)."""
+        """``(path, param)`` pairs, paths joined by ``/`` as in saved files (``l0/W``).
+
+        Parameters
+        ----------
+        prefix : str, default ""
+            Put before every path.
+
+        Returns
+        -------
+        iterator of (str, Parameter)
+            In the order of :meth:`params`.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> model = agrad.models.MLP((4, 1))
+        >>> [path for path, _ in model.named_params()]
+        ['l0/W', 'l0/b', 'l1/W', 'l1/b']
+        """
         for name in self._params:
             obj = self.__dict__[name]
             key = prefix + name
@@ -129,13 +222,54 @@ class Layer:
                 yield from obj._all_layers()
 
     def cleargrads(self) -> None:
-        """Forget the gradient of every parameter."""
+        """Forget the gradient of every parameter.
+
+        Gradients accumulate across ``backward`` calls, so a training loop calls this before
+        each one.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> import agrad.functions as F
+        >>> layer = agrad.layers.Linear(1, in_size=2)
+        >>> F.sum(layer(agrad.current_backend().asarray([[1.0, 2.0]]))).backward()
+        >>> layer.b.grad
+        variable([1.])
+        >>> layer.cleargrads()
+        >>> layer.b.grad is None
+        True
+        """
         for param in self.params():
             param.cleargrad()
 
     # -- moving between backends ------------------------------------------------------------
     def to(self, backend: str | Backend) -> Layer:
-        """Move every parameter (and state such as an RNN's hidden state) to ``backend``."""
+        """Move every parameter (and state such as an RNN's hidden state) to ``backend``.
+
+        Parameters
+        ----------
+        backend : str or Backend
+            ``"numpy"``, ``"cupy"``, ``"array_api_strict"`` or a backend object.
+
+        Returns
+        -------
+        Layer
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            If ``backend`` names no backend (the known names are listed).
+        agrad.BackendUnavailableError
+            A ``RuntimeError``: the backend cannot be used here (CuPy without a GPU, say).
+
+        Examples
+        --------
+        >>> import agrad
+        >>> layer = agrad.layers.Linear(2, in_size=3).to("numpy")
+        >>> layer.W.backend.name
+        'numpy'
+        """
         target = get_backend(backend)
         target.require()
         for layer in self._all_layers():
@@ -150,11 +284,41 @@ class Layer:
         """Move non-parameter state held by this layer; layers with such state override it."""
 
     def to_cpu(self) -> Layer:
-        """Move to NumPy on the host."""
+        """Move to NumPy on the host.
+
+        Returns
+        -------
+        Layer
+            ``self``.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.layers.Linear(2, in_size=3).to_cpu().b.backend.name
+        'numpy'
+        """
         return self.to("numpy")
 
     def to_gpu(self) -> Layer:
-        """Move to CuPy on the current CUDA device."""
+        """Move to CuPy on the current CUDA device.
+
+        Returns
+        -------
+        Layer
+            ``self``.
+
+        Raises
+        ------
+        agrad.BackendUnavailableError
+            A ``RuntimeError``: CuPy or a CUDA device is not available.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> layer = agrad.layers.Linear(2, in_size=3)
+        >>> if agrad.cuda.gpu_enable:
+        ...     layer = layer.to_gpu()
+        """
         return self.to("cupy")
 
     # -- saving and loading -----------------------------------------------------------------
@@ -166,6 +330,27 @@ class Layer:
         an interrupted save leaves the previous file intact; temporaries that a killed save left
         behind are removed by the next save of the same file. The file gets the permissions
         ``np.savez`` would give it: those of the file it replaces, else 0o666 less the umask.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write.
+
+        Raises
+        ------
+        ValueError
+            If a parameter is not initialised yet (run the model once first).
+
+        Examples
+        --------
+        >>> import agrad
+        >>> model = agrad.models.MLP((4, 1))
+        >>> model(agrad.current_backend().asarray([[1.0, 2.0]])).shape
+        (1, 1)
+        >>> model.save_weights("mlp")
+        >>> import os
+        >>> os.path.exists("mlp.npz")
+        True
         """
         path = _npz_path(path)
         arrays = {}
@@ -208,6 +393,32 @@ class Layer:
         and so are values that do not fit the target dtype (finite in the file, inf after the
         cast). Non-numeric arrays (strings, objects, dates) are refused by name. A file that
         is not an ``.npz`` archive, or is corrupt, gives a ``ValueError`` naming it.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file; ``.npz`` is appended when ``path`` does not exist but ``path.npz`` does.
+
+        Raises
+        ------
+        WeightsMismatchError
+            If names or shapes differ between the file and the layer.
+        TypeError
+            If an array is not numeric, or cannot be cast to its parameter's dtype.
+        ValueError
+            If the file is not an ``.npz`` archive or is damaged, or values overflow the dtype.
+        FileNotFoundError
+            If neither ``path`` nor ``path.npz`` exists.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> source = agrad.layers.Linear(2, in_size=3)
+        >>> source.save_weights("linear.npz")
+        >>> copy = agrad.layers.Linear(2, in_size=3)
+        >>> copy.load_weights("linear.npz")
+        >>> bool(agrad.current_backend().xp.all(copy.W.data == source.W.data))
+        True
         """
         path = os.fspath(path)
         if not os.path.exists(path) and os.path.exists(path + ".npz"):
@@ -455,6 +666,34 @@ class Linear(Layer):
     PyTorch the features are the input's last axis: a 1-D input is one sample, an (N, in)
     input a batch, and more axes are batch axes too. Inputs of another dtype are cast to the
     layer's (see ``_in_layer_dtype``), so the layer's parameters and gradients keep ``dtype``.
+
+    Parameters
+    ----------
+    out_size : int
+        Output features.
+    nobias : bool, default False
+        Leave out ``b`` (then ``self.b`` is None).
+    dtype : str or dtype, default "float32"
+        Of ``W`` and ``b``.
+    in_size : int or None, default None
+        Input features; None infers them from the first input.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``out_size`` or ``in_size`` is not an int >= 1; when called, ``ValueError`` if the
+        input is 0-d or its last axis is not ``in_size``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> layer = agrad.layers.Linear(3)
+    >>> x = agrad.current_backend().asarray([[1.0, 2.0]])
+    >>> y = layer(x)
+    >>> y.shape, y.dtype == layer.W.dtype
+    ((1, 3), True)
+    >>> layer.W.shape
+    (2, 3)
     """
 
     def __init__(
@@ -573,7 +812,41 @@ class _ConvBase(Layer):
 
 
 class Conv2d(_ConvBase):
-    """2-D convolution, NCHW; W ``(out_channels, in_channels, KH, KW)``, inferred lazily."""
+    """2-D convolution, NCHW; W ``(out_channels, in_channels, KH, KW)``, inferred lazily.
+
+    Parameters
+    ----------
+    out_channels : int
+        Output channels.
+    kernel_size : int or (int, int)
+        ``(KH, KW)``; an int is used for both.
+    stride : int or (int, int), default 1
+        Step between windows.
+    pad : int or (int, int), default 0
+        Zeros added on each side of H and W.
+    nobias : bool, default False
+        Leave out ``b``.
+    dtype : str or dtype, default "float32"
+        Of ``W`` and ``b``.
+    in_channels : int or None, default None
+        None infers it from the first input.
+
+    Raises
+    ------
+    ValueError
+        If a size is out of range (named); when called, if the input is not 4-D or has
+        another channel count than ``W`` was built for.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> conv = agrad.layers.Conv2d(4, kernel_size=3, pad=1)
+    >>> x = agrad.current_backend().xp.ones((2, 1, 5, 5))
+    >>> conv(x).shape
+    (2, 4, 5, 5)
+    >>> conv.W.shape
+    (4, 1, 3, 3)
+    """
 
     def _w_shape(self, C: int, OC: int, KH: int, KW: int) -> tuple[int, ...]:
         return (OC, C, KH, KW)
@@ -584,7 +857,21 @@ class Conv2d(_ConvBase):
 
 
 class Deconv2d(_ConvBase):
-    """2-D transposed convolution, NCHW; W ``(in_channels, out_channels, KH, KW)``."""
+    """2-D transposed convolution, NCHW; W ``(in_channels, out_channels, KH, KW)``.
+
+    It takes the same arguments as :class:`Conv2d` and raises the same errors; ``W`` is
+    inferred from the first input when ``in_channels`` is None.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> deconv = agrad.layers.Deconv2d(3, kernel_size=2, stride=2)
+    >>> x = agrad.current_backend().asarray([[[[1.0, 2.0], [3.0, 4.0]]]])
+    >>> deconv(x).shape
+    (1, 3, 4, 4)
+    >>> deconv.W.shape
+    (1, 3, 2, 2)
+    """
 
     _in_axis = 0
 
@@ -597,7 +884,27 @@ class Deconv2d(_ConvBase):
 
 
 class RNN(Layer):
-    """Elman RNN: ``h = tanh(x W_x + b + h W_h)``; the state persists until ``reset_state()``."""
+    """Elman RNN: ``h = tanh(x W_x + b + h W_h)``; the state persists until ``reset_state()``.
+
+    Parameters
+    ----------
+    hidden_size : int
+        Size of the hidden state ``h``.
+    in_size : int or None, default None
+        Input features; None infers them from the first input.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> rnn = agrad.layers.RNN(4)
+    >>> x = agrad.current_backend().asarray([[1.0, 2.0]])
+    >>> rnn(x).shape
+    (1, 4)
+    >>> h = rnn(x)  # uses the state the first call left
+    >>> rnn.reset_state()
+    >>> rnn.h is None
+    True
+    """
 
     def __init__(self, hidden_size: int, in_size: int | None = None) -> None:
         super().__init__()
@@ -607,7 +914,17 @@ class RNN(Layer):
         self.h: Variable | None = None
 
     def reset_state(self) -> None:
-        """Forget the hidden state (start a new sequence)."""
+        """Forget the hidden state (start a new sequence).
+
+        Examples
+        --------
+        >>> import agrad
+        >>> rnn = agrad.layers.RNN(2, in_size=1)
+        >>> _ = rnn(agrad.current_backend().asarray([[1.0]]))
+        >>> rnn.reset_state()
+        >>> rnn.h is None
+        True
+        """
         self.h = None
 
     def _move_state(self, backend: Backend) -> None:
@@ -622,7 +939,23 @@ class RNN(Layer):
 
 
 class LSTM(Layer):
-    """Long short-term memory; hidden state ``h`` and cell ``c`` persist until ``reset_state()``."""
+    """Long short-term memory; hidden state ``h`` and cell ``c`` persist until ``reset_state()``.
+
+    Parameters
+    ----------
+    hidden_size : int
+        Size of ``h`` and ``c``.
+    in_size : int or None, default None
+        Input features; None infers them from the first input.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> lstm = agrad.layers.LSTM(3)
+    >>> x = agrad.current_backend().asarray([[0.5, -1.0]])
+    >>> lstm(x).shape, lstm.c.shape
+    ((1, 3), (1, 3))
+    """
 
     def __init__(self, hidden_size: int, in_size: int | None = None) -> None:
         super().__init__()
@@ -638,7 +971,17 @@ class LSTM(Layer):
         self.reset_state()
 
     def reset_state(self) -> None:
-        """Forget the hidden state and the cell (start a new sequence)."""
+        """Forget the hidden state and the cell (start a new sequence).
+
+        Examples
+        --------
+        >>> import agrad
+        >>> lstm = agrad.layers.LSTM(2, in_size=1)
+        >>> _ = lstm(agrad.current_backend().asarray([[1.0]]))
+        >>> lstm.reset_state()
+        >>> lstm.h is None and lstm.c is None
+        True
+        """
         self.h: Variable | None = None
         self.c: Variable | None = None
 
@@ -668,6 +1011,28 @@ class EmbedID(Layer):
     """A lookup table: row ``x`` of W ``(in_size, out_size)`` for each integer id in ``x``.
 
     W is drawn from a standard normal in ``dtype`` (DeZero's is float64, NumPy's default).
+
+    Parameters
+    ----------
+    in_size : int
+        Number of ids (rows of W).
+    out_size : int
+        Size of each embedding.
+    dtype : str or dtype, default "float32"
+        Of ``W``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``in_size`` or ``out_size`` is not an int >= 1.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> embed = agrad.layers.EmbedID(10, 4)
+    >>> ids = agrad.current_backend().asarray([[1, 2, 3]])
+    >>> embed(ids).shape
+    (1, 3, 4)
     """
 
     def __init__(self, in_size: int, out_size: int, dtype: Any = "float32") -> None:
@@ -689,6 +1054,26 @@ class BatchNorm(Layer):
     ``gamma``/``beta`` are learned; ``avg_mean``/``avg_var`` are the running statistics used in
     test mode. All four are Parameters (so ``save_weights`` keeps them), created on the first
     call from the input's channel count, dtype and backend.
+
+    Parameters
+    ----------
+    decay : float, default 0.9
+        Weight of the old running statistics in each update.
+    eps : float, default 2e-5
+        Added to the variance before the square root.
+
+    Examples
+    --------
+    In training mode (the default) the output is normalised with the batch's statistics:
+
+    >>> import agrad
+    >>> bn = agrad.layers.BatchNorm()
+    >>> x = agrad.current_backend().asarray([[1.0, 2.0], [3.0, 6.0]])
+    >>> y = bn(x)
+    >>> y.shape, bn.avg_mean.shape
+    ((2, 2), (2,))
+    >>> bn.avg_mean
+    variable([0.2 0.4])
     """
 
     def __init__(self, decay: float = 0.9, eps: float = 2e-5) -> None:
