@@ -113,6 +113,7 @@ NUMPYDOC_MODULES = {
     "agrad.functions.activation": (),
     "agrad.functions.arithmetic": (),
     "agrad.functions.casting": (),
+    "agrad.functions.conv": (),
     "agrad.functions.elementwise": (),
     "agrad.functions.linalg": (),
     "agrad.functions.loss": (),
