@@ -115,6 +115,7 @@ NUMPYDOC_MODULES = {
     "agrad.functions.casting": (),
     "agrad.functions.conv": (),
     "agrad.functions.elementwise": (),
+    "agrad.functions.indexing": (),
     "agrad.functions.linalg": (),
     "agrad.functions.loss": (),
     "agrad.functions.reduction": (),
