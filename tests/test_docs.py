@@ -119,6 +119,7 @@ NUMPYDOC_MODULES = {
     "agrad.functions.linalg": (),
     "agrad.functions.loss": (),
     "agrad.functions.reduction": (),
+    "agrad.functions.regularization": (),
     "agrad.functions.shape": (),
     "agrad.config": (),
     "agrad.func": (),
