@@ -178,7 +178,49 @@ def _col2im(col: Any, img_shape: tuple, geometry: Geometry, to_matrix: bool) -> 
 def im2col_array(
     img: Any, kernel_size: Any, stride: Any = 1, pad: Any = 0, to_matrix: bool = True
 ) -> Any:
-    """Kernel windows of NCHW array ``img``: (N*OH*OW, C*KH*KW), or (N, C, KH, KW, OH, OW)."""
+    """Kernel windows of NCHW array ``img``: (N*OH*OW, C*KH*KW), or (N, C, KH, KW, OH, OW).
+
+    The array counterpart of :func:`im2col`: no Variable, no graph.
+
+    Parameters
+    ----------
+    img : array
+        Images of shape (N, C, H, W).
+    kernel_size : int or (int, int)
+        (KH, KW), each >= 1.
+    stride : int or (int, int), default 1
+        Step between windows along H and W, each >= 1.
+    pad : int or (int, int), default 0
+        Zeros added on both sides of H and W, each >= 0.
+    to_matrix : bool, default True
+        True for DeZero's matrix layout, False for the 6-D one.
+
+    Returns
+    -------
+    array
+        A copy (never a view of ``img``), of ``img``'s backend and dtype: one row per output
+        pixel, in (n, oh, ow) order, with columns in (c, kh, kw) order; or (N, C, KH, KW, OH, OW).
+
+    Raises
+    ------
+    ValueError
+        If ``img`` is not 4-D, ``kernel_size``, ``stride`` or ``pad`` is out of range, or the
+        kernel is larger than the padded image.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> img = xp.reshape(xp.arange(16.0), (1, 1, 4, 4))
+    >>> agrad.cuda.as_numpy(F.im2col_array(img, 2, stride=2))
+    array([[ 0.,  1.,  4.,  5.],
+           [ 2.,  3.,  6.,  7.],
+           [ 8.,  9., 12., 13.],
+           [10., 11., 14., 15.]])
+    >>> F.im2col_array(img, 3, to_matrix=False).shape
+    (1, 1, 3, 3, 2, 2)
+    """
     return _im2col(img, _geometry("im2col", kernel_size, stride, pad), to_matrix)
 
 
@@ -190,14 +232,87 @@ def col2im_array(
     pad: Any = 0,
     to_matrix: bool = True,
 ) -> Any:
-    """Sum windows back into an NCHW array of ``img_shape`` (the adjoint of ``im2col_array``)."""
+    """Sum windows back into an NCHW array of ``img_shape`` (the adjoint of ``im2col_array``).
+
+    The array counterpart of :func:`col2im`: no Variable, no graph.
+
+    Parameters
+    ----------
+    col : array
+        Windows as :func:`im2col_array` lays them out for ``to_matrix``: (N*OH*OW, C*KH*KW) or
+        (N, C, KH, KW, OH, OW).
+    img_shape : tuple of int
+        (N, C, H, W) of the image.
+    kernel_size : int or (int, int)
+        (KH, KW), each >= 1.
+    stride : int or (int, int), default 1
+        Step between windows along H and W, each >= 1.
+    pad : int or (int, int), default 0
+        Padding the windows were taken with; it is cropped off the result.
+    to_matrix : bool, default True
+        The layout of ``col``.
+
+    Returns
+    -------
+    array
+        Of shape ``img_shape``; where windows overlap, their values add up.
+
+    Raises
+    ------
+    ValueError
+        If ``img_shape`` is not 4 long, ``col``'s shape does not match it and the geometry,
+        ``kernel_size``, ``stride`` or ``pad`` is out of range, or the kernel is larger than the
+        padded image.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> agrad.cuda.as_numpy(F.col2im_array(xp.ones((4, 4)), (1, 1, 3, 3), 2))
+    array([[[[1., 2., 1.],
+             [2., 4., 2.],
+             [1., 2., 1.]]]])
+    """
     geometry = _geometry("col2im", kernel_size, stride, pad)
     return _col2im(col, tuple(img_shape), geometry, to_matrix)
 
 
 # -- im2col / col2im ------------------------------------------------------------------------
 class Im2col(Function):
-    """Kernel windows of an NCHW image (see ``im2col_array``); the gradient is ``col2im``."""
+    """Kernel windows of an NCHW image (see ``im2col_array``); the gradient is ``col2im``.
+
+    The function behind :func:`im2col`, called as ``Im2col(kernel_size, stride, pad,
+    to_matrix)(x)``; its backward needs only the input's shape.
+
+    Parameters
+    ----------
+    kernel_size : int or (int, int)
+        (KH, KW), each >= 1.
+    stride : int or (int, int), default 1
+        Step between windows along H and W, each >= 1.
+    pad : int or (int, int), default 0
+        Zeros added on both sides of H and W, each >= 0.
+    to_matrix : bool, default True
+        (N*OH*OW, C*KH*KW) output when True, (N, C, KH, KW, OH, OW) when False.
+
+    Raises
+    ------
+    ValueError
+        If ``kernel_size``, ``stride`` or ``pad`` is out of range.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> x = xp.reshape(xp.arange(16.0), (1, 1, 4, 4))
+    >>> F.Im2col(2, stride=2)(x)
+    variable([[ 0.  1.  4.  5.]
+              [ 2.  3.  6.  7.]
+              [ 8.  9. 12. 13.]
+              [10. 11. 14. 15.]])
+    """
 
     retain_inputs = ()
     retain_outputs = ()
@@ -218,7 +333,39 @@ class Im2col(Function):
 
 
 class Col2im(Function):
-    """Sum windows back into an NCHW image; the gradient is ``im2col``."""
+    """Sum windows back into an NCHW image; the gradient is ``im2col``.
+
+    The function behind :func:`col2im`, called as ``Col2im(input_shape, kernel_size, stride,
+    pad, to_matrix)(x)``.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        (N, C, H, W) of the image.
+    kernel_size : int or (int, int)
+        (KH, KW), each >= 1.
+    stride : int or (int, int), default 1
+        Step between windows along H and W, each >= 1.
+    pad : int or (int, int), default 0
+        Padding the windows were taken with; it is cropped off the result.
+    to_matrix : bool, default True
+        The layout of the windows, as for :func:`im2col`.
+
+    Raises
+    ------
+    ValueError
+        If ``kernel_size``, ``stride`` or ``pad`` is out of range.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> F.Col2im((1, 1, 3, 3), 2)(xp.ones((4, 4)))
+    variable([[[[1. 2. 1.]
+                [2. 4. 2.]
+                [1. 2. 1.]]]])
+    """
 
     retain_inputs = ()
     retain_outputs = ()
@@ -246,7 +393,57 @@ class Col2im(Function):
 def im2col(
     x: Any, kernel_size: Any, stride: Any = 1, pad: Any = 0, to_matrix: bool = True
 ) -> Variable:
-    """Kernel windows of NCHW ``x``: (N*OH*OW, C*KH*KW), or (N, C, KH, KW, OH, OW)."""
+    """Kernel windows of NCHW ``x``: (N*OH*OW, C*KH*KW), or (N, C, KH, KW, OH, OW).
+
+    DeZero's ``im2col``, differentiable (twice too): the gradient adds each window's gradient
+    back at its place with :func:`col2im`, so pixels in several windows collect several.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Images of shape (N, C, H, W).
+    kernel_size : int or (int, int)
+        (KH, KW), each >= 1.
+    stride : int or (int, int), default 1
+        Step between windows along H and W, each >= 1.
+    pad : int or (int, int), default 0
+        Zeros added on both sides of H and W, each >= 0.
+    to_matrix : bool, default True
+        True for DeZero's matrix layout, False for the 6-D one.
+
+    Returns
+    -------
+    Variable
+        A copy of the windows, of ``x``'s dtype: with ``to_matrix`` one row per output pixel, in
+        (n, oh, ow) order, with columns in (c, kh, kw) order; otherwise (N, C, KH, KW, OH, OW).
+        OH and OW are as for :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not 4-D, ``kernel_size``, ``stride`` or ``pad`` is out of range, or the
+        kernel is larger than the padded input.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> x = agrad.Variable(xp.reshape(xp.arange(16.0), (1, 1, 4, 4)))
+    >>> F.im2col(x, 2, stride=2)
+    variable([[ 0.  1.  4.  5.]
+              [ 2.  3.  6.  7.]
+              [ 8.  9. 12. 13.]
+              [10. 11. 14. 15.]])
+    >>> F.im2col(x, 3, to_matrix=False).shape
+    (1, 1, 3, 3, 2, 2)
+    >>> F.sum(F.im2col(x, 3)).backward()  # each pixel's gradient counts its windows
+    >>> x.grad
+    variable([[[[1. 2. 2. 1.]
+                [2. 4. 4. 2.]
+                [2. 4. 4. 2.]
+                [1. 2. 2. 1.]]]])
+    """
     return Im2col(kernel_size, stride, pad, to_matrix)(x)
 
 
@@ -258,7 +455,56 @@ def col2im(
     pad: Any = 0,
     to_matrix: bool = True,
 ) -> Variable:
-    """Add windows ``x`` (as ``im2col`` lays them out) back into an image of ``input_shape``."""
+    """Add windows ``x`` (as ``im2col`` lays them out) back into an image of ``input_shape``.
+
+    DeZero's ``col2im``, the adjoint of :func:`im2col`: its gradient is ``im2col`` of the
+    image's gradient.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Windows of shape (N*OH*OW, C*KH*KW) with ``to_matrix``, else (N, C, KH, KW, OH, OW).
+    input_shape : tuple of int
+        (N, C, H, W) of the image.
+    kernel_size : int or (int, int)
+        (KH, KW), each >= 1.
+    stride : int or (int, int), default 1
+        Step between windows along H and W, each >= 1.
+    pad : int or (int, int), default 0
+        Padding the windows were taken with; it is cropped off the result.
+    to_matrix : bool, default True
+        The layout of ``x``.
+
+    Returns
+    -------
+    Variable
+        Of shape ``input_shape`` and ``x``'s dtype; where windows overlap, their values add up.
+
+    Raises
+    ------
+    ValueError
+        If ``input_shape`` is not 4 long, ``x``'s shape does not match it and the geometry,
+        ``kernel_size``, ``stride`` or ``pad`` is out of range, or the kernel is larger than the
+        padded image.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> windows = agrad.Variable(xp.ones((4, 4)))
+    >>> image = F.col2im(windows, (1, 1, 3, 3), 2)  # four 2x2 windows of a 3x3 image
+    >>> image
+    variable([[[[1. 2. 1.]
+                [2. 4. 2.]
+                [1. 2. 1.]]]])
+    >>> image[0, 0, 1, 1].backward()  # the centre pixel is in every window
+    >>> windows.grad
+    variable([[0. 0. 0. 1.]
+              [0. 0. 1. 0.]
+              [0. 1. 0. 0.]
+              [1. 0. 0. 0.]])
+    """
     return Col2im(input_shape, kernel_size, stride, pad, to_matrix)(x)
 
 
@@ -365,7 +611,35 @@ def _bias_grad(n_inputs: int, has_bias: bool, d: Any, gy: Any) -> tuple:
 
 
 class Conv2d(Function):
-    """2-D convolution (cross-correlation) of NCHW ``x`` with ``W`` (OC, C, KH, KW), plus bias."""
+    """2-D convolution (cross-correlation) of NCHW ``x`` with ``W`` (OC, C, KH, KW), plus bias.
+
+    The function behind :func:`conv2d`, called as ``Conv2d(stride, pad)(x, W)`` or
+    ``Conv2d(stride, pad)(x, W, b)`` (``b`` may be None, as DeZero passes it). Its backward keeps
+    ``x`` and ``W``: the input gradient is :func:`deconv2d` of ``gy`` with ``W`` (skipped for a
+    raw-array ``x``), the kernel gradient :func:`conv2d_grad_w`.
+
+    Parameters
+    ----------
+    stride : int or (int, int), default 1
+        Step of the kernel along H and W, each >= 1.
+    pad : int or (int, int), default 0
+        Zeros added on both sides of H and W, each >= 0.
+
+    Raises
+    ------
+    ValueError
+        If ``stride`` or ``pad`` is out of range.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> x = xp.reshape(xp.arange(16.0), (1, 1, 4, 4))
+    >>> F.Conv2d(stride=2)(x, xp.ones((1, 1, 2, 2)))
+    variable([[[[10. 18.]
+                [42. 50.]]]])
+    """
 
     retain_inputs = (0, 1)  # x for the kernel gradient, W for the input gradient
     retain_outputs = ()
@@ -390,7 +664,36 @@ class Conv2d(Function):
 
 
 class Deconv2d(Function):
-    """Transposed convolution of NCHW ``x`` with ``W`` (C, OC, KH, KW), plus bias."""
+    """Transposed convolution of NCHW ``x`` with ``W`` (C, OC, KH, KW), plus bias.
+
+    The function behind :func:`deconv2d`, called as ``Deconv2d(stride, pad, outsize)(x, W)`` or
+    ``Deconv2d(stride, pad, outsize)(x, W, b)``. Its backward keeps ``x`` and ``W``: the input
+    gradient is :func:`conv2d` of ``gy`` with ``W``, the kernel gradient :func:`conv2d_grad_w`.
+
+    Parameters
+    ----------
+    stride : int or (int, int), default 1
+        Distance between the kernels that neighbouring input pixels add, each >= 1.
+    pad : int or (int, int), default 0
+        Rows and columns cropped from each side of the result, each >= 0.
+    outsize : int, (int, int) or None, default None
+        The output's (OH, OW), each >= 1; None for ``stride * (H - 1) + KH - 2 * pad`` (and
+        likewise OW).
+
+    Raises
+    ------
+    ValueError
+        If ``stride``, ``pad`` or ``outsize`` is out of range.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> F.Deconv2d(stride=2)(xp.asarray([[[[1.0, 2.0]]]]), xp.ones((1, 1, 2, 2)))
+    variable([[[[1. 1. 2. 2.]
+                [1. 1. 2. 2.]]]])
+    """
 
     retain_inputs = (0, 1)  # x for the kernel gradient, W for the input gradient
     retain_outputs = ()
@@ -418,6 +721,40 @@ class Conv2DGradW(Function):
     """The kernel gradient of ``conv2d``, from inputs ``(x, gy)``; differentiable again.
 
     Takes the kernel geometry, or (as DeZero) the ``Conv2d`` function whose W it differentiates.
+    The function behind :func:`conv2d_grad_w`, called as ``Conv2DGradW(kernel_size, stride,
+    pad)(x, gy)`` or ``Conv2DGradW(conv)(x, gy)``. Its backward keeps both inputs: the gradient
+    for ``x`` is a :func:`deconv2d` of ``gy``, the one for ``gy`` a :func:`conv2d` of ``x``.
+
+    Parameters
+    ----------
+    kernel_size : int, (int, int) or Conv2d
+        (KH, KW) of the kernel, each >= 1; or a :class:`Conv2d` that has run forward, whose
+        kernel shape, stride and pad are taken (``stride`` and ``pad`` are then ignored).
+    stride : int or (int, int), default 1
+        The convolution's stride, each >= 1.
+    pad : int or (int, int), default 0
+        The convolution's padding, each >= 0.
+
+    Raises
+    ------
+    ValueError
+        If ``kernel_size``, ``stride`` or ``pad`` is out of range.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> x = xp.reshape(xp.arange(16.0), (1, 1, 4, 4))
+    >>> gy = xp.ones((1, 1, 2, 2))
+    >>> F.Conv2DGradW(2, stride=2)(x, gy)
+    variable([[[[20. 24.]
+                [36. 40.]]]])
+    >>> conv = F.Conv2d(stride=2)
+    >>> y = conv(x, xp.ones((1, 1, 2, 2)))
+    >>> F.Conv2DGradW(conv)(x, gy)  # DeZero's form: the geometry of conv
+    variable([[[[20. 24.]
+                [36. 40.]]]])
     """
 
     retain_inputs = (0, 1)  # each input's gradient is a convolution with the other
@@ -444,7 +781,66 @@ class Conv2DGradW(Function):
 
 
 def conv2d(x: Any, W: Any, b: Any = None, stride: Any = 1, pad: Any = 0) -> Variable:
-    """2-D convolution of NCHW ``x`` with kernels ``W`` (OC, C, KH, KW) and optional bias (OC,)."""
+    """2-D convolution of NCHW ``x`` with kernels ``W`` (OC, C, KH, KW) and optional bias (OC,).
+
+    A cross-correlation, as in DeZero, Chainer and PyTorch (the kernel is not flipped), computed
+    as one matrix product per image of the flattened kernels with the image's windows. It is
+    differentiable twice; a raw-array ``x`` (a data batch) gets no gradient, which saves a pass.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Images of shape (N, C, H, W).
+    W : Variable or array
+        Kernels of shape (OC, C, KH, KW).
+    b : Variable, array or None, default None
+        Bias of shape (OC,), one value per output channel; None for no bias.
+    stride : int or (int, int), default 1
+        Step of the kernel along H and W, each >= 1.
+    pad : int or (int, int), default 0
+        Zeros added on both sides of H and W, each >= 0.
+
+    Returns
+    -------
+    Variable
+        Of shape (N, OC, OH, OW), with ``OH = (H + 2 * pad - KH) // stride + 1`` (and likewise
+        OW; :func:`agrad.utils.get_conv_outsize`). Inside :func:`agrad.amp.autocast`, float32
+        operands are convolved in float16 and the result is float32.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` or ``W`` is not 4-D, their channel counts differ, ``b`` is not of shape (OC,),
+        ``stride`` or ``pad`` is out of range, or the kernel is larger than the padded input.
+    TypeError
+        If the inputs are arrays of different backends.
+
+    See Also
+    --------
+    conv2d_simple : DeZero's composite version, built from im2col and linear.
+    agrad.layers.Conv2d : The layer that holds ``W`` and ``b``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> x = agrad.Variable(xp.reshape(xp.arange(16.0), (1, 1, 4, 4)))
+    >>> W = agrad.Variable(xp.ones((1, 1, 2, 2)))
+    >>> b = agrad.Variable(xp.asarray([0.5]))
+    >>> y = F.conv2d(x, W, b, stride=2)  # each output: the sum of a 2x2 block, plus 0.5
+    >>> y
+    variable([[[[10.5 18.5]
+                [42.5 50.5]]]])
+    >>> F.sum(y).backward()
+    >>> W.grad, b.grad
+    (variable([[[[20. 24.]
+                 [36. 40.]]]]), variable([4.]))
+    >>> F.conv2d(x, xp.ones((1, 3, 2, 2)))
+    Traceback (most recent call last):
+      ...
+    ValueError: conv2d: x has 1 channels (shape (1, 1, 4, 4)) but W (1, 3, 2, 2) takes 3; ...
+    """
     f = Conv2d(stride, pad)
     if _autocast_dtype.get() is not None:  # inside agrad.amp.autocast: in float16
         from agrad.amp import autocast_call
@@ -456,7 +852,63 @@ def conv2d(x: Any, W: Any, b: Any = None, stride: Any = 1, pad: Any = 0) -> Vari
 def deconv2d(
     x: Any, W: Any, b: Any = None, stride: Any = 1, pad: Any = 0, outsize: Any = None
 ) -> Variable:
-    """Transposed convolution with ``W`` (C, OC, KH, KW); output ``s*(in-1)+k-2p`` or outsize."""
+    """Transposed convolution with ``W`` (C, OC, KH, KW); output ``s*(in-1)+k-2p`` or outsize.
+
+    The adjoint of :func:`conv2d` with the same ``W``, ``stride`` and ``pad`` (DeZero's
+    ``deconv2d``): each input pixel adds ``W`` scaled by its value into the output, ``stride``
+    apart, and ``pad`` rows and columns are cropped off each side. Differentiable twice.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Images of shape (N, C, H, W).
+    W : Variable or array
+        Kernels of shape (C, OC, KH, KW): input channels first, as the ``W`` of the conv2d it
+        reverses.
+    b : Variable, array or None, default None
+        Bias of shape (OC,); None for no bias.
+    stride : int or (int, int), default 1
+        Distance between the kernels that neighbouring input pixels add, each >= 1.
+    pad : int or (int, int), default 0
+        Rows and columns cropped from each side of the result, each >= 0.
+    outsize : int, (int, int) or None, default None
+        The output's (OH, OW). None gives ``OH = stride * (H - 1) + KH - 2 * pad`` (and likewise
+        OW; :func:`agrad.utils.get_deconv_outsize`); a size given must convolve back to (H, W),
+        which with a stride > 1 several sizes do.
+
+    Returns
+    -------
+    Variable
+        Of shape (N, OC, OH, OW). Inside :func:`agrad.amp.autocast`, float32 operands are
+        computed in float16 and the result is float32.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` or ``W`` is not 4-D, their channel counts differ, ``b`` is not of shape (OC,),
+        ``stride``, ``pad`` or ``outsize`` is out of range, ``pad`` leaves no output, or
+        ``outsize`` does not convolve back to (H, W).
+    TypeError
+        If the inputs are arrays of different backends.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> x = agrad.Variable(xp.asarray([[[[1.0, 2.0]]]]))
+    >>> W = agrad.Variable(xp.ones((1, 1, 2, 2)))
+    >>> y = F.deconv2d(x, W)  # two 2x2 kernels, one column apart, overlap in the middle
+    >>> y
+    variable([[[[1. 3. 2.]
+                [1. 3. 2.]]]])
+    >>> F.sum(y).backward()
+    >>> x.grad, W.grad
+    (variable([[[[4. 4.]]]]), variable([[[[3. 3.]
+                 [3. 3.]]]]))
+    >>> F.deconv2d(x, W, stride=2).shape, F.deconv2d(x, W, stride=2, outsize=(3, 5)).shape
+    ((1, 1, 2, 4), (1, 1, 3, 5))
+    """
     f = Deconv2d(stride, pad, outsize)
     if _autocast_dtype.get() is not None:  # inside agrad.amp.autocast: in float16
         from agrad.amp import autocast_call
@@ -466,12 +918,103 @@ def deconv2d(
 
 
 def conv2d_grad_w(x: Any, gy: Any, kernel_size: Any, stride: Any = 1, pad: Any = 0) -> Variable:
-    """d conv2d / d W: the kernel gradient for input ``x`` and output gradient ``gy``."""
+    """d conv2d / d W: the kernel gradient for input ``x`` and output gradient ``gy``.
+
+    What :func:`conv2d`'s backward computes for ``W`` (DeZero's ``Conv2DGradW``), as a function
+    of its own so that it can be differentiated again.
+
+    Parameters
+    ----------
+    x : Variable or array
+        The convolution's input, of shape (N, C, H, W).
+    gy : Variable or array
+        The gradient of its output, of shape (N, OC, OH, OW).
+    kernel_size : int or (int, int)
+        (KH, KW) of the kernel, each >= 1.
+    stride : int or (int, int), default 1
+        The convolution's stride, each >= 1.
+    pad : int or (int, int), default 0
+        The convolution's padding, each >= 0.
+
+    Returns
+    -------
+    Variable
+        Of shape (OC, C, KH, KW): the windows of ``x`` weighted by ``gy``, summed over the batch.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` or ``gy`` is not 4-D, ``kernel_size``, ``stride`` or ``pad`` is out of range,
+        the kernel is larger than the padded input, or ``gy`` is not shaped as a conv2d output
+        of ``x`` with that geometry.
+    TypeError
+        If the inputs are arrays of different backends.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> x = xp.reshape(xp.arange(16.0), (1, 1, 4, 4))
+    >>> gy = agrad.Variable(xp.ones((1, 1, 2, 2)))
+    >>> gW = F.conv2d_grad_w(x, gy, 2, stride=2)  # W.grad of F.sum(F.conv2d(x, W, stride=2))
+    >>> gW
+    variable([[[[20. 24.]
+                [36. 40.]]]])
+    >>> F.sum(gW).backward()
+    >>> gy.grad
+    variable([[[[10. 18.]
+                [42. 50.]]]])
+    """
     return Conv2DGradW(kernel_size, stride, pad)(x, gy)
 
 
 def conv2d_simple(x: Any, W: Any, b: Any = None, stride: Any = 1, pad: Any = 0) -> Variable:
-    """``conv2d`` composed from ``im2col``, ``linear``, ``reshape`` and ``transpose`` (DeZero)."""
+    """``conv2d`` composed from ``im2col``, ``linear``, ``reshape`` and ``transpose`` (DeZero).
+
+    The same values and gradients as :func:`conv2d`, in six graph nodes instead of one and with
+    a copy of every window; prefer :func:`conv2d`.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Images of shape (N, C, H, W).
+    W : Variable or array
+        Kernels of shape (OC, C, KH, KW).
+    b : Variable, array or None, default None
+        Bias of shape (OC,); None for no bias.
+    stride : int or (int, int), default 1
+        Step of the kernel along H and W, each >= 1.
+    pad : int or (int, int), default 0
+        Zeros added on both sides of H and W, each >= 0.
+
+    Returns
+    -------
+    Variable
+        Of shape (N, OC, OH, OW), OH and OW as for :func:`conv2d`.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` or ``W`` is not 4-D, their channel counts differ, ``stride`` or ``pad`` is out
+        of range, or the kernel is larger than the padded input.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> x = agrad.Variable(xp.reshape(xp.arange(16.0), (1, 1, 4, 4)))
+    >>> W = agrad.Variable(xp.ones((1, 1, 2, 2)))
+    >>> y = F.conv2d_simple(x, W, xp.asarray([0.5]), stride=2)
+    >>> y
+    variable([[[[10.5 18.5]
+                [42.5 50.5]]]])
+    >>> F.sum(y).backward()
+    >>> W.grad
+    variable([[[[20. 24.]
+                [36. 40.]]]])
+    """
     from agrad.functions.linalg import linear
     from agrad.functions.shape import reshape, transpose
 
@@ -561,7 +1104,39 @@ def _pooling_with_indexes_forward(x: Any, indexes: Any, geometry: Geometry) -> A
 
 
 class Pooling(Function):
-    """Max pooling; remembers each window's argmax (the first, on ties) for the gradient."""
+    """Max pooling; remembers each window's argmax (the first, on ties) for the gradient.
+
+    The function behind :func:`pooling`, called as ``Pooling(kernel_size, stride, pad)(x)``.
+    After the forward pass ``indexes`` holds, per output pixel, the row-major position of its
+    window's maximum (a small integer dtype); the backward is :func:`pooling_grad` of them.
+
+    Parameters
+    ----------
+    kernel_size : int or (int, int)
+        (KH, KW) of the window, each >= 1.
+    stride : int or (int, int), default 1
+        Step between windows along H and W, each >= 1.
+    pad : int or (int, int), default 0
+        Zeros added on both sides of H and W, each >= 0.
+
+    Raises
+    ------
+    ValueError
+        If ``kernel_size``, ``stride`` or ``pad`` is out of range.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> x = xp.reshape(xp.arange(16.0), (1, 1, 4, 4))
+    >>> pool = F.Pooling(2, stride=2)
+    >>> pool(x)
+    variable([[[[ 5.  7.]
+                [13. 15.]]]])
+    >>> agrad.cuda.as_numpy(pool.indexes).tolist()  # the bottom-right corner of each window
+    [[[[3, 3], [3, 3]]]]
+    """
 
     retain_inputs = ()  # the gradient needs only the input's shape and the argmax
     retain_outputs = ()
@@ -583,7 +1158,45 @@ class Pooling(Function):
 
 
 class Pooling2DGrad(Function):
-    """The gradient of max pooling: each output gradient goes to its window's argmax."""
+    """The gradient of max pooling: each output gradient goes to its window's argmax.
+
+    The function behind :func:`pooling_grad`, called as ``Pooling2DGrad(indexes, input_shape,
+    kernel_size, stride, pad)(gy)`` or, as DeZero, ``Pooling2DGrad(pool)(gy)`` with the
+    :class:`Pooling` that has run forward. Its gradient is :func:`pooling_with_indexes`.
+
+    Parameters
+    ----------
+    indexes : array or Pooling
+        Per output pixel, the row-major position of its window's maximum; or a Pooling whose
+        indexes, input shape and geometry are taken (the other arguments are then ignored).
+    input_shape : tuple of int or None, default None
+        (N, C, H, W) of the pooled image.
+    kernel_size : int or (int, int)
+        (KH, KW) of the window, each >= 1.
+    stride : int or (int, int), default 1
+        Step between windows along H and W, each >= 1.
+    pad : int or (int, int), default 0
+        Padding of the pooling, each >= 0; it is cropped off the result.
+
+    Raises
+    ------
+    ValueError
+        If ``kernel_size``, ``stride`` or ``pad`` is out of range (a missing ``kernel_size``
+        included).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> pool = F.Pooling(2, stride=2)
+    >>> y = pool(xp.reshape(xp.arange(16.0), (1, 1, 4, 4)))
+    >>> F.Pooling2DGrad(pool)(xp.ones((1, 1, 2, 2)))
+    variable([[[[0. 0. 0. 0.]
+                [0. 1. 0. 1.]
+                [0. 0. 0. 0.]
+                [0. 1. 0. 1.]]]])
+    """
 
     retain_inputs = ()
     retain_outputs = ()
@@ -613,7 +1226,42 @@ class Pooling2DGrad(Function):
 
 
 class Pooling2DWithIndexes(Function):
-    """Each window's element of ``x`` at the saved argmax (max pooling as a linear map)."""
+    """Each window's element of ``x`` at the saved argmax (max pooling as a linear map).
+
+    The function behind :func:`pooling_with_indexes`, called as ``Pooling2DWithIndexes(indexes,
+    kernel_size, stride, pad)(x)`` or, as DeZero, ``Pooling2DWithIndexes(pool)(x)`` with the
+    :class:`Pooling` that has run forward. Its gradient is :func:`pooling_grad`.
+
+    Parameters
+    ----------
+    indexes : array or Pooling
+        Per output pixel, the row-major position in its window of the element to pick; or a
+        Pooling whose indexes and geometry are taken (the other arguments are then ignored).
+    kernel_size : int or (int, int)
+        (KH, KW) of the window, each >= 1.
+    stride : int or (int, int), default 1
+        Step between windows along H and W, each >= 1.
+    pad : int or (int, int), default 0
+        Zeros added on both sides of H and W, each >= 0.
+
+    Raises
+    ------
+    ValueError
+        If ``kernel_size``, ``stride`` or ``pad`` is out of range (a missing ``kernel_size``
+        included).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> x = xp.reshape(xp.arange(16.0), (1, 1, 4, 4))
+    >>> pool = F.Pooling(2, stride=2)
+    >>> y = pool(x)
+    >>> F.Pooling2DWithIndexes(pool)(-x)  # -x at the argmax of x, not the max of -x
+    variable([[[[ -5.  -7.]
+                [-13. -15.]]]])
+    """
 
     retain_inputs = ()
     retain_outputs = ()
@@ -643,26 +1291,210 @@ class Pooling2DWithIndexes(Function):
 
 
 def pooling(x: Any, kernel_size: Any, stride: Any = 1, pad: Any = 0) -> Variable:
-    """Max pooling over NCHW ``x`` (DeZero's default stride is 1, not the kernel size)."""
+    """Max pooling over NCHW ``x`` (DeZero's default stride is 1, not the kernel size).
+
+    Pass ``stride=kernel_size`` for the usual non-overlapping windows. Differentiable twice.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Images of shape (N, C, H, W).
+    kernel_size : int or (int, int)
+        (KH, KW) of the window, each >= 1.
+    stride : int or (int, int), default 1
+        Step between windows along H and W, each >= 1.
+    pad : int or (int, int), default 0
+        Zeros added on both sides of H and W, each >= 0. They take part in the maximum, as in
+        DeZero: a window of negative values that reaches into the padding gives 0.
+
+    Returns
+    -------
+    Variable
+        Of shape (N, C, OH, OW) and ``x``'s dtype, OH and OW as for :func:`conv2d`. The gradient
+        of each output goes to the first maximum of its window in row-major order (ties get
+        nothing more); where windows overlap, the gradients add up.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not 4-D, ``kernel_size``, ``stride`` or ``pad`` is out of range, or the
+        kernel is larger than the padded input.
+
+    See Also
+    --------
+    pooling_simple : DeZero's composite version, which gives the gradient to every tie.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> x = agrad.Variable(xp.reshape(xp.arange(16.0), (1, 1, 4, 4)))
+    >>> y = F.pooling(x, 2, stride=2)
+    >>> y
+    variable([[[[ 5.  7.]
+                [13. 15.]]]])
+    >>> F.sum(y).backward()
+    >>> x.grad
+    variable([[[[0. 0. 0. 0.]
+                [0. 1. 0. 1.]
+                [0. 0. 0. 0.]
+                [0. 1. 0. 1.]]]])
+    """
     return Pooling(kernel_size, stride, pad)(x)
 
 
 def pooling_grad(
     gy: Any, indexes: Any, input_shape: tuple, kernel_size: Any, stride: Any = 1, pad: Any = 0
 ) -> Variable:
-    """Route max-pooling output gradients ``gy`` to the argmax ``indexes`` of each window."""
+    """Route max-pooling output gradients ``gy`` to the argmax ``indexes`` of each window.
+
+    What :func:`pooling`'s backward computes, as a function of its own so that it can be
+    differentiated again (its gradient is :func:`pooling_with_indexes`).
+
+    Parameters
+    ----------
+    gy : Variable or array
+        Output gradients, of shape (N, C, OH, OW).
+    indexes : array
+        Integers of ``gy``'s shape: per output pixel, the row-major position in its window
+        (0 to KH*KW - 1) that gets the gradient, as :attr:`Pooling.indexes` holds them.
+    input_shape : tuple of int
+        (N, C, H, W) of the pooled image.
+    kernel_size : int or (int, int)
+        (KH, KW) of the window, each >= 1.
+    stride : int or (int, int), default 1
+        Step between windows along H and W, each >= 1.
+    pad : int or (int, int), default 0
+        Padding of the pooling, each >= 0; it is cropped off the result.
+
+    Returns
+    -------
+    Variable
+        Of shape ``input_shape`` and ``gy``'s dtype: zeros except where a window's gradient went
+        (added up where windows overlap).
+
+    Raises
+    ------
+    ValueError
+        If ``kernel_size``, ``stride`` or ``pad`` is out of range.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> gy = xp.asarray([[[[1.0, 2.0], [3.0, 4.0]]]])
+    >>> indexes = xp.asarray([[[[3, 0], [1, 2]]]], dtype=xp.int8)
+    >>> F.pooling_grad(gy, indexes, (1, 1, 4, 4), 2, stride=2)
+    variable([[[[0. 0. 2. 0.]
+                [0. 1. 0. 0.]
+                [0. 3. 0. 0.]
+                [0. 0. 4. 0.]]]])
+    """
     return Pooling2DGrad(indexes, input_shape, kernel_size, stride, pad)(gy)
 
 
 def pooling_with_indexes(
     x: Any, indexes: Any, kernel_size: Any, stride: Any = 1, pad: Any = 0
 ) -> Variable:
-    """Each window's element of ``x`` at the given argmax ``indexes``."""
+    """Each window's element of ``x`` at the given argmax ``indexes``.
+
+    Max pooling with the maxima's positions fixed, so a linear map of ``x``: the function
+    through which :func:`pooling_grad` is differentiated (its gradient is ``pooling_grad``).
+
+    Parameters
+    ----------
+    x : Variable or array
+        Images of shape (N, C, H, W).
+    indexes : array
+        Integers of the output's shape (N, C, OH, OW): per output pixel, the row-major position
+        in its window (0 to KH*KW - 1) of the element to pick.
+    kernel_size : int or (int, int)
+        (KH, KW) of the window, each >= 1.
+    stride : int or (int, int), default 1
+        Step between windows along H and W, each >= 1.
+    pad : int or (int, int), default 0
+        Zeros added on both sides of H and W, each >= 0.
+
+    Returns
+    -------
+    Variable
+        Of shape (N, C, OH, OW) and ``x``'s dtype.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not 4-D, ``kernel_size``, ``stride`` or ``pad`` is out of range, or the
+        kernel is larger than the padded input.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> x = agrad.Variable(xp.reshape(xp.arange(16.0), (1, 1, 4, 4)))
+    >>> indexes = xp.asarray([[[[3, 0], [1, 2]]]], dtype=xp.int8)
+    >>> y = F.pooling_with_indexes(x, indexes, 2, stride=2)
+    >>> y
+    variable([[[[ 5.  2.]
+                [ 9. 14.]]]])
+    >>> F.sum(y).backward()
+    >>> x.grad
+    variable([[[[0. 0. 1. 0.]
+                [0. 1. 0. 0.]
+                [0. 1. 0. 0.]
+                [0. 0. 1. 0.]]]])
+    """
     return Pooling2DWithIndexes(indexes, kernel_size, stride, pad)(x)
 
 
 def pooling_simple(x: Any, kernel_size: Any, stride: Any = 1, pad: Any = 0) -> Variable:
-    """Max pooling composed from ``im2col`` and ``max`` (DeZero); ties all get the gradient."""
+    """Max pooling composed from ``im2col`` and ``max`` (DeZero); ties all get the gradient.
+
+    The same values as :func:`pooling`, in several graph nodes and with a copy of every window;
+    prefer :func:`pooling`.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Images of shape (N, C, H, W).
+    kernel_size : int or (int, int)
+        (KH, KW) of the window, each >= 1.
+    stride : int or (int, int), default 1
+        Step between windows along H and W, each >= 1.
+    pad : int or (int, int), default 0
+        Zeros added on both sides of H and W, each >= 0; they take part in the maximum.
+
+    Returns
+    -------
+    Variable
+        Of shape (N, C, OH, OW), OH and OW as for :func:`conv2d`. Every element equal to its
+        window's maximum gets that window's whole gradient.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not 4-D, ``kernel_size``, ``stride`` or ``pad`` is out of range, or the
+        kernel is larger than the padded input.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> x = agrad.Variable(xp.ones((1, 1, 2, 2)))  # one window, four tied maxima
+    >>> y = F.pooling_simple(x, 2)
+    >>> y.backward()
+    >>> y, x.grad
+    (variable([[[[1.]]]]), variable([[[[1. 1.]
+                [1. 1.]]]]))
+    >>> x.cleargrad()
+    >>> F.pooling(x, 2).backward()  # pooling: the first maximum only
+    >>> x.grad
+    variable([[[[1. 0.]
+                [0. 0.]]]])
+    """
     from agrad.functions.reduction import max as max_
     from agrad.functions.shape import reshape, transpose
 
@@ -688,7 +1520,34 @@ def _pooling_with_indexes_twin(xp, x, indexes, kernel_size, stride=1, pad=0):
 
 
 class AveragePooling(Function):
-    """Average pooling (padding counts as zeros, as in DeZero); the gradient is spread evenly."""
+    """Average pooling (padding counts as zeros, as in DeZero); the gradient is spread evenly.
+
+    The function behind :func:`average_pooling`, called as ``AveragePooling(kernel_size, stride,
+    pad)(x)``; its backward needs only the input's shape.
+
+    Parameters
+    ----------
+    kernel_size : int or (int, int)
+        (KH, KW) of the window, each >= 1.
+    stride : int or (int, int), default 1
+        Step between windows along H and W, each >= 1.
+    pad : int or (int, int), default 0
+        Zeros added on both sides of H and W, each >= 0.
+
+    Raises
+    ------
+    ValueError
+        If ``kernel_size``, ``stride`` or ``pad`` is out of range.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> F.AveragePooling(2, stride=2)(xp.reshape(xp.arange(16.0), (1, 1, 4, 4)))
+    variable([[[[ 2.5  4.5]
+                [10.5 12.5]]]])
+    """
 
     retain_inputs = ()  # the gradient needs only the input's shape
     retain_outputs = ()
@@ -715,5 +1574,53 @@ class AveragePooling(Function):
 
 
 def average_pooling(x: Any, kernel_size: Any, stride: Any = 1, pad: Any = 0) -> Variable:
-    """Average pooling over NCHW ``x`` (default stride 1, as DeZero)."""
+    """Average pooling over NCHW ``x`` (default stride 1, as DeZero).
+
+    Pass ``stride=kernel_size`` for the usual non-overlapping windows. Differentiable twice.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Images of shape (N, C, H, W).
+    kernel_size : int or (int, int)
+        (KH, KW) of the window, each >= 1.
+    stride : int or (int, int), default 1
+        Step between windows along H and W, each >= 1.
+    pad : int or (int, int), default 0
+        Zeros added on both sides of H and W, each >= 0. They count in the mean: every window
+        is divided by KH*KW.
+
+    Returns
+    -------
+    Variable
+        Of shape (N, C, OH, OW) and ``x``'s dtype, OH and OW as for :func:`conv2d`. Each
+        output's gradient is spread as ``gy / (KH*KW)`` over its window.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not 4-D, ``kernel_size``, ``stride`` or ``pad`` is out of range, or the
+        kernel is larger than the padded input.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> x = agrad.Variable(xp.reshape(xp.arange(16.0), (1, 1, 4, 4)))
+    >>> y = F.average_pooling(x, 2, stride=2)
+    >>> y
+    variable([[[[ 2.5  4.5]
+                [10.5 12.5]]]])
+    >>> y[0, 0, 0, 0].backward()
+    >>> x.grad[0, 0]
+    variable([[0.25 0.25 0.   0.  ]
+              [0.25 0.25 0.   0.  ]
+              [0.   0.   0.   0.  ]
+              [0.   0.   0.   0.  ]])
+    >>> F.average_pooling(xp.ones((1, 1, 2, 2)), 2, pad=1)  # the padding's zeros count
+    variable([[[[0.25 0.5  0.25]
+                [0.5  1.   0.5 ]
+                [0.25 0.5  0.25]]]])
+    """
     return AveragePooling(kernel_size, stride, pad)(x)

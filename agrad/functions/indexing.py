@@ -131,7 +131,25 @@ def _scatter(xp: Any, gy: Any, key: tuple, in_shape: tuple[int, ...]) -> Any:
 
 
 class GetItem(Function):
-    """``x[slices]`` with NumPy's indexing rules (where the backend allows them)."""
+    """``x[slices]`` with NumPy's indexing rules (where the backend allows them).
+
+    The function behind :func:`get_item` and ``Variable.__getitem__``, called as
+    ``GetItem(slices)(x)``; its backward needs only the input's shape and is
+    :func:`get_item_grad`.
+
+    Parameters
+    ----------
+    slices : index
+        Anything :func:`get_item` takes.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> F.GetItem((slice(None), 0))(xp.reshape(xp.arange(6.0), (2, 3)))
+    variable([0. 3.])
+    """
 
     retain_inputs = retain_outputs = ()
 
@@ -148,7 +166,26 @@ class GetItem(Function):
 
 
 class GetItemGrad(Function):
-    """The gradient of ``get_item``: scatter-add ``gy`` into zeros of the input's shape."""
+    """The gradient of ``get_item``: scatter-add ``gy`` into zeros of the input's shape.
+
+    The function behind :func:`get_item_grad`, called as ``GetItemGrad(slices, in_shape)(gy)``;
+    its gradient is :func:`get_item` with the same ``slices``.
+
+    Parameters
+    ----------
+    slices : index
+        The index ``gy`` came from, as :func:`get_item` takes it.
+    in_shape : tuple of int
+        The shape of the array that was indexed.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> F.GetItemGrad(1, (3,))(xp.asarray(5.0))
+    variable([0. 5. 0.])
+    """
 
     retain_inputs = retain_outputs = ()
 
@@ -165,12 +202,94 @@ class GetItemGrad(Function):
 
 
 def get_item(x: Any, slices: Any) -> Variable:
-    """``x[slices]``, differentiable; repeated integer indices add their gradients up."""
+    """``x[slices]``, differentiable; repeated integer indices add their gradients up.
+
+    What ``x[slices]`` on a Variable calls. NumPy's rules apply where the backend has them.
+    array-api-strict allows what the Array API standard does: ints, slices, ``...``, ``None``,
+    integer arrays for every axis and one boolean mask as the whole index; agrad adds one
+    integer array (or list) among slices there.
+
+    Parameters
+    ----------
+    x : Variable or array
+        The array indexed.
+    slices : index
+        An int, slice, ``...``, ``None``, integer array, list of ints, integer Variable or
+        boolean mask, or a tuple of them. Arrays of another backend are moved to ``x``'s; an
+        index naming fewer axes than ``x`` has takes the rest whole.
+
+    Returns
+    -------
+    Variable
+        ``x[slices]``, of ``x``'s dtype. Its gradient is zeros of ``x``'s shape with the output's
+        gradient added at the indexed places (:func:`get_item_grad`), twice where an index
+        repeats.
+
+    Raises
+    ------
+    IndexError
+        If the index is out of range or the backend does not support it; the message names the
+        standard's rules.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> x = agrad.Variable(xp.reshape(xp.arange(6.0), (2, 3)))
+    >>> y = F.get_item(x, (slice(None), [0, 0, 2]))  # x[:, [0, 0, 2]]
+    >>> y
+    variable([[0. 0. 2.]
+              [3. 3. 5.]])
+    >>> F.sum(y).backward()  # column 0 was taken twice
+    >>> x.grad
+    variable([[2. 0. 1.]
+              [2. 0. 1.]])
+    >>> x[x.data > 2]  # a boolean mask, through Variable.__getitem__
+    variable([3. 4. 5.])
+    """
     return GetItem(slices)(x)
 
 
 def get_item_grad(gy: Any, slices: Any, in_shape: tuple[int, ...]) -> Variable:
-    """Zeros of ``in_shape`` with ``gy`` added at ``slices`` (the adjoint of ``get_item``)."""
+    """Zeros of ``in_shape`` with ``gy`` added at ``slices`` (the adjoint of ``get_item``).
+
+    What :func:`get_item`'s backward computes, as a function of its own so that it can be
+    differentiated again (its gradient is ``get_item`` with the same ``slices``).
+
+    Parameters
+    ----------
+    gy : Variable or array
+        Values of the shape ``x[slices]`` has for an ``x`` of shape ``in_shape``.
+    slices : index
+        As :func:`get_item` takes it.
+    in_shape : tuple of int
+        The shape of the result.
+
+    Returns
+    -------
+    Variable
+        Of shape ``in_shape`` and ``gy``'s dtype; where an integer index repeats, the values
+        of ``gy`` for it add up.
+
+    Raises
+    ------
+    IndexError
+        If ``slices`` is out of range for ``in_shape`` or not supported by the backend.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> gy = agrad.Variable(xp.asarray([1.0, 2.0, 3.0]))
+    >>> gx = F.get_item_grad(gy, ([0, 0, 1],), (2,))  # index 0 twice: 1 + 2
+    >>> gx
+    variable([3. 3.])
+    >>> gx[0].backward()
+    >>> gy.grad
+    variable([1. 1. 0.])
+    """
     return GetItemGrad(slices, in_shape)(gy)
 
 
@@ -186,7 +305,24 @@ def _get_item_grad_array(xp: Any, gy: Any, slices: Any, in_shape: tuple[int, ...
 
 
 class EmbedID(Function):
-    """Rows of ``W`` picked by the integer ``ids`` (``W[ids]``); the ids are a constant."""
+    """Rows of ``W`` picked by the integer ``ids`` (``W[ids]``); the ids are a constant.
+
+    The function behind :func:`embed_id`, called as ``EmbedID(ids)(W)``; its backward needs only
+    ``W``'s shape and scatter-adds the gradient into its rows with :func:`get_item_grad`.
+
+    Parameters
+    ----------
+    ids : int, list of int, integer array or Variable
+        Row numbers of ``W``, of any shape; negative ones count from the end.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> F.EmbedID([1])(xp.reshape(xp.arange(6.0), (3, 2)))
+    variable([[2. 3.]])
+    """
 
     retain_inputs = retain_outputs = ()
 
@@ -209,5 +345,50 @@ class EmbedID(Function):
 
 
 def embed_id(x: Any, W: Any) -> Variable:
-    """``W[x]``: embedding lookup of integer ids ``x`` in the table ``W`` (DeZero)."""
+    """``W[x]``: embedding lookup of integer ids ``x`` in the table ``W`` (DeZero).
+
+    Parameters
+    ----------
+    x : int, list of int, integer array or Variable
+        Row numbers of ``W``, of any shape; negative ones count from the end. They get no
+        gradient.
+    W : Variable or array
+        The table, of shape (V, ...): one row per id.
+
+    Returns
+    -------
+    Variable
+        Of shape ``x.shape + W.shape[1:]`` and ``W``'s dtype. ``W``'s gradient adds up the
+        gradients of every place a row was picked.
+
+    Raises
+    ------
+    IndexError
+        If an id is outside [-V, V) (the backend's error: NumPy and array-api-strict raise it).
+    TypeError
+        If the ids are not integers (the backend's error).
+
+    See Also
+    --------
+    agrad.layers.EmbedID : The layer that holds ``W``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> W = agrad.Variable(xp.reshape(xp.arange(6.0), (3, 2)))
+    >>> y = F.embed_id([0, 2, 2], W)
+    >>> y
+    variable([[0. 1.]
+              [4. 5.]
+              [4. 5.]])
+    >>> F.sum(y).backward()  # row 2 was picked twice
+    >>> W.grad
+    variable([[1. 1.]
+              [0. 0.]
+              [2. 2.]])
+    >>> F.embed_id(xp.asarray([[0, -1]]), W).shape
+    (1, 2, 2)
+    """
     return EmbedID(x)(W)

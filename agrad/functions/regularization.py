@@ -28,6 +28,26 @@ class Dropout(Function):
     """x * mask / (1 - ratio): inverted dropout with a fixed 0/1 ``mask`` of x's shape.
 
     ``scale`` is 1 - ratio; a scale of 0 (ratio 1: every element dropped) gives zeros, not 0/0.
+    The function behind :func:`dropout`, called as ``Dropout(mask, scale)(x)``; its backward
+    keeps only the mask: the gradient is ``gy * mask / scale``.
+
+    Parameters
+    ----------
+    mask : array
+        Booleans (or 0/1) of ``x``'s shape: True keeps an element.
+    scale : float
+        ``1 - dropout_ratio``; the kept elements are divided by it.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> x = agrad.Variable(xp.asarray([1.0, 2.0, 3.0]))
+    >>> y = F.Dropout(xp.asarray([True, False, True]), 0.5)(x)
+    >>> y.backward()
+    >>> y, x.grad
+    (variable([2. 0. 6.]), variable([2. 0. 2.]))
     """
 
     retain_inputs = ()
@@ -71,6 +91,51 @@ def dropout(x: Any, dropout_ratio: float = 0.5) -> Variable:
     zeros with a zero gradient, as PyTorch does. In test mode (``Config.train`` False) ``x``
     comes back unchanged. The mask is drawn from the backend's seeded random numbers
     (``agrad.seed``), as DeZero draws from ``np.random``.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Input of any shape.
+    dropout_ratio : float, default 0.5
+        The probability that an element is zeroed, in [0, 1].
+
+    Returns
+    -------
+    Variable
+        In training mode, of ``x``'s shape and dtype: each element zeroed or divided by
+        ``1 - dropout_ratio``; the gradient goes through the same mask and scale. In test mode
+        ``x`` itself (as a Variable).
+
+    Raises
+    ------
+    TypeError
+        If ``dropout_ratio`` is not a real number (a bool included).
+    ValueError
+        If ``dropout_ratio`` is outside [0, 1] (or NaN).
+
+    See Also
+    --------
+    agrad.test_mode : Turns dropout off inside a ``with`` block.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> x = agrad.Variable(xp.ones((2, 4)))
+    >>> y = F.dropout(x, 0.5)
+    >>> bool(xp.all((y.data == 0.0) | (y.data == 2.0)))  # kept ones are scaled by 1 / 0.5
+    True
+    >>> F.sum(y).backward()
+    >>> bool(xp.all(x.grad.data == y.data))  # the gradient has the same mask and scale
+    True
+    >>> with agrad.test_mode():
+    ...     F.dropout(x) is x
+    True
+    >>> F.dropout(x, 1.5)
+    Traceback (most recent call last):
+      ...
+    ValueError: dropout: dropout_ratio=1.5 is not a probability: ...
     """
     ratio = _check_dropout_ratio(dropout_ratio)
     x = as_variable(x)
@@ -105,6 +170,28 @@ class BatchNorm(Function):
     In training mode the statistics are those of the batch and the running ``mean``/``var``
     are updated (var scaled by m/(m-1), DeZero's unbiased estimate); in test mode the running
     statistics normalise and are left alone. The gradient is twice differentiable in both modes.
+    The function behind :func:`batch_norm`, called as ``BatchNorm(mean, var, decay,
+    eps)(x, gamma, beta)``; the mode is read at the forward pass.
+
+    Parameters
+    ----------
+    mean, var : array or Variable
+        The running statistics, of shape (C,), updated as :func:`batch_norm` says.
+    decay : float
+        The weight of the old running statistics in their update.
+    eps : float
+        Added to the variance before its square root.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> x = xp.asarray([[0.0, 1.0], [2.0, 5.0]])
+    >>> bn = F.BatchNorm(xp.zeros((2,)), xp.ones((2,)), 0.9, 0.0)
+    >>> bn(x, xp.ones((2,)), xp.zeros((2,)))
+    variable([[-1. -1.]
+              [ 1.  1.]])
     """
 
     retain_inputs, retain_outputs = (0, 1), ()
@@ -195,7 +282,65 @@ def batch_norm(
     """Batch normalisation of ``x`` (N, C) or (N, C, H, W) with scale ``gamma`` and shift ``beta``.
 
     ``mean``/``var`` are the running statistics: updated during training (see the module
-    docstring for how), used instead of the batch's in test mode.
+    docstring for how), used instead of the batch's in test mode. ``batch_nrom`` is the same
+    function under DeZero's spelling.
+
+    Parameters
+    ----------
+    x : Variable or array
+        Input of shape (N, C), normalised over N, or (N, C, H, W), normalised over N, H and W.
+    gamma, beta : Variable or array
+        Scale and shift, of shape (C,).
+    mean, var : array or Variable
+        Running statistics of shape (C,). In training mode they become
+        ``decay * old + (1 - decay) * batch``, the batch variance taken as m/(m-1) times the
+        biased one (m values per channel): written into an array in place, rebound as ``.data``
+        of a Variable or Parameter.
+    decay : float, default 0.9
+        The weight of the old running statistics in their update.
+    eps : float, default 2e-5
+        Added to the variance before its square root.
+
+    Returns
+    -------
+    Variable
+        ``gamma * (x - mean) / sqrt(var + eps) + beta``, of ``x``'s shape, with the batch's
+        statistics in training mode and the running ones in test mode.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is neither 2-D nor 4-D.
+    TypeError
+        If the running statistics are arrays that cannot be written in place (read-only or
+        immutable); pass Variables or Parameters then.
+
+    See Also
+    --------
+    agrad.layers.BatchNorm : The layer that holds gamma, beta and the running statistics.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> xp = agrad.current_backend().xp
+    >>> x = xp.asarray([[0.0, 1.0], [2.0, 5.0]])
+    >>> gamma = agrad.Variable(xp.ones((2,)))
+    >>> beta = agrad.Variable(xp.zeros((2,)))
+    >>> mean, var = xp.zeros((2,)), xp.ones((2,))
+    >>> y = F.batch_norm(x, gamma, beta, mean, var, eps=0.0)
+    >>> y
+    variable([[-1. -1.]
+              [ 1.  1.]])
+    >>> agrad.cuda.as_numpy(mean), agrad.cuda.as_numpy(var)  # batch mean (1, 3), var (2, 8)
+    (array([0.1, 0.3]), array([1.1, 1.7]))
+    >>> y[0, 0].backward()
+    >>> gamma.grad, beta.grad
+    (variable([-1.  0.]), variable([1. 0.]))
+    >>> with agrad.test_mode():  # the running statistics given normalise
+    ...     F.batch_norm(x, gamma, beta, xp.asarray([1.0, 3.0]), xp.asarray([1.0, 4.0]), eps=0.0)
+    variable([[-1. -1.]
+              [ 1.  1.]])
     """
     return BatchNorm(mean, var, decay, eps)(x, gamma, beta)
 
