@@ -54,8 +54,6 @@ class Dropout(Function):
     retain_outputs = ()
     retain_attributes = ("mask",)
 
-    retain_inputs, retain_outputs, retain_attributes = (), (), ("mask",)
-
     def __init__(self, mask: Any, scale: float) -> None:
         self.mask = mask
         self.scale = scale
