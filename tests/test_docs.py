@@ -120,6 +120,9 @@ NUMPYDOC_MODULES = {
     "agrad.functions.shape": (),
     "agrad.config": (),
     "agrad.func": (),
+    # backend_for_type is a bound dict.get (no docstring of its own): backend_of's shows it
+    "agrad.backends": ("backend_for_type",),
+    "agrad.backends._base": (),
     # the conv-size helpers are documented with the convolution functions
     "agrad.utils": ("get_conv_outsize", "get_deconv_outsize", "pair"),
 }
