@@ -123,6 +123,7 @@ NUMPYDOC_MODULES = {
     # backend_for_type is a bound dict.get (no docstring of its own): backend_of's shows it
     "agrad.backends": ("backend_for_type",),
     "agrad.backends._base": (),
+    "agrad.anomaly": (),
     # the conv-size helpers are documented with the convolution functions
     "agrad.utils": ("get_conv_outsize", "get_deconv_outsize", "pair"),
 }
