@@ -124,6 +124,7 @@ NUMPYDOC_MODULES = {
     "agrad.backends": ("backend_for_type",),
     "agrad.backends._base": (),
     "agrad.anomaly": (),
+    "agrad.amp": (),
     # the conv-size helpers are documented with the convolution functions
     "agrad.utils": ("get_conv_outsize", "get_deconv_outsize", "pair"),
 }
