@@ -38,6 +38,64 @@ class Communicator:
 
     ``allreduce_grad_dtype='float16'`` sends floating gradients as float16 (half the bytes, about
     3 significant digits); ``bucket_cap_mb`` is the size of one gradient bucket.
+
+    Made by :func:`create_communicator`, not directly.
+
+    Parameters
+    ----------
+    mpi_comm : mpi4py.MPI.Comm
+        The processes taking part, and the channel for Python objects.
+    allreduce_grad_dtype : str or dtype, optional
+        ``'float16'``, ``'float32'`` or ``'float64'``: the dtype floating gradients travel in;
+        None sends each in its own dtype.
+    bucket_cap_mb : float, default 25.0
+        The size of one gradient bucket, in MiB.
+
+    Attributes
+    ----------
+    rank : int
+        This process's number, from 0.
+    size : int
+        How many processes there are.
+
+    Raises
+    ------
+    ValueError
+        If ``allreduce_grad_dtype`` is not one of those dtypes or None, or ``bucket_cap_mb`` is
+        not positive.
+
+    Examples
+    --------
+    Under ``mpiexec`` (not run here):
+
+    .. code-block:: python
+
+        comm = agrad.distributed.create_communicator("mpi")
+        total = comm.allreduce(x)          # the sum of every process's x
+        comm.bcast_data(model)             # rank 0's parameter values on every process
+        comm.allreduce_grad(model)         # each gradient replaced by its mean
+
+    The object collectives, in one process over a stand-in for mpi4py's communicator:
+
+    >>> from types import SimpleNamespace
+    >>> world = SimpleNamespace(  # stands in for mpi4py's COMM_WORLD: one process, no MPI
+    ...     Get_rank=lambda: 0,
+    ...     Get_size=lambda: 1,
+    ...     bcast=lambda obj, root=0: obj,
+    ...     gather=lambda obj, root=0: [obj],
+    ...     allgather=lambda obj: [obj],
+    ...     Barrier=lambda: None,
+    ... )
+    >>> from agrad.distributed import Communicator
+    >>> comm = Communicator(world)
+    >>> comm.rank, comm.size
+    (0, 1)
+    >>> comm.allgather_obj("ready"), comm.allreduce_obj(3, op="max")
+    (['ready'], 3)
+    >>> Communicator(world, allreduce_grad_dtype="int8")
+    Traceback (most recent call last):
+    ...
+    ValueError: allreduce_grad_dtype must be one of float16, float32, float64 or None, not int8
     """
 
     name = ""
@@ -80,20 +138,75 @@ class Communicator:
 
     # -- Python objects -------------------------------------------------------------------------
     def bcast_obj(self, obj: Any, root: int = 0) -> Any:
-        """Broadcast a picklable Python object from ``root``."""
+        """Broadcast a picklable Python object from ``root``.
+
+        Parameters
+        ----------
+        obj : object
+            What ``root`` sends (the others' values are ignored).
+        root : int, default 0
+            The sending process.
+
+        Returns
+        -------
+        object
+            ``root``'s ``obj``, on every process.
+        """
         return self.mpi_comm.bcast(obj, root=root)
 
     def gather_obj(self, obj: Any, root: int = 0) -> list[Any] | None:
-        """Every process's ``obj``, in rank order, on ``root``; None on the others."""
+        """Every process's ``obj``, in rank order, on ``root``; None on the others.
+
+        Parameters
+        ----------
+        obj : object
+            This process's picklable value.
+        root : int, default 0
+            The receiving process.
+
+        Returns
+        -------
+        list or None
+            The values in rank order on ``root``, None elsewhere.
+        """
         return self.mpi_comm.gather(obj, root=root)
 
     def allgather_obj(self, obj: Any) -> list[Any]:
-        """Every process's ``obj``, in rank order, on every process."""
+        """Every process's ``obj``, in rank order, on every process.
+
+        Parameters
+        ----------
+        obj : object
+            This process's picklable value.
+
+        Returns
+        -------
+        list
+            The values in rank order.
+        """
         return self.mpi_comm.allgather(obj)
 
     def allreduce_obj(self, obj: Any, op: str = "sum") -> Any:
         """Sum (``'sum'``), mean, max or min of a picklable value (numbers, or anything with
-        ``+``) over all processes, on every process."""
+        ``+``) over all processes, on every process.
+
+        Parameters
+        ----------
+        obj : object
+            This process's value.
+        op : {"sum", "mean", "max", "min"}, default "sum"
+            The reduction.
+
+        Returns
+        -------
+        object
+            The reduced value, the same on every process.
+
+        Raises
+        ------
+        ValueError
+            If ``op`` is not one of those.
+        """
         values = self.allgather_obj(obj)
         if op == "sum" or op == "mean":
             total = values[0]
@@ -117,7 +230,25 @@ class Communicator:
     # -- arrays -------------------------------------------------------------------------------
     def allreduce(self, array: Any, op: str = "sum") -> Any:
         """Sum (``op='sum'``) or mean (``op='mean'``) of ``array`` over all processes; a new array
-        of the same backend, shape and dtype."""
+        of the same backend, shape and dtype.
+
+        Parameters
+        ----------
+        array : array or Variable
+            This process's values; every process passes the same shape and dtype.
+        op : {"sum", "mean"}, default "sum"
+            The reduction.
+
+        Returns
+        -------
+        array
+            The result, on every process.
+
+        Raises
+        ------
+        ValueError
+            If ``op`` is not ``'sum'`` or ``'mean'``.
+        """
         if op not in ("sum", "mean"):
             raise ValueError(f"allreduce: op must be 'sum' or 'mean', not {op!r}")
         data = array.data if isinstance(array, Variable) else array
@@ -323,7 +454,47 @@ def create_communicator(name: str = "auto", mpi_comm: Any = None, **options: Any
 
     ``'mpi'`` uses mpi4py on host (or CUDA-aware) buffers; ``'nccl'`` uses NCCL for CuPy arrays,
     bootstrapped over MPI; ``'auto'`` picks NCCL when the default backend is CuPy, else MPI.
-    An uncaught exception on any process aborts the whole job.
+    An uncaught exception on any process aborts the whole job (unless the environment variable
+    ``AGRAD_DISTRIBUTED_NO_ABORT_HOOK`` is ``1``).
+
+    Parameters
+    ----------
+    name : {"auto", "mpi", "nccl"}, default "auto"
+        The engine.
+    mpi_comm : mpi4py.MPI.Comm, optional
+        The processes taking part; ``MPI.COMM_WORLD`` when omitted.
+    **options
+        Passed to the engine: ``allreduce_grad_dtype``, ``bucket_cap_mb`` (see
+        :class:`Communicator`); ``device`` (the GPU number) for NCCL.
+
+    Returns
+    -------
+    Communicator
+        The engine's communicator, with ``rank`` and ``size``.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not an engine, or an option is out of range.
+    ImportError
+        If mpi4py (or an MPI library) is not installed.
+
+    Examples
+    --------
+    In a script run with ``mpiexec -n 4 python train.py`` (not run here):
+
+    .. code-block:: python
+
+        comm = agrad.distributed.create_communicator("auto")
+        print(f"process {comm.rank} of {comm.size}")
+
+    The engine's name is checked before MPI is touched:
+
+    >>> from agrad.distributed import create_communicator
+    >>> create_communicator("gloo")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown communicator 'gloo'; known: mpi, nccl, auto
     """
     if name not in (*ENGINES, "auto"):
         raise ValueError(f"unknown communicator {name!r}; known: {', '.join(ENGINES)}, auto")
