@@ -151,6 +151,14 @@ class Communicator:
         -------
         object
             ``root``'s ``obj``, on every process.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            config = comm.bcast_obj(read_config() if comm.rank == 0 else None)
         """
         return self.mpi_comm.bcast(obj, root=root)
 
@@ -168,6 +176,14 @@ class Communicator:
         -------
         list or None
             The values in rank order on ``root``, None elsewhere.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            hosts = comm.gather_obj(socket.gethostname())  # a list on rank 0, else None
         """
         return self.mpi_comm.gather(obj, root=root)
 
@@ -183,6 +199,14 @@ class Communicator:
         -------
         list
             The values in rank order.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            counts = comm.allgather_obj(len(shard))  # the same list on every process
         """
         return self.mpi_comm.allgather(obj)
 
@@ -206,6 +230,14 @@ class Communicator:
         ------
         ValueError
             If ``op`` is not one of those.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            mean_loss = comm.allreduce_obj(float(loss.data), op="mean")
         """
         values = self.allgather_obj(obj)
         if op == "sum" or op == "mean":
@@ -220,11 +252,37 @@ class Communicator:
         raise ValueError(f"allreduce_obj: op must be 'sum', 'mean', 'max' or 'min', not {op!r}")
 
     def barrier(self) -> None:
-        """Wait until every process gets here."""
+        """Wait until every process gets here.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            if comm.rank == 0:
+                download_data()
+            comm.barrier()  # the others wait for the download
+        """
         self.mpi_comm.Barrier()
 
     def abort(self, code: int = 1) -> None:
-        """End every process of the job (used when one of them fails)."""
+        """End every process of the job (used when one of them fails).
+
+        Parameters
+        ----------
+        code : int, default 1
+            The exit status MPI reports.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            if not os.path.exists(path):
+                comm.abort(2)  # no process waits forever for this one
+        """
         self.mpi_comm.Abort(code)
 
     # -- arrays -------------------------------------------------------------------------------
@@ -248,6 +306,14 @@ class Communicator:
         ------
         ValueError
             If ``op`` is not ``'sum'`` or ``'mean'``.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            correct = comm.allreduce(xp.sum(predicted == t))  # over every shard
         """
         if op not in ("sum", "mean"):
             raise ValueError(f"allreduce: op must be 'sum' or 'mean', not {op!r}")
@@ -259,19 +325,92 @@ class Communicator:
         return total
 
     def bcast(self, array: Any, root: int = 0) -> Any:
-        """``root``'s ``array`` on every process (each passes an array of the same shape/dtype)."""
+        """``root``'s ``array`` on every process (each passes an array of the same shape/dtype).
+
+        Parameters
+        ----------
+        array : array or Variable
+            This process's array (its values matter on ``root`` only).
+        root : int, default 0
+            The sending process.
+
+        Returns
+        -------
+        array
+            A new array holding ``root``'s values.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            noise = comm.bcast(backend.randn((16,)))  # rank 0's draw everywhere
+        """
         data = array.data if isinstance(array, Variable) else array
         xp = backend_of(data).xp
         return xp.reshape(self._bcast_flat(xp.reshape(data, (-1,)), root), data.shape)
 
     def allgather(self, array: Any) -> list[Any]:
         """Every process's ``array`` (shapes may differ, dtypes may not), in rank order, on every
-        process, on the backend of the local one. Travels through host memory."""
+        process, on the backend of the local one. Travels through host memory.
+
+        Parameters
+        ----------
+        array : array or Variable
+            This process's array.
+
+        Returns
+        -------
+        list of array
+            One array per process, in rank order.
+
+        Raises
+        ------
+        TypeError
+            If the processes pass different dtypes (the message lists each rank's).
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            predictions = xp.concat(comm.allgather(my_predictions))
+        """
         return self._gather(array, None)
 
     def gather(self, array: Any, root: int = 0) -> list[Any] | None:
         """Every process's ``array`` in rank order on ``root`` (see ``allgather``); None on the
-        other processes."""
+        other processes.
+
+        Parameters
+        ----------
+        array : array or Variable
+            This process's array.
+        root : int, default 0
+            The receiving process.
+
+        Returns
+        -------
+        list of array or None
+            One array per process on ``root``; None elsewhere.
+
+        Raises
+        ------
+        TypeError
+            If the processes pass different dtypes.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            parts = comm.gather(my_predictions)
+            if comm.rank == 0:
+                save(parts)
+        """
         return self._gather(array, root)
 
     def _gather(self, array: Any, root: int | None) -> list[Any] | None:
@@ -301,7 +440,29 @@ class Communicator:
     # -- models -------------------------------------------------------------------------------
     def bcast_data(self, model: Any, root: int = 0) -> None:
         """Give every process ``root``'s parameter values (one broadcast per backend and dtype),
-        after checking that all processes hold the same parameters (names, shapes, dtypes)."""
+        after checking that all processes hold the same parameters (names, shapes, dtypes).
+
+        Parameters
+        ----------
+        model : Layer, Parameter or iterable of Parameter
+            Built alike on every process.
+        root : int, default 0
+            The process whose values everyone gets.
+
+        Raises
+        ------
+        RuntimeError
+            If the processes' models differ, or a parameter is not initialised yet.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            model(x_first_batch)  # lazy layers get their shapes
+            comm.bcast_data(model)
+        """
         named = named_params(model)
         check_same_parameters(self, named, "bcast_data")
         params = [p for _, p in named]
@@ -324,12 +485,57 @@ class Communicator:
         ``grad = None``, as it would alone. Afterwards each gradient is a view of the buffer,
         valid until the next exchange. BatchNorm's running statistics are not gradients: see
         ``allreduce_persistent``.
+
+        Parameters
+        ----------
+        model : Layer, Parameter or iterable of Parameter
+            Whose gradients to average.
+
+        Raises
+        ------
+        RuntimeError
+            If the processes' models differ, or a parameter is not initialised yet.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            loss.backward()
+            comm.allreduce_grad(model)  # what MultiNodeOptimizer.update does
+            optimizer.update()
         """
         self.grad_exchange(model).finish()
 
     def grad_exchange(self, model: Any) -> GradExchange:
         """The exchange for ``model``'s parameters, built (and the models compared across
-        processes) the first time and whenever the parameters change."""
+        processes) the first time and whenever the parameters change.
+
+        Parameters
+        ----------
+        model : Layer, Parameter or iterable of Parameter
+            Whose gradients it exchanges (BatchNorm statistics left out).
+
+        Returns
+        -------
+        agrad.distributed.exchange.GradExchange
+            Its ``finish()`` averages the gradients; ``arm()`` starts sending buckets during
+            ``backward()``.
+
+        Raises
+        ------
+        RuntimeError
+            If a parameter is not initialised yet, or the processes' models differ.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            comm.grad_exchange(model).finish()  # the same as comm.allreduce_grad(model)
+        """
         named = named_params(model)
         skip = persistent_ids(model)
         if skip:
@@ -361,12 +567,44 @@ class Communicator:
 
     def allreduce_persistent(self, model: Any) -> None:
         """Average BatchNorm running statistics (``avg_mean``, ``avg_var``) over all processes,
-        so that every process evaluates with the same ones (ChainerMN's AllreducePersistent)."""
+        so that every process evaluates with the same ones (ChainerMN's AllreducePersistent).
+
+        Parameters
+        ----------
+        model : Layer
+            Whose BatchNorm statistics to average (other parameters are left alone).
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            comm.allreduce_persistent(model)
+            with agrad.test_mode():
+                accuracy = evaluate(model, shard)
+        """
         for p in _persistents(model):
             p.data = self.allreduce(p.data, op="mean")
 
     def bcast_persistent(self, model: Any, root: int = 0) -> None:
-        """Give every process ``root``'s BatchNorm running statistics."""
+        """Give every process ``root``'s BatchNorm running statistics.
+
+        Parameters
+        ----------
+        model : Layer
+            Whose BatchNorm statistics to replace by ``root``'s.
+        root : int, default 0
+            The process whose statistics everyone gets.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            comm.bcast_persistent(model)  # evaluate with rank 0's statistics everywhere
+        """
         for p in _persistents(model):
             p.data = self.bcast(p.data, root=root)
 
