@@ -137,8 +137,9 @@ def autocast(enabled: bool = True, dtype: str = "float16") -> Iterator[None]:
     ValueError
         If ``dtype`` is not a low-precision floating dtype name.
     TypeError
-        From a product inside the block whose operands live on a backend without ``dtype``
-        (array-api-strict has no float16); :func:`autocast_available` tells beforehand.
+        If ``enabled`` is not a bool; and from a product inside the block whose operands live
+        on a backend without ``dtype`` (array-api-strict has no float16);
+        :func:`autocast_available` tells beforehand.
 
     Examples
     --------
@@ -216,6 +217,14 @@ class GradScaler:
     enabled : bool, default True
         False makes every method a pass-through (``step`` just updates).
 
+    Raises
+    ------
+    ValueError
+        If ``init_scale`` is not positive, ``growth_factor`` not above 1, ``backoff_factor`` not
+        between 0 and 1, or ``growth_interval`` below 1.
+    TypeError
+        If ``growth_interval`` is not an int.
+
     Examples
     --------
     A step whose gradients overflowed is skipped and the scale backs off:
@@ -280,7 +289,13 @@ class GradScaler:
         Returns
         -------
         Variable or list of Variable
-            The scaled loss, to call ``backward()`` on.
+            The scaled loss, to call ``backward()`` on (a tuple for a tuple); ``outputs``
+            unchanged when the scaler is disabled.
+
+        Raises
+        ------
+        TypeError
+            If ``outputs`` (or one of them) is not a Variable.
 
         Examples
         --------
@@ -320,6 +335,9 @@ class GradScaler:
         ------
         RuntimeError
             If called twice for the same optimizer in one step.
+        NotImplementedError
+            If ``optimizer`` is an ``agrad.distributed`` multi-node optimizer: it averages the
+            gradients after this check, so processes could disagree on skipping a step.
 
         Examples
         --------
@@ -380,9 +398,22 @@ class GradScaler:
         bool
             True if the optimizer updated the parameters, False if the step was skipped.
 
+        Raises
+        ------
+        NotImplementedError
+            If ``optimizer`` is an ``agrad.distributed`` multi-node optimizer (see
+            :meth:`unscale_`).
+
         Examples
         --------
-        See :class:`GradScaler`.
+        More in :class:`GradScaler`:
+
+        >>> import agrad
+        >>> from agrad import amp
+        >>> p = agrad.Parameter(agrad.current_backend().asarray([1.0]))
+        >>> p.grad = agrad.Variable(agrad.current_backend().asarray([4.0]))  # d(4 * loss)
+        >>> amp.GradScaler(init_scale=4.0).step(agrad.optimizers.SGD(lr=0.5).setup(p)), p
+        (True, variable([0.5]))
         """
         if not self._enabled:
             optimizer.update()
@@ -407,6 +438,8 @@ class GradScaler:
         ------
         RuntimeError
             If no ``step``/``unscale_`` ran since the last update (and ``new_scale`` is None).
+        ValueError
+            If ``new_scale`` is not positive.
 
         Examples
         --------
@@ -442,15 +475,53 @@ class GradScaler:
 
     # -- state -----------------------------------------------------------------------------------
     def get_scale(self) -> float:
-        """The current scale (1.0 when disabled)."""
+        """The current scale (1.0 when disabled).
+
+        Returns
+        -------
+        float
+            What :meth:`scale` multiplies the loss by.
+
+        Examples
+        --------
+        >>> from agrad import amp
+        >>> amp.GradScaler().get_scale(), amp.GradScaler(enabled=False).get_scale()
+        (65536.0, 1.0)
+        """
         return self._scale if self._enabled else 1.0
 
     def is_enabled(self) -> bool:
-        """Whether the scaler scales (``enabled`` at construction)."""
+        """Whether the scaler scales (``enabled`` at construction).
+
+        Returns
+        -------
+        bool
+            The ``enabled`` argument it was made with.
+
+        Examples
+        --------
+        >>> from agrad import amp
+        >>> amp.GradScaler(enabled=False).is_enabled()
+        False
+        """
         return self._enabled
 
     def state_dict(self) -> dict[str, Any]:
-        """The scale and its schedule, for a checkpoint (PyTorch's keys)."""
+        """The scale and its schedule, for a checkpoint (PyTorch's keys).
+
+        Returns
+        -------
+        dict
+            ``scale``, ``growth_factor``, ``backoff_factor``, ``growth_interval`` and
+            ``_growth_tracker``; empty when the scaler is disabled.
+
+        Examples
+        --------
+        >>> from agrad import amp
+        >>> state = amp.GradScaler(init_scale=128.0).state_dict()
+        >>> state["scale"], state["growth_interval"]
+        (128.0, 2000)
+        """
         if not self._enabled:
             return {}
         return {
@@ -462,7 +533,30 @@ class GradScaler:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned.
+
+        Parameters
+        ----------
+        state : dict
+            A :meth:`state_dict` of an enabled scaler (PyTorch's ``GradScaler`` has the same
+            keys).
+
+        Raises
+        ------
+        RuntimeError
+            If ``state`` is empty (saved from a disabled scaler).
+        KeyError
+            If one of the keys is missing.
+
+        Examples
+        --------
+        >>> from agrad import amp
+        >>> saved = amp.GradScaler(init_scale=128.0).state_dict()
+        >>> scaler = amp.GradScaler()
+        >>> scaler.load_state_dict(saved)
+        >>> scaler.get_scale()
+        128.0
+        """
         if not state:
             raise RuntimeError("GradScaler.load_state_dict: the state is empty (saved disabled?)")
         self._scale = float(state["scale"])

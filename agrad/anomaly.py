@@ -64,6 +64,23 @@ class AnomalyError(FloatingPointError):
         ``"forward"`` or ``"backward"``.
     site : tuple of (str, int) or None
         File and line of the user's code that called the function.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> import warnings
+    >>> x = agrad.Variable(agrad.current_backend().asarray([-1.0, 1.0]))
+    >>> with warnings.catch_warnings(), agrad.detect_anomaly():
+    ...     warnings.simplefilter("ignore")  # the array library's own "invalid value" warning
+    ...     try:
+    ...         F.log(x)
+    ...     except agrad.anomaly.AnomalyError as exc:
+    ...         error = exc
+    >>> type(error.function).__name__, error.phase
+    ('Log', 'forward')
+    >>> isinstance(error, FloatingPointError)
+    True
     """
 
     def __init__(self, message: str, function: Function, phase: str, site: Any) -> None:
@@ -109,6 +126,11 @@ def set_detect_anomaly(mode: bool) -> None:
     mode : bool
         True to check every function's forward and backward for NaN and infinity.
 
+    Raises
+    ------
+    TypeError
+        If ``mode`` is not a bool.
+
     Examples
     --------
     >>> import agrad
@@ -144,6 +166,8 @@ def detect_anomaly(enabled: bool = True) -> Iterator[None]:
         From the first function whose forward or backward turned finite values into NaN or
         infinity; the message names the function, the phase, the shapes and dtypes, and the
         file and line of the user's code that called it.
+    TypeError
+        If ``enabled`` is not a bool.
 
     Examples
     --------

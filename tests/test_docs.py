@@ -123,6 +123,13 @@ NUMPYDOC_MODULES = {
     "agrad.functions.shape": (),
     "agrad.config": (),
     "agrad.func": (),
+    # backend_for_type is a bound dict.get (no docstring of its own): backend_of's shows it
+    "agrad.backends": ("backend_for_type",),
+    "agrad.backends._base": (),
+    "agrad.anomaly": (),
+    "agrad.amp": (),
+    # its examples run without MPI: stand-in communicators, and code-blocks for what needs a job
+    "agrad.distributed": (),
     # the conv-size helpers are documented with the convolution functions
     "agrad.utils": ("get_conv_outsize", "get_deconv_outsize", "pair"),
 }

@@ -7,14 +7,49 @@ from typing import Any
 
 
 class BackendUnavailableError(RuntimeError):
-    """A backend was requested that cannot run on this machine."""
+    """A backend was requested that cannot run on this machine.
+
+    Raised by :func:`agrad.use` and :func:`agrad.using_backend` with ``fallback=False`` and by
+    :meth:`Backend.require`; the message gives the root cause (the failed import, the missing
+    GPU).
+
+    Examples
+    --------
+    >>> from agrad.backends import Backend, BackendUnavailableError
+    >>> class Missing(Backend):
+    ...     name = "missing"
+    ...
+    ...     def _check(self):
+    ...         raise ImportError("No module named 'missing'")
+    >>> try:
+    ...     Missing().require()
+    ... except BackendUnavailableError as exc:
+    ...     print(exc)
+    agrad backend 'missing' is not usable here: ImportError: No module named 'missing'
+    """
 
 
 class Backend:
     """One array library agrad can compute on: its namespace, probes and the gaps in the standard.
 
     Subclasses live one per module in ``agrad.backends``; they import their array library lazily
-    so that ``import agrad`` never imports CuPy or array-api-strict.
+    so that ``import agrad`` never imports CuPy or array-api-strict. A subclass defines ``name``,
+    ``_check`` (import and touch the device), ``_load`` (namespace and array type), ``owns``,
+    ``to_host``, ``scatter_add`` and the random numbers; the rest has working defaults.
+
+    Attributes
+    ----------
+    name : str
+        The name :func:`agrad.get_backend` knows it by.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> backend = agrad.get_backend("array_api_strict")
+    >>> backend.name, backend.gpu
+    ('array_api_strict', False)
+    >>> backend.xp.__name__
+    'array_api_strict'
     """
 
     name: str = ""
@@ -37,6 +72,26 @@ class Backend:
         Warnings emitted while probing (CuPy warns on first use about CUDA paths, say) never make
         the backend unusable, even where warnings are errors (as under this project's pytest
         settings); they are kept in ``probe_warnings`` and named in the reason on failure.
+
+        Returns
+        -------
+        tuple of (bool, str)
+            ``(True, '')`` when usable, else ``(False, reason)`` with the exception that stopped
+            it as ``"Type: message"``.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.get_backend("numpy").probe()
+        (True, '')
+        >>> from agrad.backends import Backend
+        >>> class Missing(Backend):
+        ...     name = "missing"
+        ...
+        ...     def _check(self):
+        ...         raise ImportError("No module named 'missing'")
+        >>> Missing().probe()
+        (False, "ImportError: No module named 'missing'")
         """
         if self._probe is None:
             with warnings.catch_warnings(record=True) as caught:
@@ -56,16 +111,48 @@ class Backend:
         return self._probe
 
     def install_hint(self) -> str:
-        """What to do to make this backend usable here, in one sentence ('' if nothing helps)."""
+        """What to do to make this backend usable here, in one sentence ('' if nothing helps).
+
+        Returns
+        -------
+        str
+            An install command or a hint, used in :class:`BackendUnavailableError`'s message.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.get_backend("numpy").install_hint()
+        ''
+        >>> "pip install" in agrad.get_backend("cupy").install_hint()
+        True
+        """
         return ""
 
     @property
     def available(self) -> bool:
-        """True when the library imports and its device answers."""
+        """True when the library imports and its device answers.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.get_backend("numpy").available
+        True
+        """
         return self.probe()[0]
 
     def require(self) -> None:
-        """Raise ``BackendUnavailableError`` (with the root cause) unless this backend is usable."""
+        """Raise ``BackendUnavailableError`` (with the root cause) unless this backend is usable.
+
+        Raises
+        ------
+        BackendUnavailableError
+            If :meth:`probe` found the backend unusable; the message names it and the cause.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.get_backend("numpy").require()  # usable: returns None
+        """
         ok, why = self.probe()
         if not ok:
             raise BackendUnavailableError(f"agrad backend {self.name!r} is not usable here: {why}")
@@ -90,16 +177,70 @@ class Backend:
 
     @property
     def loaded(self) -> bool:
-        """Whether the library has been imported (``xp`` touched) in this process."""
+        """Whether the library has been imported (``xp`` touched) in this process.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> _ = backend.xp
+        >>> backend.loaded
+        True
+        """
         return "xp" in self.__dict__
 
     def owns(self, x: Any) -> bool:
-        """True if ``x`` is an array of this backend (never imports the library)."""
+        """True if ``x`` is an array of this backend (never imports the library).
+
+        Parameters
+        ----------
+        x : object
+            Anything.
+
+        Returns
+        -------
+        bool
+            Whether ``x`` is an instance of this backend's array type.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> backend.owns(backend.asarray([1.0])), backend.owns([1.0])
+        (True, False)
+        """
         raise NotImplementedError
 
     # -- conversions ------------------------------------------------------------------------
     def asarray(self, data: Any, dtype: Any = None) -> Any:
-        """An array of this backend from Python data, a host array or another backend's array."""
+        """An array of this backend from Python data, a host array or another backend's array.
+
+        An array of another backend goes through the host (:meth:`to_host`).
+
+        Parameters
+        ----------
+        data : array_like
+            Python numbers or nested lists, or an array of any agrad backend.
+        dtype : str or dtype, optional
+            A dtype name (``'float32'``), this backend's dtype, or another backend's dtype
+            (translated by name); None keeps what ``xp.asarray`` infers.
+
+        Returns
+        -------
+        array
+            An array of this backend.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> x = backend.asarray([1, 2], dtype="float32")
+        >>> backend.dtype_name(x.dtype)
+        'float32'
+        >>> y = backend.asarray(agrad.get_backend("array_api_strict").asarray([3.0]))
+        >>> backend.owns(y)
+        True
+        """
         from agrad.backends import backend_of, get_backend
 
         source = backend_of(data, None)
@@ -112,7 +253,25 @@ class Backend:
         return self.xp.asarray(data, dtype=dtype)
 
     def to_host(self, x: Any) -> Any:
-        """A NumPy copy (or view) of ``x`` on the host."""
+        """A NumPy copy (or view) of ``x`` on the host.
+
+        Parameters
+        ----------
+        x : array
+            An array of this backend.
+
+        Returns
+        -------
+        numpy.ndarray
+            Its values in host memory (a copy from a GPU, possibly a view on the CPU).
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> backend.to_host(backend.asarray([1.0, 2.0])).tolist()
+        [1.0, 2.0]
+        """
         raise NotImplementedError
 
     def from_result(self, value: Any) -> Any:
@@ -120,32 +279,163 @@ class Backend:
 
         Needed because NumPy returns 0-d results as scalars; a backend may offer a faster
         equivalent (agrad's core calls this once per operation on 0-d data).
+
+        Parameters
+        ----------
+        value : array or scalar
+            What an operation of this backend's namespace returned.
+
+        Returns
+        -------
+        array
+            ``value`` as an array of this backend (0-d for a scalar).
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> total = backend.from_result(backend.xp.sum(backend.asarray([1.0, 2.0])))
+        >>> backend.owns(total), total.shape
+        (True, ())
         """
         return self.xp.asarray(value)
 
     def dtype(self, name: str) -> Any:
-        """This backend's dtype object called ``name`` (``'float32'``, ``'int64'``, ...)."""
+        """This backend's dtype object called ``name`` (``'float32'``, ``'int64'``, ...).
+
+        Parameters
+        ----------
+        name : str
+            A dtype name of the Array API standard.
+
+        Returns
+        -------
+        dtype
+            The namespace's dtype of that name.
+
+        Raises
+        ------
+        AttributeError
+            If the namespace has no dtype called ``name``.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> backend.dtype("float32") == backend.xp.float32
+        True
+        """
         return getattr(self.xp, name)
 
     def dtype_name(self, dtype: Any) -> str:
-        """The standard name of a dtype of this backend."""
+        """The standard name of a dtype of this backend.
+
+        Parameters
+        ----------
+        dtype : dtype
+            A dtype of this backend.
+
+        Returns
+        -------
+        str
+            Its name in the Array API standard, such as ``'float32'``.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> backend.dtype_name(backend.dtype("int64"))
+        'int64'
+        """
         return str(dtype).rsplit(".", 1)[-1]
 
     def device_name(self) -> str:
-        """A human-readable description of the device new arrays are placed on."""
+        """A human-readable description of the device new arrays are placed on.
+
+        Returns
+        -------
+        str
+            ``'CPU'`` for the CPU backends; the GPU's number and name for CuPy.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.get_backend("numpy").device_name()
+        'CPU'
+        """
         return "CPU"
 
     def devices(self) -> list[str]:
-        """Human-readable descriptions of every device this backend can use."""
+        """Human-readable descriptions of every device this backend can use.
+
+        Returns
+        -------
+        list of str
+            One :meth:`device_name`-style entry per device.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.get_backend("numpy").devices()
+        ['CPU']
+        """
         return [self.device_name()]
 
     def is_writable(self, x: Any) -> bool:
-        """Whether writing into ``x`` in place is safe: not read-only, not a broadcast view."""
+        """Whether writing into ``x`` in place is safe: not read-only, not a broadcast view.
+
+        Parameters
+        ----------
+        x : array
+            An array of this backend.
+
+        Returns
+        -------
+        bool
+            False when an in-place write would fail or change other arrays' values too.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.get_backend("numpy")
+        >>> x = backend.asarray([1.0, 2.0])
+        >>> backend.is_writable(x), backend.is_writable(backend.xp.broadcast_to(x, (2, 2)))
+        (True, False)
+        """
         return True
 
     # -- what the standard lacks ------------------------------------------------------------
     def scatter_add(self, target: Any, indices: Any, values: Any) -> Any:
-        """Return a copy of ``target`` with ``values`` added at ``indices``; repeats accumulate."""
+        """Return a copy of ``target`` with ``values`` added at ``indices``; repeats accumulate.
+
+        The gradient of indexing needs it, and the Array API standard has no ``add.at``.
+
+        Parameters
+        ----------
+        target : array
+            The array to add into (left unchanged).
+        indices : array or index
+            Where each of ``values`` goes, along the first axis (an integer array) or as an
+            index expression.
+        values : array
+            What to add, broadcastable to ``target[indices]``.
+
+        Returns
+        -------
+        array
+            A new array.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> target = backend.asarray([0.0, 0.0, 0.0])
+        >>> out = backend.scatter_add(
+        ...     target, backend.asarray([0, 2, 0]), backend.asarray([1.0, 2.0, 3.0])
+        ... )
+        >>> backend.to_host(out).tolist(), backend.to_host(target).tolist()
+        ([4.0, 0.0, 2.0], [0.0, 0.0, 0.0])
+        """
         raise NotImplementedError
 
     # -- sliding windows (convolution, pooling) ---------------------------------------------
@@ -164,6 +454,32 @@ class Backend:
         Shape ``(..., KH, KW, OH, OW)`` with ``v[..., i, j, a, b] == x[..., a*SH + i, b*SW + j]``.
         A read-only view where the library has stride tricks; otherwise a copy stacked from
         ``KH * KW`` strided slices (the Array API standard has no views).
+
+        Parameters
+        ----------
+        x : array
+            At least 2-d; the windows slide over its last two axes.
+        window : tuple of int
+            ``(KH, KW)``, the window's height and width.
+        stride : tuple of int
+            ``(SH, SW)``, the step between windows.
+
+        Returns
+        -------
+        array
+            Shape ``(..., KH, KW, OH, OW)`` with ``OH = (H - KH) // SH + 1`` (likewise ``OW``).
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> xp = backend.xp
+        >>> x = xp.reshape(xp.arange(16.0), (4, 4))
+        >>> v = backend.window_view(x, (2, 2), (2, 2))
+        >>> v.shape
+        (2, 2, 2, 2)
+        >>> backend.to_host(v[:, :, 1, 0]).tolist()  # the window at row 2, column 0
+        [[8.0, 9.0], [12.0, 13.0]]
         """
         (KH, KW), (SH, SW) = window, stride
         H, W = x.shape[-2], x.shape[-1]
@@ -184,6 +500,35 @@ class Backend:
 
         With stride tricks this is one strided copy (plus one sum over the kernel offsets when
         windows overlap) instead of a loop over the kernel positions.
+
+        Parameters
+        ----------
+        col : array
+            Windows, shape ``(..., KH, KW, OH, OW)``.
+        size : tuple of int
+            ``(H, W)``, the last two axes of the result.
+        stride : tuple of int
+            ``(SH, SW)``, the step between windows.
+
+        Returns
+        -------
+        array
+            A new array of shape ``(..., H, W)``; where windows overlap their values add up.
+
+        Raises
+        ------
+        ValueError
+            If the windows do not fit in ``size`` at that stride.
+
+        Examples
+        --------
+        Each cell of a 3x3 array is counted once per 2x2 window (stride 1) that covers it:
+
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> col = backend.xp.ones((2, 2, 2, 2))
+        >>> backend.to_host(backend.add_windows(col, (3, 3), (1, 1))).tolist()
+        [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]
         """
         KH, KW, OH, OW = col.shape[-4:]
         (SH, SW), (H, W) = stride, size
@@ -230,19 +575,97 @@ class Backend:
         return out
 
     def seed(self, seed: int) -> None:
-        """Seed this backend's random number generator."""
+        """Seed this backend's random number generator.
+
+        :func:`agrad.seed` seeds every backend in use; this seeds one.
+
+        Parameters
+        ----------
+        seed : int
+            The seed.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> backend.seed(1)
+        >>> first = backend.to_host(backend.permutation(5)).tolist()
+        >>> backend.seed(1)
+        >>> backend.to_host(backend.permutation(5)).tolist() == first
+        True
+        """
         raise NotImplementedError
 
     def random(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
-        """Uniform samples in [0, 1)."""
+        """Uniform samples in [0, 1).
+
+        Parameters
+        ----------
+        shape : tuple of int
+            The shape of the result.
+        dtype : dtype, optional
+            This backend's floating dtype (``backend.dtype('float32')``); default float64.
+
+        Returns
+        -------
+        array
+            An array of this backend.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> u = backend.random((1000,), dtype=backend.dtype("float32"))
+        >>> backend.dtype_name(u.dtype), bool(backend.xp.all((u >= 0) & (u < 1)))
+        ('float32', True)
+        """
         raise NotImplementedError
 
     def randn(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
-        """Standard normal samples."""
+        """Standard normal samples.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            The shape of the result.
+        dtype : dtype, optional
+            This backend's floating dtype (``backend.dtype('float32')``); default float64.
+
+        Returns
+        -------
+        array
+            An array of this backend.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> z = backend.randn((2, 3))
+        >>> z.shape, backend.dtype_name(z.dtype)
+        ((2, 3), 'float64')
+        """
         raise NotImplementedError
 
     def permutation(self, n: int) -> Any:
-        """A random permutation of ``range(n)`` as an integer array of this backend."""
+        """A random permutation of ``range(n)`` as an integer array of this backend.
+
+        Parameters
+        ----------
+        n : int
+            How many indices.
+
+        Returns
+        -------
+        array
+            Shape ``(n,)``, integer, each of ``0 .. n-1`` once.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> sorted(backend.to_host(backend.permutation(4)).tolist())
+        [0, 1, 2, 3]
+        """
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -49,7 +49,51 @@ def save_checkpoint(
     path: str | os.PathLike, comm: Any, model: Any, optimizer: Any = None, **state: Any
 ) -> None:
     """Write ``model``'s parameters, ``optimizer``'s state and ``state`` (JSON values: epoch,
-    iteration, ...) to the ``.npz`` file ``path``; rank 0 writes, every process waits for it."""
+    iteration, ...) to the ``.npz`` file ``path``; rank 0 writes, every process waits for it.
+
+    The file is written beside ``path`` and renamed over it, so a crash never leaves half a
+    checkpoint.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write (rank 0's file system).
+    comm : Communicator
+        Gives ``rank`` and ``barrier``.
+    model : Layer, Parameter or iterable of Parameter
+        Whose parameters to save.
+    optimizer : Optimizer or MultiNodeOptimizer, optional
+        Whose per-parameter state (moments, velocities) and numbers (step count, rate) to save.
+    **state
+        Anything JSON can hold, returned by :func:`load_checkpoint`.
+
+    Raises
+    ------
+    ValueError
+        If a parameter is not initialised yet, or the optimizer holds state for a parameter
+        that is not in ``model``.
+    TypeError
+        If ``state`` holds something JSON cannot write.
+
+    Examples
+    --------
+    A stand-in ``comm`` for one process (under ``mpiexec``, pass the communicator):
+
+    >>> import agrad
+    >>> from types import SimpleNamespace
+    >>> from agrad.distributed import load_checkpoint, save_checkpoint
+    >>> comm = SimpleNamespace(rank=0, size=1, barrier=lambda: None, bcast_obj=lambda o, root: o)
+    >>> x = agrad.current_backend().asarray([[1.0, 2.0]])
+    >>> model = agrad.models.MLP((3, 1))
+    >>> _ = model(x)  # creates the lazily initialised weights
+    >>> optimizer = agrad.optimizers.MomentumSGD().setup(model)
+    >>> save_checkpoint("run.npz", comm, model, optimizer, epoch=3)
+    >>> restored = agrad.models.MLP((3, 1))
+    >>> load_checkpoint("run.npz", comm, restored, agrad.optimizers.MomentumSGD().setup(restored))
+    {'epoch': 3}
+    >>> bool(agrad.functions.sum((restored(x) - model(x)) ** 2).item() == 0)
+    True
+    """
     if comm.rank == 0:
         named = named_params(model)
         names = {id(p): name for name, p in named}
@@ -89,7 +133,50 @@ def _write_atomically(path: str, arrays: dict[str, Any]) -> None:
 
 def load_checkpoint(path: str | os.PathLike, comm: Any, model: Any, optimizer: Any = None) -> dict:
     """Restore what ``save_checkpoint`` wrote on every process (rank 0 reads, then broadcasts);
-    returns the extra ``state``. Names and shapes are checked before anything changes."""
+    returns the extra ``state``. Names and shapes are checked before anything changes.
+
+    Parameters keep their backend and dtype; ones not initialised yet are created on the
+    default backend with the file's dtype.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file :func:`save_checkpoint` wrote (read by rank 0 only).
+    comm : Communicator
+        Gives ``rank`` and ``bcast_obj``.
+    model : Layer, Parameter or iterable of Parameter
+        Built like the saved one.
+    optimizer : Optimizer or MultiNodeOptimizer, optional
+        Receives the saved optimizer state.
+
+    Returns
+    -------
+    dict
+        The ``**state`` given to :func:`save_checkpoint`.
+
+    Raises
+    ------
+    OSError
+        On every process, if rank 0 cannot read ``path``.
+    ValueError
+        If the file's parameters do not fit ``model`` (names and shapes, all listed).
+
+    Examples
+    --------
+    See :func:`save_checkpoint`; a model that does not fit is refused before anything changes:
+
+    >>> import agrad
+    >>> from types import SimpleNamespace
+    >>> from agrad.distributed import load_checkpoint, save_checkpoint
+    >>> comm = SimpleNamespace(rank=0, size=1, barrier=lambda: None, bcast_obj=lambda o, root: o)
+    >>> model = agrad.models.MLP((3, 1))
+    >>> _ = model(agrad.current_backend().asarray([[1.0, 2.0]]))
+    >>> save_checkpoint("run.npz", comm, model)
+    >>> load_checkpoint("run.npz", comm, agrad.models.MLP((4, 1)))
+    Traceback (most recent call last):
+    ...
+    ValueError: load_checkpoint('run.npz') does not fit the model: ...
+    """
     contents = None
     error = None
     if comm.rank == 0:

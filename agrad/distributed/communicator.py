@@ -38,6 +38,64 @@ class Communicator:
 
     ``allreduce_grad_dtype='float16'`` sends floating gradients as float16 (half the bytes, about
     3 significant digits); ``bucket_cap_mb`` is the size of one gradient bucket.
+
+    Made by :func:`create_communicator`, not directly.
+
+    Parameters
+    ----------
+    mpi_comm : mpi4py.MPI.Comm
+        The processes taking part, and the channel for Python objects.
+    allreduce_grad_dtype : str or dtype, optional
+        ``'float16'``, ``'float32'`` or ``'float64'``: the dtype floating gradients travel in;
+        None sends each in its own dtype.
+    bucket_cap_mb : float, default 25.0
+        The size of one gradient bucket, in MiB.
+
+    Attributes
+    ----------
+    rank : int
+        This process's number, from 0.
+    size : int
+        How many processes there are.
+
+    Raises
+    ------
+    ValueError
+        If ``allreduce_grad_dtype`` is not one of those dtypes or None, or ``bucket_cap_mb`` is
+        not positive.
+
+    Examples
+    --------
+    Under ``mpiexec`` (not run here):
+
+    .. code-block:: python
+
+        comm = agrad.distributed.create_communicator("mpi")
+        total = comm.allreduce(x)          # the sum of every process's x
+        comm.bcast_data(model)             # rank 0's parameter values on every process
+        comm.allreduce_grad(model)         # each gradient replaced by its mean
+
+    The object collectives, in one process over a stand-in for mpi4py's communicator:
+
+    >>> from types import SimpleNamespace
+    >>> world = SimpleNamespace(  # stands in for mpi4py's COMM_WORLD: one process, no MPI
+    ...     Get_rank=lambda: 0,
+    ...     Get_size=lambda: 1,
+    ...     bcast=lambda obj, root=0: obj,
+    ...     gather=lambda obj, root=0: [obj],
+    ...     allgather=lambda obj: [obj],
+    ...     Barrier=lambda: None,
+    ... )
+    >>> from agrad.distributed import Communicator
+    >>> comm = Communicator(world)
+    >>> comm.rank, comm.size
+    (0, 1)
+    >>> comm.allgather_obj("ready"), comm.allreduce_obj(3, op="max")
+    (['ready'], 3)
+    >>> Communicator(world, allreduce_grad_dtype="int8")
+    Traceback (most recent call last):
+    ...
+    ValueError: allreduce_grad_dtype must be one of float16, float32, float64 or None, not int8
     """
 
     name = ""
@@ -80,20 +138,107 @@ class Communicator:
 
     # -- Python objects -------------------------------------------------------------------------
     def bcast_obj(self, obj: Any, root: int = 0) -> Any:
-        """Broadcast a picklable Python object from ``root``."""
+        """Broadcast a picklable Python object from ``root``.
+
+        Parameters
+        ----------
+        obj : object
+            What ``root`` sends (the others' values are ignored).
+        root : int, default 0
+            The sending process.
+
+        Returns
+        -------
+        object
+            ``root``'s ``obj``, on every process.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            config = comm.bcast_obj(read_config() if comm.rank == 0 else None)
+        """
         return self.mpi_comm.bcast(obj, root=root)
 
     def gather_obj(self, obj: Any, root: int = 0) -> list[Any] | None:
-        """Every process's ``obj``, in rank order, on ``root``; None on the others."""
+        """Every process's ``obj``, in rank order, on ``root``; None on the others.
+
+        Parameters
+        ----------
+        obj : object
+            This process's picklable value.
+        root : int, default 0
+            The receiving process.
+
+        Returns
+        -------
+        list or None
+            The values in rank order on ``root``, None elsewhere.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            hosts = comm.gather_obj(socket.gethostname())  # a list on rank 0, else None
+        """
         return self.mpi_comm.gather(obj, root=root)
 
     def allgather_obj(self, obj: Any) -> list[Any]:
-        """Every process's ``obj``, in rank order, on every process."""
+        """Every process's ``obj``, in rank order, on every process.
+
+        Parameters
+        ----------
+        obj : object
+            This process's picklable value.
+
+        Returns
+        -------
+        list
+            The values in rank order.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            counts = comm.allgather_obj(len(shard))  # the same list on every process
+        """
         return self.mpi_comm.allgather(obj)
 
     def allreduce_obj(self, obj: Any, op: str = "sum") -> Any:
         """Sum (``'sum'``), mean, max or min of a picklable value (numbers, or anything with
-        ``+``) over all processes, on every process."""
+        ``+``) over all processes, on every process.
+
+        Parameters
+        ----------
+        obj : object
+            This process's value.
+        op : {"sum", "mean", "max", "min"}, default "sum"
+            The reduction.
+
+        Returns
+        -------
+        object
+            The reduced value, the same on every process.
+
+        Raises
+        ------
+        ValueError
+            If ``op`` is not one of those.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            mean_loss = comm.allreduce_obj(float(loss.data), op="mean")
+        """
         values = self.allgather_obj(obj)
         if op == "sum" or op == "mean":
             total = values[0]
@@ -107,17 +252,69 @@ class Communicator:
         raise ValueError(f"allreduce_obj: op must be 'sum', 'mean', 'max' or 'min', not {op!r}")
 
     def barrier(self) -> None:
-        """Wait until every process gets here."""
+        """Wait until every process gets here.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            if comm.rank == 0:
+                download_data()
+            comm.barrier()  # the others wait for the download
+        """
         self.mpi_comm.Barrier()
 
     def abort(self, code: int = 1) -> None:
-        """End every process of the job (used when one of them fails)."""
+        """End every process of the job (used when one of them fails).
+
+        Parameters
+        ----------
+        code : int, default 1
+            The exit status MPI reports.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            if not os.path.exists(path):
+                comm.abort(2)  # no process waits forever for this one
+        """
         self.mpi_comm.Abort(code)
 
     # -- arrays -------------------------------------------------------------------------------
     def allreduce(self, array: Any, op: str = "sum") -> Any:
         """Sum (``op='sum'``) or mean (``op='mean'``) of ``array`` over all processes; a new array
-        of the same backend, shape and dtype."""
+        of the same backend, shape and dtype.
+
+        Parameters
+        ----------
+        array : array or Variable
+            This process's values; every process passes the same shape and dtype.
+        op : {"sum", "mean"}, default "sum"
+            The reduction.
+
+        Returns
+        -------
+        array
+            The result, on every process.
+
+        Raises
+        ------
+        ValueError
+            If ``op`` is not ``'sum'`` or ``'mean'``.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            correct = comm.allreduce(xp.sum(predicted == t))  # over every shard
+        """
         if op not in ("sum", "mean"):
             raise ValueError(f"allreduce: op must be 'sum' or 'mean', not {op!r}")
         data = array.data if isinstance(array, Variable) else array
@@ -128,19 +325,92 @@ class Communicator:
         return total
 
     def bcast(self, array: Any, root: int = 0) -> Any:
-        """``root``'s ``array`` on every process (each passes an array of the same shape/dtype)."""
+        """``root``'s ``array`` on every process (each passes an array of the same shape/dtype).
+
+        Parameters
+        ----------
+        array : array or Variable
+            This process's array (its values matter on ``root`` only).
+        root : int, default 0
+            The sending process.
+
+        Returns
+        -------
+        array
+            A new array holding ``root``'s values.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            noise = comm.bcast(backend.randn((16,)))  # rank 0's draw everywhere
+        """
         data = array.data if isinstance(array, Variable) else array
         xp = backend_of(data).xp
         return xp.reshape(self._bcast_flat(xp.reshape(data, (-1,)), root), data.shape)
 
     def allgather(self, array: Any) -> list[Any]:
         """Every process's ``array`` (shapes may differ, dtypes may not), in rank order, on every
-        process, on the backend of the local one. Travels through host memory."""
+        process, on the backend of the local one. Travels through host memory.
+
+        Parameters
+        ----------
+        array : array or Variable
+            This process's array.
+
+        Returns
+        -------
+        list of array
+            One array per process, in rank order.
+
+        Raises
+        ------
+        TypeError
+            If the processes pass different dtypes (the message lists each rank's).
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            predictions = xp.concat(comm.allgather(my_predictions))
+        """
         return self._gather(array, None)
 
     def gather(self, array: Any, root: int = 0) -> list[Any] | None:
         """Every process's ``array`` in rank order on ``root`` (see ``allgather``); None on the
-        other processes."""
+        other processes.
+
+        Parameters
+        ----------
+        array : array or Variable
+            This process's array.
+        root : int, default 0
+            The receiving process.
+
+        Returns
+        -------
+        list of array or None
+            One array per process on ``root``; None elsewhere.
+
+        Raises
+        ------
+        TypeError
+            If the processes pass different dtypes.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            parts = comm.gather(my_predictions)
+            if comm.rank == 0:
+                save(parts)
+        """
         return self._gather(array, root)
 
     def _gather(self, array: Any, root: int | None) -> list[Any] | None:
@@ -170,7 +440,29 @@ class Communicator:
     # -- models -------------------------------------------------------------------------------
     def bcast_data(self, model: Any, root: int = 0) -> None:
         """Give every process ``root``'s parameter values (one broadcast per backend and dtype),
-        after checking that all processes hold the same parameters (names, shapes, dtypes)."""
+        after checking that all processes hold the same parameters (names, shapes, dtypes).
+
+        Parameters
+        ----------
+        model : Layer, Parameter or iterable of Parameter
+            Built alike on every process.
+        root : int, default 0
+            The process whose values everyone gets.
+
+        Raises
+        ------
+        RuntimeError
+            If the processes' models differ, or a parameter is not initialised yet.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            model(x_first_batch)  # lazy layers get their shapes
+            comm.bcast_data(model)
+        """
         named = named_params(model)
         check_same_parameters(self, named, "bcast_data")
         params = [p for _, p in named]
@@ -193,12 +485,57 @@ class Communicator:
         ``grad = None``, as it would alone. Afterwards each gradient is a view of the buffer,
         valid until the next exchange. BatchNorm's running statistics are not gradients: see
         ``allreduce_persistent``.
+
+        Parameters
+        ----------
+        model : Layer, Parameter or iterable of Parameter
+            Whose gradients to average.
+
+        Raises
+        ------
+        RuntimeError
+            If the processes' models differ, or a parameter is not initialised yet.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            loss.backward()
+            comm.allreduce_grad(model)  # what MultiNodeOptimizer.update does
+            optimizer.update()
         """
         self.grad_exchange(model).finish()
 
     def grad_exchange(self, model: Any) -> GradExchange:
         """The exchange for ``model``'s parameters, built (and the models compared across
-        processes) the first time and whenever the parameters change."""
+        processes) the first time and whenever the parameters change.
+
+        Parameters
+        ----------
+        model : Layer, Parameter or iterable of Parameter
+            Whose gradients it exchanges (BatchNorm statistics left out).
+
+        Returns
+        -------
+        agrad.distributed.exchange.GradExchange
+            Its ``finish()`` averages the gradients; ``arm()`` starts sending buckets during
+            ``backward()``.
+
+        Raises
+        ------
+        RuntimeError
+            If a parameter is not initialised yet, or the processes' models differ.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            comm.grad_exchange(model).finish()  # the same as comm.allreduce_grad(model)
+        """
         named = named_params(model)
         skip = persistent_ids(model)
         if skip:
@@ -230,12 +567,44 @@ class Communicator:
 
     def allreduce_persistent(self, model: Any) -> None:
         """Average BatchNorm running statistics (``avg_mean``, ``avg_var``) over all processes,
-        so that every process evaluates with the same ones (ChainerMN's AllreducePersistent)."""
+        so that every process evaluates with the same ones (ChainerMN's AllreducePersistent).
+
+        Parameters
+        ----------
+        model : Layer
+            Whose BatchNorm statistics to average (other parameters are left alone).
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            comm.allreduce_persistent(model)
+            with agrad.test_mode():
+                accuracy = evaluate(model, shard)
+        """
         for p in _persistents(model):
             p.data = self.allreduce(p.data, op="mean")
 
     def bcast_persistent(self, model: Any, root: int = 0) -> None:
-        """Give every process ``root``'s BatchNorm running statistics."""
+        """Give every process ``root``'s BatchNorm running statistics.
+
+        Parameters
+        ----------
+        model : Layer
+            Whose BatchNorm statistics to replace by ``root``'s.
+        root : int, default 0
+            The process whose statistics everyone gets.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here):
+
+        .. code-block:: python
+
+            comm.bcast_persistent(model)  # evaluate with rank 0's statistics everywhere
+        """
         for p in _persistents(model):
             p.data = self.bcast(p.data, root=root)
 
@@ -323,7 +692,47 @@ def create_communicator(name: str = "auto", mpi_comm: Any = None, **options: Any
 
     ``'mpi'`` uses mpi4py on host (or CUDA-aware) buffers; ``'nccl'`` uses NCCL for CuPy arrays,
     bootstrapped over MPI; ``'auto'`` picks NCCL when the default backend is CuPy, else MPI.
-    An uncaught exception on any process aborts the whole job.
+    An uncaught exception on any process aborts the whole job (unless the environment variable
+    ``AGRAD_DISTRIBUTED_NO_ABORT_HOOK`` is ``1``).
+
+    Parameters
+    ----------
+    name : {"auto", "mpi", "nccl"}, default "auto"
+        The engine.
+    mpi_comm : mpi4py.MPI.Comm, optional
+        The processes taking part; ``MPI.COMM_WORLD`` when omitted.
+    **options
+        Passed to the engine: ``allreduce_grad_dtype``, ``bucket_cap_mb`` (see
+        :class:`Communicator`); ``device`` (the GPU number) for NCCL.
+
+    Returns
+    -------
+    Communicator
+        The engine's communicator, with ``rank`` and ``size``.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not an engine, or an option is out of range.
+    ImportError
+        If mpi4py (or an MPI library) is not installed.
+
+    Examples
+    --------
+    In a script run with ``mpiexec -n 4 python train.py`` (not run here):
+
+    .. code-block:: python
+
+        comm = agrad.distributed.create_communicator("auto")
+        print(f"process {comm.rank} of {comm.size}")
+
+    The engine's name is checked before MPI is touched:
+
+    >>> from agrad.distributed import create_communicator
+    >>> create_communicator("gloo")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown communicator 'gloo'; known: mpi, nccl, auto
     """
     if name not in (*ENGINES, "auto"):
         raise ValueError(f"unknown communicator {name!r}; known: {', '.join(ENGINES)}, auto")

@@ -13,7 +13,25 @@ class SubDataset(Dataset):
 
     When ``dataset`` keeps its items in host arrays (``data``/``label``, as the built-in data sets
     do), the shard keeps sliced copies with the same transforms, so a ``DataLoader`` can still
-    gather a whole batch at once.
+    gather a whole batch at once. Made by :func:`scatter_dataset`.
+
+    Parameters
+    ----------
+    dataset : Dataset or sequence
+        Anything with ``len`` and integer indexing.
+    order : sequence of int
+        Indices into ``dataset``.
+    start, stop : int
+        The slice of ``order`` this shard holds.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> from agrad.distributed import SubDataset
+    >>> shard = SubDataset(agrad.datasets.Spiral(), order=range(300), start=100, stop=150)
+    >>> len(shard), shard.data.shape
+    (50, (50, 2))
+    >>> x, t = shard[0]
     """
 
     def __init__(self, dataset: Any, order: Any, start: int, stop: int) -> None:
@@ -54,6 +72,42 @@ def scatter_dataset(
     ``drop_remainder=True`` the remainder is left out instead (``len // size`` items each, all
     distinct). With ``shuffle`` the items are permuted first, the same way on every process
     (rank 0 draws the order from ``seed`` and broadcasts it).
+
+    Parameters
+    ----------
+    dataset : Dataset or sequence
+        Anything with ``len`` and integer indexing.
+    comm : Communicator
+        Gives ``rank`` and ``size`` (and ``bcast_obj`` with ``shuffle``).
+    shuffle : bool, default False
+        Permute the items before cutting them into shards.
+    seed : int, optional
+        The permutation's seed (rank 0's counts); None draws a fresh one.
+    drop_remainder : bool, default False
+        Leave the last ``len % size`` items out instead of padding.
+
+    Returns
+    -------
+    SubDataset
+        This process's items.
+
+    Raises
+    ------
+    ValueError
+        If ``dataset`` is empty, or ``drop_remainder`` leaves no item for a process.
+
+    Examples
+    --------
+    Ten items over four processes; each stand-in ``comm`` plays one of them:
+
+    >>> from types import SimpleNamespace
+    >>> from agrad.distributed import scatter_dataset
+    >>> items = list(range(10))
+    >>> [list(scatter_dataset(items, SimpleNamespace(rank=r, size=4))) for r in range(4)]
+    [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 0, 1]]
+    >>> comms = [SimpleNamespace(rank=r, size=4) for r in range(4)]
+    >>> [list(scatter_dataset(items, c, drop_remainder=True)) for c in comms]
+    [[0, 1], [2, 3], [4, 5], [6, 7]]
     """
     n = len(dataset)
     if n == 0:
