@@ -351,17 +351,79 @@ def max_backward_shape(x: Any, axis: Any) -> list[int]:
 
 
 def get_conv_outsize(input_size: int, kernel_size: int, stride: int, pad: int) -> int:
-    """Output length of a convolution along one axis."""
+    """Output length of a convolution along one axis.
+
+    Parameters
+    ----------
+    input_size, kernel_size, stride, pad : int
+        The input's length, the kernel's, the step between windows and the zeros added on
+        each side (DeZero's names).
+
+    Returns
+    -------
+    int
+        ``(input_size + 2 * pad - kernel_size) // stride + 1``.
+
+    Examples
+    --------
+    >>> from agrad.utils import get_conv_outsize
+    >>> get_conv_outsize(32, 3, 1, 1), get_conv_outsize(32, 2, 2, 0)
+    (32, 16)
+    """
     return (input_size + pad * 2 - kernel_size) // stride + 1
 
 
 def get_deconv_outsize(size: int, k: int, s: int, p: int) -> int:
-    """Output length of a transposed convolution along one axis."""
+    """Output length of a transposed convolution along one axis.
+
+    Parameters
+    ----------
+    size, k, s, p : int
+        The input's length, the kernel's, the stride and the padding (DeZero's names).
+
+    Returns
+    -------
+    int
+        ``s * (size - 1) + k - 2 * p``: the length a convolution with the same geometry maps
+        back to ``size``.
+
+    Examples
+    --------
+    >>> from agrad.utils import get_conv_outsize, get_deconv_outsize
+    >>> get_deconv_outsize(16, 2, 2, 0), get_conv_outsize(32, 2, 2, 0)
+    (32, 16)
+    """
     return s * (size - 1) + k - 2 * p
 
 
 def pair(x: Any) -> tuple[int, int]:
-    """``(x, x)`` for an int, ``x`` for a 2-tuple; ``ValueError`` otherwise."""
+    """``(x, x)`` for an int, ``x`` for a 2-tuple; ``ValueError`` otherwise.
+
+    Parameters
+    ----------
+    x : int or tuple of two ints
+        A size given for both spatial axes, or one per axis.
+
+    Returns
+    -------
+    tuple of int
+        ``(height, width)``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is neither an int nor a 2-tuple.
+
+    Examples
+    --------
+    >>> from agrad.utils import pair
+    >>> pair(3), pair((1, 2))
+    ((3, 3), (1, 2))
+    >>> pair((1, 2, 3))
+    Traceback (most recent call last):
+      ...
+    ValueError: pair: expected an int or a 2-tuple, got a 3-tuple (1, 2, 3)
+    """
     if isinstance(x, int):
         return (x, x)
     if isinstance(x, tuple):

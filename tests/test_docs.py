@@ -130,8 +130,7 @@ NUMPYDOC_MODULES = {
     "agrad.amp": (),
     # its examples run without MPI: stand-in communicators, and code-blocks for what needs a job
     "agrad.distributed": (),
-    # the conv-size helpers are documented with the convolution functions
-    "agrad.utils": ("get_conv_outsize", "get_deconv_outsize", "pair"),
+    "agrad.utils": (),
 }
 
 
