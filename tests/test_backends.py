@@ -290,7 +290,7 @@ def test_seed_gradient_follows_the_variable():
 
 def test_cuda_module_keeps_dezero_names(xp):
     x = Variable(xp.asarray([1.0, 2.0]))
-    assert agrad.cuda.get_array_module(x) is xp
+    assert agrad.cuda.get_array_module(x) is agrad.current_backend().xp
     assert agrad.cuda.get_array_module(1.0) is agrad.get_backend("numpy").xp
     assert isinstance(agrad.cuda.as_numpy(x), np.ndarray)
     assert isinstance(agrad.cuda.as_numpy(2.0), np.ndarray)
@@ -332,3 +332,23 @@ def test_seeded_random_numbers_repeat(xp):
 def test_backend_of_rejects_foreign_objects():
     with pytest.raises(TypeError, match="not an array of any agrad backend"):
         backend_of([1, 2])
+
+
+class _WritesIntoItsInput(agrad.Function):
+    """A Function that breaks the rule: it writes into an array it did not allocate."""
+
+    def forward(self, x):
+        x[...] = 0
+        return x
+
+
+def test_read_only_variant_catches_writes_into_inputs(xp, request):
+    read_only = request.node.callspec.params["xp"] == "numpy_readonly"
+    backend = agrad.current_backend()
+    a = xp.ones((3,))
+    assert backend.is_writable(a) is not read_only
+    if not backend.mutable_arrays or read_only:
+        with pytest.raises((TypeError, ValueError)):
+            _WritesIntoItsInput()(Variable(a))
+    else:
+        _WritesIntoItsInput()(Variable(a))  # allowed by the library, caught by the variant

@@ -20,6 +20,10 @@ class Backend:
     name: str = ""
     #: where new arrays live, in words (filled in by ``describe``)
     gpu: bool = False
+    #: whether arrays take in-place writes (``x[i] = v``, ``x += y`` into the same buffer); agrad
+    #: writes in place only into arrays it allocated itself, and only where this is True (JAX:
+    #: False, its arrays are immutable)
+    mutable_arrays: bool = True
 
     def __init__(self) -> None:
         self._probe: tuple[bool, str] | None = None
@@ -144,6 +148,12 @@ class Backend:
         return True
 
     # -- what the standard lacks ------------------------------------------------------------
+    def set_at(self, target: Any, key: Any, value: Any) -> Any:
+        """``target`` with ``target[key] = value``: written in place where arrays are mutable
+        (the caller allocated ``target`` itself), a new array otherwise."""
+        target[key] = value
+        return target
+
     def scatter_add(self, target: Any, indices: Any, values: Any) -> Any:
         """Return a copy of ``target`` with ``values`` added at ``indices``; repeats accumulate."""
         raise NotImplementedError
@@ -226,7 +236,7 @@ class Backend:
             for j in range(KW):
                 at = (..., _span(i, SH, OH), _span(j, SW, OW))
                 piece = col[..., i, j, :, :]
-                out[at] = out[at] + piece if overlapping else piece
+                out = self.set_at(out, at, out[at] + piece if overlapping else piece)
         return out
 
     def seed(self, seed: int) -> None:

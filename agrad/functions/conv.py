@@ -532,12 +532,13 @@ def _pooling_grad_forward(gy: Any, indexes: Any, input_shape: tuple, geometry: G
     KH, KW, SH, SW, PH, PW = geometry
     N, C, H, W = input_shape
     OH, OW = gy.shape[2], gy.shape[3]
-    xp = backend_of(gy).xp
+    backend = backend_of(gy)
+    xp = backend.xp
     image = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=gy.dtype)
     overlapping = SH < KH or SW < KW
     for k, at in enumerate(_offsets(geometry, OH, OW)):
         routed = xp.astype(indexes == k, gy.dtype) * gy
-        image[at] = image[at] + routed if overlapping else routed
+        image = backend.set_at(image, at, image[at] + routed if overlapping else routed)
     return image[..., PH : PH + H, PW : PW + W]
 
 
