@@ -13,8 +13,10 @@ raises ``ValueError: assignment destination is read-only``), as JAX's immutable 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -28,12 +30,15 @@ BACKENDS = agrad.known_backends() + list(VARIANTS)
 
 
 def _frozen(value: Any) -> Any:
-    """``value`` with every NumPy array in it marked read-only (views too: their base stays)."""
+    """``value`` with every NumPy array in it replaced by a read-only view of it."""
     if isinstance(value, np.ndarray):
-        value.flags.writeable = False
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            _frozen(item)
+        view = value.view()  # a new read-only view: the caller's own array stays writeable
+        view.flags.writeable = False
+        return view
+    if isinstance(value, tuple):
+        return tuple(_frozen(item) for item in value)
+    if isinstance(value, list):
+        return [_frozen(item) for item in value]
     return value
 
 
@@ -139,5 +144,23 @@ def xp(request: pytest.FixtureRequest):
     if not usable:
         reason = "needs a CUDA GPU, " if backend.gpu else ""
         pytest.skip(f"backend {backend.name!r} is not usable here ({reason}{why})")
-    with agrad.using_backend(backend, fallback=False):
+    with agrad.using_backend(backend, fallback=False), _python_floats_as_float64(backend):
         yield ReadOnlyNamespace(backend.xp) if request.param in VARIANTS else backend.xp
+
+
+@contextlib.contextmanager
+def _python_floats_as_float64(backend: agrad.Backend) -> Iterator[None]:
+    """Tests write data as Python floats and expect NumPy's float64 (DeZero's dtype); PyTorch
+    makes them float32 unless its default dtype says otherwise. agrad's own conversions
+    (``Backend.asarray``) give float64 whatever the default (tests/test_backends.py checks)."""
+    if backend.name != "torch":
+        yield
+        return
+    import torch
+
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)

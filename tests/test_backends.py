@@ -346,9 +346,45 @@ def test_read_only_variant_catches_writes_into_inputs(xp, request):
     read_only = request.node.callspec.params["xp"] == "numpy_readonly"
     backend = agrad.current_backend()
     a = xp.ones((3,))
-    assert backend.is_writable(a) is not read_only
+    assert backend.is_writable(a) is (backend.mutable_arrays and not read_only)
     if not backend.mutable_arrays or read_only:
         with pytest.raises((TypeError, ValueError)):
             _WritesIntoItsInput()(Variable(a))
     else:
         _WritesIntoItsInput()(Variable(a))  # allowed by the library, caught by the variant
+
+
+def test_scatter_add_accumulates_on_multi_axis_keys(xp):
+    backend = agrad.current_backend()
+    target = backend.asarray(np.zeros((3, 2)))
+    rows = backend.asarray(np.array([0, 2, 0, 0]))
+    values = backend.asarray(np.arange(8.0).reshape(4, 2))
+    out = backend.scatter_add(target, (rows,), values)
+    np.testing.assert_array_equal(backend.to_host(out), [[10.0, 13.0], [0.0, 0.0], [2.0, 3.0]])
+    np.testing.assert_array_equal(backend.to_host(target), np.zeros((3, 2)))  # a new array
+    mixed = backend.scatter_add(target, (slice(None), backend.asarray(np.array([1, 1]))), 1.0)
+    np.testing.assert_array_equal(backend.to_host(mixed), [[0.0, 2.0]] * 3)
+
+
+def test_python_floats_become_float64_on_every_backend(xp):
+    backend = agrad.current_backend()
+    assert backend.dtype_name(backend.asarray([1.0, 2.0]).dtype) == "float64"
+    assert backend.dtype_name(agrad.as_array(0.5).dtype) == "float64"
+
+
+def test_torch_tensors_never_touch_pytorch_autograd():
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    before = torch.get_default_dtype()
+    w = torch.ones(3, dtype=torch.float32, requires_grad=True)
+    converted = agrad.get_backend("torch").asarray(w)
+    assert not converted.requires_grad and torch.get_default_dtype() is before
+    # PyTorch alone makes Python floats float32 (its default dtype, untouched here); agrad float64
+    assert agrad.get_backend("torch").asarray([1.0]).dtype == torch.float64
+    x = Variable(agrad.get_backend("torch").asarray([1.0, 2.0, 3.0]))
+    y = F.sum(F.sin(x) * x)
+    y.backward(create_graph=True)
+    assert not y.data.requires_grad and not x.grad.data.requires_grad
+    assert y.data.grad_fn is None and x.grad.data.grad_fn is None
+    np.testing.assert_allclose(
+        as_numpy(x.grad), np.cos([1.0, 2.0, 3.0]) * [1.0, 2.0, 3.0] + np.sin([1.0, 2.0, 3.0])
+    )

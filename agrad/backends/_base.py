@@ -259,6 +259,17 @@ class Backend:
         return f"<agrad backend {self.name!r}>"
 
 
+def flat_positions(xp: Any, shape: tuple[int, ...], key: Any, device: Any = None) -> Any:
+    """The flat (C-order) positions that ``x[key]`` reads, for ``x`` of ``shape``: an integer
+    array of the shape of ``x[key]``. Lets a library without an accumulating scatter on
+    multi-axis keys add into one flat axis instead."""
+    size = 1
+    for n in shape:
+        size *= n
+    kwargs = {} if device is None else {"device": device}
+    return xp.reshape(xp.arange(size, **kwargs), shape)[key]
+
+
 def _span(start: int, step: int, count: int) -> slice:
     """The slice of ``count`` positions ``start, start + step, ...``."""
     return slice(start, start + step * (count - 1) + 1, step)

@@ -102,8 +102,8 @@ def _padded(xp: Any, x: Any, PH: int, PW: int) -> Any:
         return x
     *lead, H, W = x.shape
     padded = xp.zeros((*lead, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
-    padded[..., PH : PH + H, PW : PW + W] = x  # a fresh array of ours: setitem is fine
-    return padded
+    # a fresh array of ours: written in place where the library allows
+    return backend_of(x).set_at(padded, (..., slice(PH, PH + H), slice(PW, PW + W)), x)
 
 
 def _windows(x: Any, geometry: Geometry) -> Any:
