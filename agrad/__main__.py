@@ -17,6 +17,7 @@ _DISTRIBUTIONS = {
     "array_api_strict": ["array-api-strict"],
     "torch": ["torch"],
     "jax": ["jax"],
+    "dask": ["dask"],
 }
 
 

@@ -388,3 +388,30 @@ def test_torch_tensors_never_touch_pytorch_autograd():
     np.testing.assert_allclose(
         as_numpy(x.grad), np.cos([1.0, 2.0, 3.0]) * [1.0, 2.0, 3.0] + np.sin([1.0, 2.0, 3.0])
     )
+
+
+def test_dask_unknown_shapes_are_refused_by_name():
+    pytest.importorskip("dask.array", reason="Dask is not installed")
+    dask = agrad.get_backend("dask")
+    x = Variable(dask.asarray(np.arange(6.0)))
+    with pytest.raises(ValueError, match=r"unknown shape \(nan,\).*compute_chunk_sizes"):
+        x[x.data > 2]
+    masked = x.data[x.data > 2]
+    with pytest.raises(ValueError, match="unknown shape"):
+        dask.asarray(masked)
+    y = x[2:]  # a known shape: fine
+    F.sum(y).backward()
+    np.testing.assert_array_equal(as_numpy(x.grad), [0, 0, 1, 1, 1, 1])
+
+
+def test_dask_example_fits_a_chunked_data_set(tmp_path):
+    pytest.importorskip("dask.array", reason="Dask is not installed")
+    script = Path(__file__).resolve().parents[1] / "examples" / "dask_gradient.py"
+    env = {**os.environ, "PYTHONPATH": str(script.parents[1])}
+    args = ["--rows", "20000", "--chunk", "2000", "--steps", "3"]
+    done = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "in 10 chunks" in done.stdout
+    assert float(done.stdout.rsplit("largest error in w:", 1)[1]) < 0.01

@@ -17,6 +17,7 @@ from typing import Any
 from agrad.backends._base import Backend, BackendUnavailableError
 from agrad.backends.array_api_strict import backend as _strict
 from agrad.backends.cupy import backend as _cupy
+from agrad.backends.dask import backend as _dask
 from agrad.backends.jax import backend as _jax
 from agrad.backends.numpy import backend as _numpy
 from agrad.backends.torch import backend as _torch
@@ -42,7 +43,7 @@ class BackendFallbackWarning(UserWarning):
     """``agrad.use`` fell back to NumPy because the requested backend is not usable."""
 
 
-_REGISTRY: dict[str, Backend] = {b.name: b for b in (_numpy, _cupy, _strict, _torch, _jax)}
+_REGISTRY: dict[str, Backend] = {b.name: b for b in (_numpy, _cupy, _strict, _torch, _jax, _dask)}
 _ALIASES = {
     "np": "numpy",
     "cp": "cupy",

@@ -147,6 +147,13 @@ class Backend:
         """Whether writing into ``x`` in place is safe: not read-only, not a broadcast view."""
         return True
 
+    #: whether every array's shape is known before it is computed (Dask: not after ``x[mask]``)
+    known_shapes: bool = True
+
+    def require_known_shape(self, x: Any, what: str) -> None:
+        """Raise ``ValueError`` naming ``what`` if ``x``'s shape is not known (``known_shapes``
+        backends never raise)."""
+
     # -- what the standard lacks ------------------------------------------------------------
     def set_at(self, target: Any, key: Any, value: Any) -> Any:
         """``target`` with ``target[key] = value``: written in place where arrays are mutable

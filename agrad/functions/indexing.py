@@ -140,8 +140,12 @@ class GetItem(Function):
 
     def forward(self, x: Any) -> Any:
         self.in_shape = tuple(x.shape)
-        self.slices = normalize_index(backend_of(x), self.slices, x.ndim)
-        return _index(self.xp, x, self.slices)
+        backend = backend_of(x)
+        self.slices = normalize_index(backend, self.slices, x.ndim)
+        y = _index(self.xp, x, self.slices)
+        if not backend.known_shapes:  # Dask: a boolean mask leaves the shape unknown
+            backend.require_known_shape(y, "get_item (x[mask])")
+        return y
 
     def vjp(self, d, xs, ys, gys):
         return d.get_item_grad(gys[0], self.slices, self.in_shape)
