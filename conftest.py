@@ -4,17 +4,80 @@ Backends that are not usable on this machine are skipped with the reason (for Cu
 device). Narrow the set with ``--backend NAME`` (repeatable) or ``AGRAD_TEST_BACKENDS=a,b``; a
 backend named that way must be usable, or the run stops with the reason (asking for CuPy where it
 cannot run is a mistake to report, not a run to pass with everything skipped).
+
+One more entry is not a backend of its own: ``numpy_readonly`` runs on the NumPy backend with a
+namespace whose every array comes back read-only (array-api-extra's ``NUMPY_READONLY``), so
+every run checks that agrad writes into no array it did not allocate itself (a writing function
+raises ``ValueError: assignment destination is read-only``), as JAX's immutable arrays would.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+from collections.abc import Iterator
+from typing import Any
 
+import numpy as np
 import pytest
 
 import agrad
 
-BACKENDS = agrad.known_backends()
+#: test-matrix entries that run on an agrad backend with a different namespace: entry -> backend
+VARIANTS = {"numpy_readonly": "numpy"}
+BACKENDS = agrad.known_backends() + list(VARIANTS)
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` with every NumPy array in it replaced by a read-only view of it."""
+    if isinstance(value, np.ndarray):
+        view = value.view()  # a new read-only view: the caller's own array stays writeable
+        view.flags.writeable = False
+        return view
+    if isinstance(value, tuple):
+        return tuple(_frozen(item) for item in value)
+    if isinstance(value, list):
+        return [_frozen(item) for item in value]
+    return value
+
+
+class ReadOnlyNamespace:
+    """An Array API namespace whose functions return read-only NumPy arrays (dtypes, constants
+    and ``isdtype``-like answers pass through); submodules such as ``linalg`` are wrapped too."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if isinstance(attr, (type, np.dtype)):
+            return attr  # dtypes are callable classes, not functions
+        if callable(attr):
+
+            @functools.wraps(attr)
+            def frozen(*args: Any, **kwargs: Any) -> Any:
+                return _frozen(attr(*args, **kwargs))
+
+            wrapped: Any = frozen
+        elif hasattr(attr, "__name__") and hasattr(attr, "__dict__") and not np.isscalar(attr):
+            wrapped = ReadOnlyNamespace(attr)  # a submodule (linalg, fft)
+        else:
+            wrapped = attr
+        setattr(self, name, wrapped)  # later lookups skip __getattr__
+        return wrapped
+
+    def __repr__(self) -> str:
+        return f"<read-only {self._inner.__name__}>"
+
+
+#: backends a plain run leaves out (name them with --backend or AGRAD_TEST_BACKENDS): Dask builds
+#: and schedules a task graph for every small operation, so the suite takes over 20 minutes on it
+OPT_IN = {"dask": "slow: a Dask task graph per operation; run it with --backend dask"}
+
+
+def _backend_name(entry: str) -> str:
+    return VARIANTS.get(entry, entry)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,7 +99,7 @@ def _selected(config: pytest.Config) -> list[str]:
     unknown = set(names) - set(BACKENDS)
     if unknown:
         raise pytest.UsageError(f"AGRAD_TEST_BACKENDS names unknown backends {sorted(unknown)}")
-    return names or BACKENDS
+    return names or [name for name in BACKENDS if name not in OPT_IN]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,7 +107,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not explicit:
         return
     for name in _selected(config):
-        backend = agrad.get_backend(name)
+        backend = agrad.get_backend(_backend_name(name))
         usable, why = backend.probe()
         if not usable:
             hint = backend.install_hint()
@@ -56,8 +119,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = []
-    for name in _selected(config):
-        backend = agrad.get_backend(name)
+    selected = _selected(config)
+    lines += [
+        f"agrad backend {n}: left out ({why})" for n, why in OPT_IN.items() if n not in selected
+    ]
+    for name in selected:
+        backend = agrad.get_backend(_backend_name(name))
         usable, why = backend.probe()
         line = f"agrad backend {name}: " + ("usable" if usable else f"NOT usable ({why})")
         if usable and backend.probe_warnings:
@@ -81,10 +148,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(params=BACKENDS)
 def xp(request: pytest.FixtureRequest):
     """The array namespace of one backend, which is also agrad's default backend for the test."""
-    backend = agrad.get_backend(request.param)
+    backend = agrad.get_backend(_backend_name(request.param))
     usable, why = backend.probe()
     if not usable:
         reason = "needs a CUDA GPU, " if backend.gpu else ""
         pytest.skip(f"backend {backend.name!r} is not usable here ({reason}{why})")
-    with agrad.using_backend(backend, fallback=False):
-        yield backend.xp
+    with agrad.using_backend(backend, fallback=False), _python_floats_as_float64(backend):
+        yield ReadOnlyNamespace(backend.xp) if request.param in VARIANTS else backend.xp
+
+
+@contextlib.contextmanager
+def _python_floats_as_float64(backend: agrad.Backend) -> Iterator[None]:
+    """Tests write data as Python floats and expect NumPy's float64 (DeZero's dtype); PyTorch
+    makes them float32 unless its default dtype says otherwise. agrad's own conversions
+    (``Backend.asarray``) give float64 whatever the default (tests/test_backends.py checks)."""
+    if backend.name != "torch":
+        yield
+        return
+    import torch
+
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)

@@ -15,6 +15,9 @@ _DISTRIBUTIONS = {
     "numpy": ["numpy"],
     "cupy": ["cupy", "cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x"],
     "array_api_strict": ["array-api-strict"],
+    "torch": ["torch"],
+    "jax": ["jax"],
+    "dask": ["dask"],
 }
 
 

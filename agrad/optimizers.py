@@ -29,7 +29,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from agrad.backends import backend_of
+from agrad.backends import backend_for_type, backend_of
 from agrad.core import Parameter
 
 __all__ = [
@@ -45,37 +45,50 @@ __all__ = [
 ]
 
 
+def _in_place(a: Any) -> bool:
+    """Whether ``a`` takes an in-place update: its library has mutable arrays and ``a`` is no
+    read-only array or broadcast view (PyTorch raises RuntimeError writing into one)."""
+    backend = backend_for_type(type(a)) or backend_of(a)
+    return backend.mutable_arrays and backend.is_writable(a)
+
+
 def _iadd(a: Any, b: Any) -> Any:
     """``a + b``, written into ``a`` when its array allows (saves an allocation), else new.
 
     A read-only array, or a library without in-place operators, gets a new array, cast back to
     ``a``'s dtype so parameters keep theirs.
     """
-    try:
-        a += b
-        return a
-    except (TypeError, ValueError):
-        out = a + b
-        return out if out.dtype == a.dtype else backend_of(out).xp.astype(out, a.dtype)
+    if _in_place(a):
+        try:
+            a += b
+            return a
+        except (TypeError, ValueError):
+            pass
+    out = a + b
+    return out if out.dtype == a.dtype else backend_of(out).xp.astype(out, a.dtype)
 
 
 def _isub(a: Any, b: Any) -> Any:
     """``a - b``, in place where possible (see ``_iadd``)."""
-    try:
-        a -= b
-        return a
-    except (TypeError, ValueError):
-        out = a - b
-        return out if out.dtype == a.dtype else backend_of(out).xp.astype(out, a.dtype)
+    if _in_place(a):
+        try:
+            a -= b
+            return a
+        except (TypeError, ValueError):
+            pass
+    out = a - b
+    return out if out.dtype == a.dtype else backend_of(out).xp.astype(out, a.dtype)
 
 
 def _imul(a: Any, b: float) -> Any:
     """``a * b``, in place where possible (see ``_iadd``)."""
-    try:
-        a *= b
-        return a
-    except (TypeError, ValueError):
-        return a * b
+    if _in_place(a):
+        try:
+            a *= b
+            return a
+        except (TypeError, ValueError):
+            pass
+    return a * b
 
 
 # dtype -> whether it is floating point (real or complex)

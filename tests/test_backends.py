@@ -290,7 +290,7 @@ def test_seed_gradient_follows_the_variable():
 
 def test_cuda_module_keeps_dezero_names(xp):
     x = Variable(xp.asarray([1.0, 2.0]))
-    assert agrad.cuda.get_array_module(x) is xp
+    assert agrad.cuda.get_array_module(x) is agrad.current_backend().xp
     assert agrad.cuda.get_array_module(1.0) is agrad.get_backend("numpy").xp
     assert isinstance(agrad.cuda.as_numpy(x), np.ndarray)
     assert isinstance(agrad.cuda.as_numpy(2.0), np.ndarray)
@@ -332,3 +332,86 @@ def test_seeded_random_numbers_repeat(xp):
 def test_backend_of_rejects_foreign_objects():
     with pytest.raises(TypeError, match="not an array of any agrad backend"):
         backend_of([1, 2])
+
+
+class _WritesIntoItsInput(agrad.Function):
+    """A Function that breaks the rule: it writes into an array it did not allocate."""
+
+    def forward(self, x):
+        x[...] = 0
+        return x
+
+
+def test_read_only_variant_catches_writes_into_inputs(xp, request):
+    read_only = request.node.callspec.params["xp"] == "numpy_readonly"
+    backend = agrad.current_backend()
+    a = xp.ones((3,))
+    assert backend.is_writable(a) is (backend.mutable_arrays and not read_only)
+    if not backend.mutable_arrays or read_only:
+        with pytest.raises((TypeError, ValueError)):
+            _WritesIntoItsInput()(Variable(a))
+    else:
+        _WritesIntoItsInput()(Variable(a))  # allowed by the library, caught by the variant
+
+
+def test_scatter_add_accumulates_on_multi_axis_keys(xp):
+    backend = agrad.current_backend()
+    target = backend.asarray(np.zeros((3, 2)))
+    rows = backend.asarray(np.array([0, 2, 0, 0]))
+    values = backend.asarray(np.arange(8.0).reshape(4, 2))
+    out = backend.scatter_add(target, (rows,), values)
+    np.testing.assert_array_equal(backend.to_host(out), [[10.0, 13.0], [0.0, 0.0], [2.0, 3.0]])
+    np.testing.assert_array_equal(backend.to_host(target), np.zeros((3, 2)))  # a new array
+    mixed = backend.scatter_add(target, (slice(None), backend.asarray(np.array([1, 1]))), 1.0)
+    np.testing.assert_array_equal(backend.to_host(mixed), [[0.0, 2.0]] * 3)
+
+
+def test_python_floats_become_float64_on_every_backend(xp):
+    backend = agrad.current_backend()
+    assert backend.dtype_name(backend.asarray([1.0, 2.0]).dtype) == "float64"
+    assert backend.dtype_name(agrad.as_array(0.5).dtype) == "float64"
+
+
+def test_torch_tensors_never_touch_pytorch_autograd():
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    before = torch.get_default_dtype()
+    w = torch.ones(3, dtype=torch.float32, requires_grad=True)
+    converted = agrad.get_backend("torch").asarray(w)
+    assert not converted.requires_grad and torch.get_default_dtype() is before
+    # PyTorch alone makes Python floats float32 (its default dtype, untouched here); agrad float64
+    assert agrad.get_backend("torch").asarray([1.0]).dtype == torch.float64
+    x = Variable(agrad.get_backend("torch").asarray([1.0, 2.0, 3.0]))
+    y = F.sum(F.sin(x) * x)
+    y.backward(create_graph=True)
+    assert not y.data.requires_grad and not x.grad.data.requires_grad
+    assert y.data.grad_fn is None and x.grad.data.grad_fn is None
+    np.testing.assert_allclose(
+        as_numpy(x.grad), np.cos([1.0, 2.0, 3.0]) * [1.0, 2.0, 3.0] + np.sin([1.0, 2.0, 3.0])
+    )
+
+
+def test_dask_unknown_shapes_are_refused_by_name():
+    pytest.importorskip("dask.array", reason="Dask is not installed")
+    dask = agrad.get_backend("dask")
+    x = Variable(dask.asarray(np.arange(6.0)))
+    with pytest.raises(ValueError, match=r"unknown shape \(nan,\).*compute_chunk_sizes"):
+        x[x.data > 2]
+    masked = x.data[x.data > 2]
+    with pytest.raises(ValueError, match="unknown shape"):
+        dask.asarray(masked)
+    y = x[2:]  # a known shape: fine
+    F.sum(y).backward()
+    np.testing.assert_array_equal(as_numpy(x.grad), [0, 0, 1, 1, 1, 1])
+
+
+def test_dask_example_fits_a_chunked_data_set(tmp_path):
+    pytest.importorskip("dask.array", reason="Dask is not installed")
+    script = Path(__file__).resolve().parents[1] / "examples" / "dask_gradient.py"
+    env = {**os.environ, "PYTHONPATH": str(script.parents[1])}
+    args = ["--rows", "20000", "--chunk", "2000", "--steps", "3"]
+    done = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "in 10 chunks" in done.stdout
+    assert float(done.stdout.rsplit("largest error in w:", 1)[1]) < 0.01

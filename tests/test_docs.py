@@ -68,11 +68,26 @@ DOCSTRING_TESTS, UNPARSABLE_DOCSTRINGS = _docstring_tests()
 PAGE_TESTS = _page_tests()
 
 
+# PyTorch's shapes are torch.Size, a tuple subclass that compares equal to the tuple the examples
+# show but prints differently
+TORCH_SIZE = re.compile(r"torch\.Size\(\[([^\]]*)\]\)")
+
+
+def _as_tuple(match: re.Match[str]) -> str:
+    inside = match.group(1)
+    return f"({inside},)" if inside and "," not in inside else f"({inside})"
+
+
+class _ShapeChecker(doctest.OutputChecker):
+    def check_output(self, want: str, got: str, optionflags: int) -> bool:
+        return super().check_output(want, TORCH_SIZE.sub(_as_tuple, got), optionflags)
+
+
 def _run(test: doctest.DocTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     test.globs = dict(test.globs)  # each backend starts from the module's names, not the last run
     out: list[str] = []
-    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    runner = doctest.DocTestRunner(checker=_ShapeChecker(), optionflags=FLAGS)
     result = runner.run(test, out=out.append, clear_globs=True)
     if result.failed:
         pytest.fail(f"{result.failed} of {result.attempted} examples failed:\n" + "".join(out))

@@ -27,7 +27,10 @@ from typing import Any
 from agrad.backends._base import Backend, BackendUnavailableError
 from agrad.backends.array_api_strict import backend as _strict
 from agrad.backends.cupy import backend as _cupy
+from agrad.backends.dask import backend as _dask
+from agrad.backends.jax import backend as _jax
 from agrad.backends.numpy import backend as _numpy
+from agrad.backends.torch import backend as _torch
 
 __all__ = [
     "Backend",
@@ -66,13 +69,14 @@ class BackendFallbackWarning(UserWarning):
     """
 
 
-_REGISTRY: dict[str, Backend] = {b.name: b for b in (_numpy, _cupy, _strict)}
+_REGISTRY: dict[str, Backend] = {b.name: b for b in (_numpy, _cupy, _strict, _torch, _jax, _dask)}
 _ALIASES = {
     "np": "numpy",
     "cp": "cupy",
     "cuda": "cupy",
     "gpu": "cupy",
     "strict": "array_api_strict",
+    "pytorch": "torch",
 }
 # array type -> backend; filled as types are met so the lookup costs one dict access
 _BY_TYPE: dict[type, Backend] = {}

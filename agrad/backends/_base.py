@@ -55,6 +55,10 @@ class Backend:
     name: str = ""
     #: where new arrays live, in words (filled in by ``describe``)
     gpu: bool = False
+    #: whether arrays take in-place writes (``x[i] = v``, ``x += y`` into the same buffer); agrad
+    #: writes in place only into arrays it allocated itself, and only where this is True (JAX:
+    #: False, its arrays are immutable)
+    mutable_arrays: bool = True
 
     def __init__(self) -> None:
         self._probe: tuple[bool, str] | None = None
@@ -404,7 +408,20 @@ class Backend:
         """
         return True
 
+    #: whether every array's shape is known before it is computed (Dask: not after ``x[mask]``)
+    known_shapes: bool = True
+
+    def require_known_shape(self, x: Any, what: str) -> None:
+        """Raise ``ValueError`` naming ``what`` if ``x``'s shape is not known (``known_shapes``
+        backends never raise)."""
+
     # -- what the standard lacks ------------------------------------------------------------
+    def set_at(self, target: Any, key: Any, value: Any) -> Any:
+        """``target`` with ``target[key] = value``: written in place where arrays are mutable
+        (the caller allocated ``target`` itself), a new array otherwise."""
+        target[key] = value
+        return target
+
     def scatter_add(self, target: Any, indices: Any, values: Any) -> Any:
         """Return a copy of ``target`` with ``values`` added at ``indices``; repeats accumulate.
 
@@ -571,7 +588,7 @@ class Backend:
             for j in range(KW):
                 at = (..., _span(i, SH, OH), _span(j, SW, OW))
                 piece = col[..., i, j, :, :]
-                out[at] = out[at] + piece if overlapping else piece
+                out = self.set_at(out, at, out[at] + piece if overlapping else piece)
         return out
 
     def seed(self, seed: int) -> None:
@@ -670,6 +687,17 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<agrad backend {self.name!r}>"
+
+
+def flat_positions(xp: Any, shape: tuple[int, ...], key: Any, device: Any = None) -> Any:
+    """The flat (C-order) positions that ``x[key]`` reads, for ``x`` of ``shape``: an integer
+    array of the shape of ``x[key]``. Lets a library without an accumulating scatter on
+    multi-axis keys add into one flat axis instead."""
+    size = 1
+    for n in shape:
+        size *= n
+    kwargs = {} if device is None else {"device": device}
+    return xp.reshape(xp.arange(size, **kwargs), shape)[key]
 
 
 def _span(start: int, step: int, count: int) -> slice:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ def _to_float(name: str, value: Any) -> float:
     if isinstance(data, (int, float)):
         return float(data)
     backend = backend_of(data, None)
-    if backend is None or getattr(data, "size", None) != 1:
+    if backend is None or math.prod(data.shape) != 1:  # torch tensors: .size is a method
         raise TypeError(
             f"multi-node evaluator: metric {name!r} must be a number or a one-element "
             f"array/Variable, not {type(value).__name__}"

@@ -20,6 +20,7 @@ a gradient for it: a parameter that no process has a gradient for keeps ``grad =
 
 from __future__ import annotations
 
+import math
 import weakref
 from typing import Any
 
@@ -58,7 +59,7 @@ class _Slot:
         self.index = index
         self.param = param
         self.shape = tuple(param.data.shape)
-        self.size = int(param.data.size)
+        self.size = math.prod(param.data.shape)  # torch tensors: .size is a method
         self.offset = offset
         self.flag = 0  # offset of the "has a gradient" slot, set when the bucket closes
         self.bucket: _Bucket | None = None

@@ -11,6 +11,14 @@ import operator
 from typing import Any
 
 
+def size_of(x: Any) -> int:
+    """The number of elements of an array or Variable (``x.size`` is a method on torch tensors)."""
+    size = 1
+    for n in x.shape:
+        size *= n
+    return size
+
+
 class AxisError(ValueError, IndexError):
     """An axis outside the array's dimensions (a ValueError and an IndexError, as NumPy's).
 

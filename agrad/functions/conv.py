@@ -103,8 +103,8 @@ def _padded(xp: Any, x: Any, PH: int, PW: int) -> Any:
         return x
     *lead, H, W = x.shape
     padded = xp.zeros((*lead, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
-    padded[..., PH : PH + H, PW : PW + W] = x  # a fresh array of ours: setitem is fine
-    return padded
+    # a fresh array of ours: written in place where the library allows
+    return backend_of(x).set_at(padded, (..., slice(PH, PH + H), slice(PW, PW + W)), x)
 
 
 def _windows(x: Any, geometry: Geometry) -> Any:
@@ -1084,12 +1084,13 @@ def _pooling_grad_forward(gy: Any, indexes: Any, input_shape: tuple, geometry: G
     KH, KW, SH, SW, PH, PW = geometry
     N, C, H, W = input_shape
     OH, OW = gy.shape[2], gy.shape[3]
-    xp = backend_of(gy).xp
+    backend = backend_of(gy)
+    xp = backend.xp
     image = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=gy.dtype)
     overlapping = SH < KH or SW < KW
     for k, at in enumerate(_offsets(geometry, OH, OW)):
         routed = xp.astype(indexes == k, gy.dtype) * gy
-        image[at] = image[at] + routed if overlapping else routed
+        image = backend.set_at(image, at, image[at] + routed if overlapping else routed)
     return image[..., PH : PH + H, PW : PW + W]
 
 

@@ -121,13 +121,13 @@ def _position(expanded: list, indices: Any) -> int:
 def _scatter(xp: Any, gy: Any, key: tuple, in_shape: tuple[int, ...]) -> Any:
     """Zeros of ``in_shape`` with ``gy`` added at ``key``; repeated indices accumulate."""
     gx = xp.zeros(in_shape, dtype=gy.dtype)
+    backend = backend_of(gy)
     if _has_integer_array(xp, key):
-        return backend_of(gy).scatter_add(gx, key, gy)
+        return backend.scatter_add(gx, key, gy)
     # without integer arrays no position repeats: a plain assignment into fresh zeros will do;
     # the standard's setitem takes no None, whose size-1 axes a reshape of gy drops instead
     plain = tuple(k for k in key if k is not None)
-    gx[plain] = xp.reshape(gy, gx[plain].shape)
-    return gx
+    return backend.set_at(gx, plain, xp.reshape(gy, gx[plain].shape))
 
 
 class GetItem(Function):
@@ -158,8 +158,12 @@ class GetItem(Function):
 
     def forward(self, x: Any) -> Any:
         self.in_shape = tuple(x.shape)
-        self.slices = normalize_index(backend_of(x), self.slices, x.ndim)
-        return _index(self.xp, x, self.slices)
+        backend = backend_of(x)
+        self.slices = normalize_index(backend, self.slices, x.ndim)
+        y = _index(self.xp, x, self.slices)
+        if not backend.known_shapes:  # Dask: a boolean mask leaves the shape unknown
+            backend.require_known_shape(y, "get_item (x[mask])")
+        return y
 
     def vjp(self, d, xs, ys, gys):
         return d.get_item_grad(gys[0], self.slices, self.in_shape)

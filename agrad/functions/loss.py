@@ -15,6 +15,7 @@ from typing import Any
 from agrad.backends import backend_of
 from agrad.core import Function, Variable, array_of, as_variable
 from agrad.functions import elementwise as _elementwise
+from agrad.functions._axes import size_of
 from agrad.functions.activation import _logsumexp_array, softmax
 from agrad.functions.arithmetic import _unbroadcast
 from agrad.functions.elementwise import log
@@ -51,6 +52,8 @@ def _label_column(xp: Any, t: Any, n: int) -> Any:
     """Labels as an ``(n, 1)`` integer array, ready for ``take_along_axis`` along axis 1."""
     if not xp.isdtype(t.dtype, "integral"):
         raise TypeError(f"class labels must be an integer array, not {t.dtype}")
+    if t.dtype != xp.int64:  # PyTorch's take_along_dim takes int64 indices only
+        t = xp.astype(t, xp.int64)
     return xp.reshape(t, (n, 1))
 
 
@@ -529,7 +532,7 @@ def binary_cross_entropy(p: Any, t: Any) -> Variable:
     """
     p = as_variable(p)
     t = as_variable(t)
-    if t.size != p.size:
+    if size_of(t) != size_of(p):
         raise ValueError(
             f"binary_cross_entropy: targets t must have one entry per probability: p has shape "
             f"{tuple(p.shape)}, t has shape {tuple(t.shape)}"

@@ -7,7 +7,7 @@ import warnings
 from typing import Any
 
 from agrad.core import Function, Variable, array_of
-from agrad.functions._axes import check_axes
+from agrad.functions._axes import check_axes, size_of
 from agrad.ops import _normalize_axis
 
 
@@ -166,9 +166,9 @@ def average(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
     variable([2. 3.])
     """
     y = sum(x, axis, keepdims)
-    if x.size:
-        return y * (y.size / x.size)
-    if y.size:
+    if size_of(x):
+        return y * (size_of(y) / size_of(x))
+    if size_of(y):
         warnings.warn("mean of an empty array is NaN", RuntimeWarning, stacklevel=2)
     return y * math.nan
 

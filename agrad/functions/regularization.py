@@ -14,6 +14,7 @@ from typing import Any
 from agrad.backends import backend_of
 from agrad.config import Config
 from agrad.core import Function, Variable, as_variable
+from agrad.functions._axes import size_of
 
 __all__ = [
     "Dropout",
@@ -223,7 +224,7 @@ class BatchNorm(Function):
             mean = xp.mean(x, axis=self.axes, keepdims=True)
             var = xp.mean((x - mean) ** 2, axis=self.axes, keepdims=True)
             inv_std = 1 / xp.sqrt(var + self.eps)
-            m = x.size // gamma.size
+            m = size_of(x) // size_of(gamma)
             adjust = m / max(m - 1.0, 1.0)
             decay = self.decay
             avg_mean, avg_var = _running_data(self.avg_mean), _running_data(self.avg_var)
@@ -249,7 +250,7 @@ class BatchNorm(Function):
         gamma_b = d.reshape(gamma, channel_shape)
         if self.train:
             # recompute the batch statistics from x, so the graph path differentiates them too
-            m = x.size // gamma.size
+            m = size_of(x) // size_of(gamma)
             mean = d.sum(x, axis=axes, keepdims=True) / m
             centred = x - mean
             var = d.sum(centred * centred, axis=axes, keepdims=True) / m

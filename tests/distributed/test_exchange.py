@@ -3,6 +3,7 @@ holds the same gradients, so the mean must equal the local gradient."""
 
 from __future__ import annotations
 
+import math
 import types
 
 import numpy as np
@@ -29,7 +30,7 @@ class TwinComm(dist.Communicator):
         return backend if backend.name == "numpy" else agrad.get_backend("numpy")
 
     def _start_allreduce(self, buffer, blocking=True):
-        self.started.append(int(buffer.size))
+        self.started.append(math.prod(buffer.shape))
         buffer[...] = buffer * 2
         return DONE
 
@@ -68,7 +69,7 @@ def test_mean_over_identical_processes_is_the_local_gradient(xp):
         np.testing.assert_allclose(as_numpy(p.grad.data), before, rtol=1e-6)
     float32 = [*model.params(), unused]
     assert sorted(comm.started) == sorted(
-        [sum(p.size for p in float32) + len(float32), extra.size + 1]
+        [sum(math.prod(p.shape) for p in float32) + len(float32), math.prod(extra.shape) + 1]
     )  # one bucket per dtype (gradients plus one has-a-gradient slot each)
 
 
@@ -88,7 +89,7 @@ def test_buckets_start_in_one_order_whatever_order_the_hooks_fire(xp):
     assert comm.started == [5, 4]
     exchange.finish()  # the rest now, in order
     assert comm.started == [5, 4, 3, 2]
-    assert all(as_numpy(p.grad.data).tolist() == [3.0] * p.size for p in params)
+    assert all(as_numpy(p.grad.data).tolist() == [3.0] * math.prod(p.shape) for p in params)
 
 
 def test_buckets_leave_during_backward_from_the_second_update(xp):
