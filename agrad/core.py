@@ -15,6 +15,7 @@ by :func:`agrad.operators.install_variable_operators`, called once when ``agrad`
 
 from __future__ import annotations
 
+import math
 import numbers
 import weakref
 from abc import get_cache_token
@@ -350,7 +351,7 @@ class Variable:
         >>> agrad.Variable(agrad.current_backend().asarray([[1.0, 2.0, 3.0]])).size
         3
         """
-        return self.data.size
+        return math.prod(self.data.shape)  # torch tensors have a size() method
 
     @property
     def dtype(self) -> Any:
@@ -423,8 +424,8 @@ class Variable:
         >>> agrad.Variable(agrad.current_backend().asarray([2.5])).item()
         2.5
         """
-        if self.data is None or self.data.size != 1:
-            size = None if self.data is None else self.data.size
+        size = None if self.data is None else math.prod(self.data.shape)
+        if size != 1:
             raise ValueError(
                 f"item(): only a Variable with exactly one element has a Python value "
                 f"(this one has {'no data' if size is None else f'{size} elements'})"

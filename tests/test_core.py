@@ -303,13 +303,7 @@ def test_dtypes_are_preserved(xp, dtype):
     assert x.grad.dtype == getattr(xp, dtype)
 
 
-def test_variable_properties(xp, request):
-    if agrad.current_backend().name == "torch":
-        reason = (
-            "torch.Tensor.size is a method, and Variable.size returns data.size as is (core.py: "
-            "math.prod(data.shape) would fix it)"
-        )
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+def test_variable_properties(xp):
     x = Variable(xp.ones((2, 3)), name="x")
     assert x.shape == (2, 3) and x.ndim == 2 and x.size == 6 and len(x) == 2
     assert x.dtype == xp.float64 and x.name == "x"

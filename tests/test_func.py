@@ -252,6 +252,8 @@ def test_dtype_is_preserved(xp):
 
 
 def test_returned_arrays_are_writable_and_unshared(xp):
+    if not agrad.current_backend().mutable_arrays:
+        pytest.skip("this library's arrays are immutable: there is no in-place write to check")
     x = xp.asarray([1.0, 2.0])
     ga, gb = func.grad(lambda a, b: F.sum(a + b), argnums=(0, 1))(x, x)
     ga[...] = 7.0
@@ -351,7 +353,7 @@ def test_grad_of_grad(xp):
 
 def test_jacfwd_of_jacrev_is_the_hessian(xp):
     def f(v):
-        return F.sum(F.exp(v) * v[::-1])
+        return F.sum(F.exp(v) * v[xp.asarray([2, 0, 1])])  # (torch slices take no negative step)
 
     x = xp.asarray([0.2, -0.4, 0.9])
     H = func.jacfwd(func.jacrev(f))(x)
@@ -421,7 +423,7 @@ def test_hvp_does_not_form_the_hessian_and_matches_it(xp):
     x, v = rng.standard_normal(6), rng.standard_normal(6)
 
     def f(a):
-        return F.sum(F.tanh(a) * a[::-1]) + F.sum(a * a * a)
+        return F.sum(F.tanh(a) * a[xp.asarray([5, 4, 3, 2, 1, 0])]) + F.sum(a * a * a)
 
     _, hv = func.hvp(f, xp.asarray(x), xp.asarray(v))
     H = host(func.hessian(f)(xp.asarray(x)))

@@ -690,9 +690,34 @@ class Backend:
 
 
 def flat_positions(xp: Any, shape: tuple[int, ...], key: Any, device: Any = None) -> Any:
-    """The flat (C-order) positions that ``x[key]`` reads, for ``x`` of ``shape``: an integer
-    array of the shape of ``x[key]``. Lets a library without an accumulating scatter on
-    multi-axis keys add into one flat axis instead."""
+    """The flat (C-order) positions that ``x[key]`` reads, for ``x`` of ``shape``.
+
+    Lets a library without an accumulating scatter on multi-axis keys add into one flat axis.
+
+    Parameters
+    ----------
+    xp : namespace
+        The array namespace to build the positions with.
+    shape : tuple of int
+        The shape of the indexed array.
+    key : index
+        Any index ``xp`` arrays accept.
+    device : device, optional
+        Where to make the positions.
+
+    Returns
+    -------
+    array
+        Integers of the shape of ``x[key]``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> from agrad.backends._base import flat_positions
+    >>> xp = agrad.current_backend().xp
+    >>> agrad.cuda.as_numpy(flat_positions(xp, (2, 3), (slice(None), 1))).tolist()
+    [1, 4]
+    """
     size = 1
     for n in shape:
         size *= n
