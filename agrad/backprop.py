@@ -451,8 +451,12 @@ def _run(
 
 
 def _input_grads(func: Function, gys: list, graph_mode: bool, ops: Any) -> tuple:
-    """One gradient per input of ``func`` (None where none), from its output gradients."""
-    if not func._any_grad or all(gy is None for gy in gys):
+    """One gradient per input of ``func`` (None where none), from its output gradients.
+
+    The general case: graph mode, DeZero-style rules, several outputs. The loop in ``_run``
+    inlines the common one (a vjp on arrays, one output) and has already checked ``_any_grad``.
+    """
+    if all(gy is None for gy in gys):
         return ()
     if func._vjp_based:
         if graph_mode:
