@@ -153,7 +153,11 @@ def xp(request: pytest.FixtureRequest):
     if not usable:
         reason = "needs a CUDA GPU, " if backend.gpu else ""
         pytest.skip(f"backend {backend.name!r} is not usable here ({reason}{why})")
-    with agrad.using_backend(backend, fallback=False), _python_floats_as_float64(backend):
+    with (
+        agrad.using_backend(backend, fallback=False),
+        _python_floats_as_float64(backend),
+        _dask_in_this_thread(backend),
+    ):
         yield ReadOnlyNamespace(backend.xp) if request.param in VARIANTS else backend.xp
 
 
@@ -173,3 +177,16 @@ def _python_floats_as_float64(backend: agrad.Backend) -> Iterator[None]:
         yield
     finally:
         torch.set_default_dtype(before)
+
+
+@contextlib.contextmanager
+def _dask_in_this_thread(backend: agrad.Backend) -> Iterator[None]:
+    """Dask's synchronous scheduler: the tests' arrays have one small chunk, where handing
+    tasks to a thread pool costs more than computing them (the examples keep the default)."""
+    if backend.name != "dask":
+        yield
+        return
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        yield

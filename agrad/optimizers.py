@@ -29,7 +29,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from agrad.backends import backend_for_type, backend_of
+from agrad.backends import Backend, backend_for_type, backend_of
 from agrad.core import Parameter
 
 __all__ = [
@@ -246,6 +246,22 @@ class Optimizer:
         for param in params:
             if param.grad is not None:
                 self.update_one(param)
+        if params:
+            backend = backend_of(params[0].data)
+            if backend.lazy:
+                self._persist(backend)
+
+    def _persist(self, backend: Backend) -> None:
+        """Compute every parameter (running statistics too) and every state array now, so that
+        a lazy backend's graph covers one step rather than every step so far."""
+        params = [p for p in self._params() if p.data is not None and backend.owns(p.data)]
+        stores = [v for v in vars(self).values() if isinstance(v, dict)]
+        slots = [(store, key) for store in stores for key, v in store.items() if backend.owns(v)]
+        done = backend.persist([p.data for p in params] + [store[key] for store, key in slots])
+        for param, data in zip(params, done[: len(params)]):
+            param.data = data
+        for (store, key), value in zip(slots, done[len(params) :]):
+            store[key] = value
 
     def _begin_step(self) -> None:
         """Per-step bookkeeping, once the parameters are known to be updatable."""

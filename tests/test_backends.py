@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -402,6 +403,59 @@ def test_dask_unknown_shapes_are_refused_by_name():
     y = x[2:]  # a known shape: fine
     F.sum(y).backward()
     np.testing.assert_array_equal(as_numpy(x.grad), [0, 0, 1, 1, 1, 1])
+
+
+def test_dask_reshape_takes_any_shape_across_chunks():
+    pytest.importorskip("dask.array", reason="Dask is not installed")
+    import dask.array as da
+
+    xp = agrad.get_backend("dask").xp
+    data = np.arange(24.0).reshape(4, 6)
+    chunked = da.from_array(data, chunks=(2, 3))
+    with pytest.raises(NotImplementedError):
+        chunked.reshape((8, 3))  # Dask alone: splits 6 across a chunk boundary and merges 4
+    np.testing.assert_array_equal(xp.reshape(chunked, (8, 3)).compute(), data.reshape(8, 3))
+    x = Variable(chunked)
+    F.sum(F.reshape(x, (8, 3)) * xp.arange(3.0)).backward()
+    np.testing.assert_array_equal(as_numpy(x.grad), np.tile(np.arange(3.0), 8).reshape(4, 6))
+
+
+def _train_small_model(backend_name: str, steps: int = 4):
+    """A few Adam steps of Linear -> BatchNorm -> Linear on fixed data; the model and optimizer."""
+    backend = agrad.get_backend(backend_name)
+    draw = np.random.default_rng(3)
+    x = backend.asarray(draw.standard_normal((16, 5)))
+    t = backend.asarray(draw.integers(0, 3, 16))
+    with agrad.using_backend(backend, fallback=False):
+        agrad.seed(0)
+        model = agrad.models.Sequential(
+            agrad.layers.Linear(8), agrad.layers.BatchNorm(), F.relu, agrad.layers.Linear(3)
+        )
+        model(x)  # creates the parameters on this backend
+        for p in model.params():
+            p.data = backend.asarray(np.linspace(-0.5, 0.5, math.prod(p.shape)).reshape(p.shape))
+        optimizer = agrad.optimizers.Adam(alpha=0.01).setup(model)
+        for _ in range(steps):
+            loss = F.softmax_cross_entropy(model(x), t)
+            model.cleargrads()
+            loss.backward()
+            optimizer.update()
+    return model, optimizer
+
+
+def test_dask_training_keeps_one_step_of_graph_and_numpy_s_values():
+    pytest.importorskip("dask.array", reason="Dask is not installed")
+    model, optimizer = _train_small_model("dask")
+    reference, _ = _train_small_model("numpy")
+    # every parameter (running statistics too) and every Adam moment is computed after each
+    # update: a task per chunk, not a graph over every step so far
+    state = [v for v in vars(optimizer).values() if isinstance(v, dict)]
+    arrays = [p.data for p in model.params()] + [a for d in state for a in d.values()]
+    assert len(arrays) > len(list(model.params()))
+    for a in arrays:
+        assert len(a.__dask_graph__()) == a.npartitions
+    for (name, p), (_, q) in zip(model.named_params(), reference.named_params()):
+        np.testing.assert_allclose(as_numpy(p), as_numpy(q), rtol=1e-10, err_msg=name)
 
 
 def test_dask_example_fits_a_chunked_data_set(tmp_path):

@@ -53,7 +53,7 @@ class Backend:
     """
 
     name: str = ""
-    #: where new arrays live, in words (filled in by ``describe``)
+    #: whether arrays live on a GPU
     gpu: bool = False
     #: whether arrays take in-place writes (``x[i] = v``, ``x += y`` into the same buffer); agrad
     #: writes in place only into arrays it allocated itself, and only where this is True (JAX:
@@ -278,6 +278,33 @@ class Backend:
         """
         raise NotImplementedError
 
+    def persist(self, arrays: list[Any]) -> list[Any]:
+        """The same values, computed and held in memory where the library is lazy.
+
+        Eager libraries return ``arrays`` unchanged. A lazy one (Dask) would otherwise let a
+        training loop grow one task graph over every step it ran; the optimizers call this on
+        the parameters and their state after each update, in one call so that work shared
+        between the arrays (the forward and backward pass) is done once.
+
+        Parameters
+        ----------
+        arrays : list of array
+            Arrays of this backend.
+
+        Returns
+        -------
+        list of array
+            Arrays with the same values, in the same order.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> [backend.to_host(a).tolist() for a in backend.persist([backend.asarray([1.0]) * 2])]
+        [[2.0]]
+        """
+        return arrays
+
     def from_result(self, value: Any) -> Any:
         """An array of this backend from what one of its operations returned: ``xp.asarray``.
 
@@ -407,6 +434,15 @@ class Backend:
         (True, False)
         """
         return True
+
+    #: whether operations only record work that runs when a value is needed (Dask)
+    lazy: bool = False
+
+    @property
+    def checks_stay_on_device(self) -> bool:
+        """Whether a check of values (labels in range) yields a NaN result instead of reading a
+        flag on the host: a read would wait for the GPU, or compute a lazy graph so far."""
+        return self.gpu or self.lazy
 
     #: whether every array's shape is known before it is computed (Dask: not after ``x[mask]``)
     known_shapes: bool = True

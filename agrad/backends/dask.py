@@ -40,7 +40,8 @@ def require_known_shape(x: Any, what: str) -> None:
 
 
 class _Namespace:
-    """array-api-compat's ``dask.array`` namespace plus what it lacks (``take_along_axis``)."""
+    """array-api-compat's ``dask.array`` namespace plus what it lacks (``take_along_axis``, a
+    ``reshape`` that takes any shape)."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
@@ -50,6 +51,15 @@ class _Namespace:
         value = getattr(self._inner, name)
         setattr(self, name, value)  # later lookups skip __getattr__
         return value
+
+    def reshape(self, x: Any, /, shape: tuple[int, ...], *, copy: bool | None = None) -> Any:
+        """``x`` in ``shape``; where Dask refuses (it reshapes only by merging or splitting whole
+        dimensions, e.g. not ``(a, b * c) -> (a * b, c)`` across chunks), through the flat array:
+        merging every dimension and splitting one are both moves Dask knows."""
+        try:
+            return self._inner.reshape(x, shape, copy=copy)
+        except NotImplementedError:
+            return self._inner.reshape(self._inner.reshape(x, (-1,), copy=copy), shape)
 
     def take_along_axis(self, x: Any, indices: Any, /, *, axis: int = -1) -> Any:
         """``x``'s entries at ``indices`` along ``axis``, by comparison with every position
@@ -72,6 +82,7 @@ class DaskBackend(Backend):
 
     name = "dask"
     known_shapes = False
+    lazy = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -108,6 +119,9 @@ class DaskBackend(Backend):
 
     def to_host(self, x: Any) -> Any:
         return host.array(x.compute() if self.owns(x) else x)
+
+    def persist(self, arrays: list[Any]) -> list[Any]:
+        return list(importlib.import_module("dask").persist(*arrays))
 
     def from_result(self, value: Any) -> Any:
         return value if isinstance(value, self.array_type) else self.xp.asarray(value)

@@ -67,9 +67,10 @@ def _check_labels(xp: Any, x: Any, t: Any) -> Any:
     A label out of range would otherwise be wrapped by ``take_along_axis`` (-1 picks the last
     class) while the one-hot of the gradient has no entry for it: a loss and gradient that
     disagree. On the CPU the check reads one flag on the host and raises, naming the label. On
-    a GPU that read would make every step wait for the device, so instead the result is a
-    0-d device array, True when some label is out of range, with which the caller turns the loss
-    and its gradient into NaN (PyTorch's CUDA kernels abort on a device-side assert instead).
+    a GPU that read would make every step wait for the device (on Dask, compute the graph so
+    far), so instead the result is a 0-d array, True when some label is out of range, with
+    which the caller turns the loss and its gradient into NaN (PyTorch's CUDA kernels abort on
+    a device-side assert instead).
     """
     backend = backend_of(x)
     if backend_of(t, None) is not backend:
@@ -93,7 +94,7 @@ def _check_labels(xp: Any, x: Any, t: Any) -> Any:
         )
     wide = xp.astype(t, xp.int64)  # `t >= classes` in int8 overflows for 300 classes
     bad = (wide < 0) | (wide >= classes)
-    if backend.gpu:
+    if backend.checks_stay_on_device:
         return xp.any(bad)
     if n and bool(xp.any(bad)):
         flat = xp.reshape(wide, (n,))

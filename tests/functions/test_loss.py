@@ -290,6 +290,9 @@ def test_narrow_label_dtypes_with_many_classes(xp, name, label_dtype):
 @pytest.mark.parametrize("bad", [-1, 3, 300])
 def test_labels_out_of_range_are_named(xp, name, bad):
     t = labels(xp, [0, bad, 1], "int64")
+    if agrad.current_backend().checks_stay_on_device:  # Dask: no compute mid-graph
+        assert np.isnan(host(getattr(F, name)(randn(xp, (3, 3)), t)))
+        return
     with pytest.raises(ValueError, match=rf"t\[1\] = {bad} is out of range.*0 <= t < 3"):
         getattr(F, name)(randn(xp, (3, 3)), t)
 
@@ -311,8 +314,12 @@ def test_labels_out_of_range_on_a_device_make_loss_and_gradient_nan(xp, name, ba
 
 @pytest.mark.parametrize("name", LABEL_LOSSES)
 def test_labels_out_of_range_in_a_narrow_dtype(xp, name):
+    t = labels(xp, [200, 1], "uint8")
+    if agrad.current_backend().checks_stay_on_device:
+        assert np.isnan(host(getattr(F, name)(randn(xp, (2, 3)), t)))
+        return
     with pytest.raises(ValueError, match=r"t\[0\] = 200 is out of range"):
-        getattr(F, name)(randn(xp, (2, 3)), labels(xp, [200, 1], "uint8"))
+        getattr(F, name)(randn(xp, (2, 3)), t)
 
 
 @pytest.mark.parametrize("name", LABEL_LOSSES)
