@@ -348,7 +348,8 @@ def test_read_only_variant_catches_writes_into_inputs(xp, request):
     backend = agrad.current_backend()
     a = xp.ones((3,))
     assert backend.is_writable(a) is (backend.mutable_arrays and not read_only)
-    if not backend.mutable_arrays or read_only:
+    # JAX refuses item assignment; Dask takes it by giving the array object a new graph
+    if read_only or backend.name == "jax":
         with pytest.raises((TypeError, ValueError)):
             _WritesIntoItsInput()(Variable(a))
     else:

@@ -253,7 +253,7 @@ def test_dtype_is_preserved(xp):
 
 def test_returned_arrays_are_writable_and_unshared(xp):
     if not agrad.current_backend().mutable_arrays:
-        pytest.skip("this library's arrays are immutable: there is no in-place write to check")
+        pytest.skip("no in-place writes in this library (JAX: immutable arrays, Dask: no buffers)")
     x = xp.asarray([1.0, 2.0])
     ga, gb = func.grad(lambda a, b: F.sum(a + b), argnums=(0, 1))(x, x)
     ga[...] = 7.0

@@ -61,7 +61,7 @@ def test_unused_input_gets_none_or_zeros_with_materialize_grads(xp):
 
 def test_output_that_is_the_input(xp):
     if not agrad.current_backend().mutable_arrays:
-        pytest.skip("this library's arrays are immutable: there is no in-place write to check")
+        pytest.skip("no in-place writes in this library (JAX: immutable arrays, Dask: no buffers)")
     x = Variable(xp.asarray([1.0, 2.0]))
     (gx,) = agrad.grad(x, x)
     np.testing.assert_array_equal(host(gx), [1.0, 1.0])
@@ -72,7 +72,7 @@ def test_output_that_is_the_input(xp):
 
 def test_results_do_not_share_arrays(xp):
     if not agrad.current_backend().mutable_arrays:
-        pytest.skip("this library's arrays are immutable: there is no in-place write to check")
+        pytest.skip("no in-place writes in this library (JAX: immutable arrays, Dask: no buffers)")
     a = Variable(xp.asarray([1.0, 2.0]))
     b = Variable(xp.asarray([3.0, 4.0]))
     ga, gb = agrad.grad(a + b, [a, b], grad_outputs=xp.asarray([1.0, 1.0]))

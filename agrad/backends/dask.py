@@ -41,11 +41,12 @@ def require_known_shape(x: Any, what: str) -> None:
 
 class _Namespace:
     """array-api-compat's ``dask.array`` namespace plus what it lacks (``take_along_axis``, a
-    ``reshape`` that takes any shape)."""
+    ``reshape`` that takes any shape, NumPy's ``float16``)."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
         self.__name__ = inner.__name__
+        self.float16 = host.float16  # chunks are NumPy arrays; the standard names no float16
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._inner, name)
@@ -83,6 +84,7 @@ class DaskBackend(Backend):
     name = "dask"
     known_shapes = False
     lazy = True
+    mutable_arrays = False  # no buffer to write into: `x += y` makes a new Dask array
 
     def __init__(self) -> None:
         super().__init__()
@@ -108,6 +110,9 @@ class DaskBackend(Backend):
     def owns(self, x: Any) -> bool:
         module = sys.modules.get("dask.array")
         return module is not None and isinstance(x, module.Array)
+
+    def is_writable(self, x: Any) -> bool:
+        return False  # see mutable_arrays
 
     def require_known_shape(self, x: Any, what: str) -> None:
         require_known_shape(x, what)
