@@ -71,11 +71,6 @@ class ReadOnlyNamespace:
         return f"<read-only {self._inner.__name__}>"
 
 
-#: backends a plain run leaves out (name them with --backend or AGRAD_TEST_BACKENDS): Dask builds
-#: and schedules a task graph for every small operation, so the suite takes over 20 minutes on it
-OPT_IN = {"dask": "slow: a Dask task graph per operation; run it with --backend dask"}
-
-
 def _backend_name(entry: str) -> str:
     return VARIANTS.get(entry, entry)
 
@@ -99,7 +94,7 @@ def _selected(config: pytest.Config) -> list[str]:
     unknown = set(names) - set(BACKENDS)
     if unknown:
         raise pytest.UsageError(f"AGRAD_TEST_BACKENDS names unknown backends {sorted(unknown)}")
-    return names or [name for name in BACKENDS if name not in OPT_IN]
+    return names or list(BACKENDS)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -119,11 +114,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = []
-    selected = _selected(config)
-    lines += [
-        f"agrad backend {n}: left out ({why})" for n, why in OPT_IN.items() if n not in selected
-    ]
-    for name in selected:
+    for name in _selected(config):
         backend = agrad.get_backend(_backend_name(name))
         usable, why = backend.probe()
         line = f"agrad backend {name}: " + ("usable" if usable else f"NOT usable ({why})")
