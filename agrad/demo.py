@@ -31,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--backend",
         default=None,
-        help="numpy, cupy or array_api_strict (default: $AGRAD_BACKEND, else numpy); "
-        "an unusable one falls back to numpy with a warning",
+        help="numpy, cupy, array_api_strict, torch, jax or dask (default: $AGRAD_BACKEND, else "
+        "numpy); an unusable one falls back to numpy with a warning",
     )
     parser.add_argument("--epochs", type=int, default=None, help=f"default {DEFAULT_EPOCHS}")
     parser.add_argument(
