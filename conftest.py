@@ -9,6 +9,9 @@ One more entry is not a backend of its own: ``numpy_readonly`` runs on the NumPy
 namespace whose every array comes back read-only (array-api-extra's ``NUMPY_READONLY``), so
 every run checks that agrad writes into no array it did not allocate itself (a writing function
 raises ``ValueError: assignment destination is read-only``), as JAX's immutable arrays would.
+Another, ``dask_chunked``, runs the function library's tests (``tests/functions``) on Dask with
+every array the tests make cut into chunks of two along each axis, so each function meets
+arrays of several chunks (the plain ``dask`` entry's small arrays have one).
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ import pytest
 import agrad
 
 #: test-matrix entries that run on an agrad backend with a different namespace: entry -> backend
-VARIANTS = {"numpy_readonly": "numpy"}
+VARIANTS = {"numpy_readonly": "numpy", "dask_chunked": "dask"}
 BACKENDS = agrad.known_backends() + list(VARIANTS)
+#: entries that run only the tests under one folder (their cost elsewhere buys nothing new)
+ONLY_UNDER = {"dask_chunked": "tests/functions"}
 
 
 def _frozen(value: Any) -> Any:
@@ -69,6 +74,36 @@ class ReadOnlyNamespace:
 
     def __repr__(self) -> str:
         return f"<read-only {self._inner.__name__}>"
+
+
+class ChunkedNamespace:
+    """Dask's namespace whose array-making functions return arrays in chunks of two per axis."""
+
+    MAKERS = frozenset({"asarray", "zeros", "ones", "empty", "full", "arange", "linspace", "eye"})
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name in self.MAKERS or name.endswith("_like"):
+
+            make = attr
+
+            @functools.wraps(make)
+            def chunked(*args: Any, **kwargs: Any) -> Any:
+                out = make(*args, **kwargs)
+                return out.rechunk((2,) * out.ndim) if out.ndim else out
+
+            attr = chunked
+        setattr(self, name, attr)  # later lookups skip __getattr__
+        return attr
+
+    def __repr__(self) -> str:
+        return f"<{self._inner.__name__} in chunks of two>"
+
+
+NAMESPACES = {"numpy_readonly": ReadOnlyNamespace, "dask_chunked": ChunkedNamespace}
 
 
 def _backend_name(entry: str) -> str:
@@ -118,6 +153,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         backend = agrad.get_backend(_backend_name(name))
         usable, why = backend.probe()
         line = f"agrad backend {name}: " + ("usable" if usable else f"NOT usable ({why})")
+        if name in ONLY_UNDER:
+            line += f" (runs {ONLY_UNDER[name]} only)"
         if usable and backend.probe_warnings:
             line += f"; warnings while probing: {'; '.join(backend.probe_warnings)}"
         lines.append(line)
@@ -130,7 +167,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         callspec = getattr(item, "callspec", None)
         name = callspec.params.get("xp") if callspec is not None else None
-        (drop if name is not None and name not in selected else keep).append(item)
+        outside = name in ONLY_UNDER and not item.nodeid.startswith(ONLY_UNDER[name] + "/")
+        (drop if name is not None and (name not in selected or outside) else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -149,7 +187,8 @@ def xp(request: pytest.FixtureRequest):
         _python_floats_as_float64(backend),
         _dask_in_this_thread(backend),
     ):
-        yield ReadOnlyNamespace(backend.xp) if request.param in VARIANTS else backend.xp
+        wrap = NAMESPACES.get(request.param)
+        yield wrap(backend.xp) if wrap is not None else backend.xp
 
 
 @contextlib.contextmanager

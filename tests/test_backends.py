@@ -459,6 +459,17 @@ def test_dask_training_keeps_one_step_of_graph_and_numpy_s_values():
         np.testing.assert_allclose(as_numpy(p), as_numpy(q), rtol=1e-10, err_msg=name)
 
 
+def test_the_dask_chunked_variant_cuts_arrays_into_chunks_of_two():
+    pytest.importorskip("dask.array", reason="Dask is not installed")
+    from conftest import ChunkedNamespace
+
+    xp = ChunkedNamespace(agrad.get_backend("dask").xp)
+    x = xp.asarray(np.arange(15.0).reshape(5, 3))
+    assert x.chunks == ((2, 2, 1), (2, 1))
+    assert xp.zeros_like(x).chunks == x.chunks and xp.arange(5).chunks == ((2, 2, 1),)
+    np.testing.assert_array_equal(x.compute(), np.arange(15.0).reshape(5, 3))
+
+
 def test_dask_example_fits_a_chunked_data_set(tmp_path):
     pytest.importorskip("dask.array", reason="Dask is not installed")
     script = Path(__file__).resolve().parents[1] / "examples" / "dask_gradient.py"

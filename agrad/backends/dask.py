@@ -150,9 +150,9 @@ class DaskBackend(Backend):
         positions = flat_positions(self.xp, shape, indices)
         require_known_shape(positions, "scatter_add (the gradient of x[indices])")
         values = da.broadcast_to(da.asarray(values), tuple(positions.shape))
-        sums = da.bincount(
-            da.reshape(positions, (-1,)), weights=da.reshape(values, (-1,)), minlength=size
-        )
+        flat = self.xp.reshape(positions, (-1,))
+        weights = self.xp.reshape(values, (-1,)).rechunk(flat.chunks)  # bincount: same chunks
+        sums = da.bincount(flat, weights=weights, minlength=size)
         return target + da.reshape(sums, shape).astype(target.dtype)
 
     # -- random numbers: one generator held here ---------------------------------------------
