@@ -87,7 +87,6 @@ class ChunkedNamespace:
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)
         if name in self.MAKERS or name.endswith("_like"):
-
             make = attr
 
             @functools.wraps(make)
