@@ -519,7 +519,7 @@ class Jitted:
             elif spec[0] == "array":
                 read_guards.append((expr, ("notnone",), container, step))
         replay = _program.generate(ops, input_slots, outputs)
-        replay = _compiled(replay, trace, ops, inputs, outputs)
+        replay = _compiled(replay, trace, ops, input_slots, outputs)
         b.names["replay"] = replay
         params = ", ".join(f"r{i}" for i in range(len(_ROOTS)))
         body = ["try:"]
@@ -562,9 +562,103 @@ def _connected(result: Any) -> bool:
     return False
 
 
-def _compiled(replay: Any, trace: Trace, ops: list, inputs: list, outputs: list) -> Any:
-    """The replay handed to the backend's compiler where it has one (JAX: XLA)."""
-    return replay
+def _compiled(replay: Any, trace: Trace, ops: list, input_slots: list, outputs: list) -> Any:
+    """The replay handed to the backend's compiler where it has one (JAX: XLA).
+
+    The compiled part is a pure function of arrays: arithmetic on traced Python numbers (an
+    optimizer's step count and rates) runs before it in Python, and so do random draws, so that
+    each call draws anew from agrad's generator and the numbers written back stay Python
+    numbers. Where compiling fails (a library call that reads values on the host), the step
+    replays uncompiled, with a warning.
+    """
+    values = trace.values
+    backends = {
+        _state._real_backend(values[s])
+        for op in ops
+        for s in _program.op_outputs(op)
+        if not _is_host(values[s])
+    }
+    if len(backends) != 1:
+        return replay
+    backend = backends.pop()
+    compiler = getattr(backend, "compile", None)
+    if compiler is None or compiler(lambda: ()) is None:
+        return replay
+    host_ops = [op for op in ops if all(_is_host(values[s]) for s in _program.op_outputs(op))]
+    host_ops = [op for op in host_ops if not op.random and _program.op_outputs(op)]
+    early = [op for op in ops if op.random]
+    device_ops = [op for op in ops if op not in host_ops and not op.random]
+    device_defined = set()
+    for op in device_ops:
+        device_defined.update(_program.op_outputs(op))
+    device_reads: list[int] = []
+    for op in device_ops:
+        for s in _program.op_inputs(op):
+            if s not in device_defined and s not in device_reads:
+                device_reads.append(s)
+    device_outputs = [s for s in outputs if s in device_defined or not _is_host(values[s])]
+    device_outputs = [s for s in device_outputs if s in device_defined or s in device_reads]
+    host_needed = [s for s in device_reads if _is_host(values[s])]
+    early_slots = [s for op in early for s in _program.op_outputs(op)]
+    host_inputs = [s for s in input_slots if _is_host(values[s])]
+    before = _program.generate(
+        host_ops + early,
+        host_inputs,
+        list(
+            dict.fromkeys(host_needed + early_slots + [s for s in outputs if _is_host(values[s])])
+        ),
+        name="before",
+    )
+    before_outputs = list(
+        dict.fromkeys(host_needed + early_slots + [s for s in outputs if _is_host(values[s])])
+    )
+    device = _program.generate(device_ops, device_reads, device_outputs, name="device")
+    compiled = compiler(device)
+    position = {s: i for i, s in enumerate(input_slots)}
+    host_positions = [position[s] for s in host_inputs]
+    before_index = {s: i for i, s in enumerate(before_outputs)}
+    device_index = {s: i for i, s in enumerate(device_outputs)}
+    # where each device input comes from: the call's inputs or the code run before
+    sources = [
+        ("b", before_index[s]) if s in before_index else ("i", position[s]) for s in device_reads
+    ]
+    picks = [
+        ("d", device_index[s])
+        if s in device_index
+        else ("b", before_index[s])
+        if s in before_index
+        else ("i", position[s])
+        for s in outputs
+    ]
+    state = {"fn": compiled}
+
+    def run(*inputs: Any) -> tuple:
+        early_values = before(*[inputs[i] for i in host_positions])
+        args = [early_values[i] if k == "b" else inputs[i] for k, i in sources]
+        try:
+            out = state["fn"](*args)
+        except Exception as exc:  # noqa: BLE001 - any failure of the compiler: run uncompiled
+            if state["fn"] is device:
+                raise
+            warnings.warn(
+                f"agrad.jit: {backend.name} could not compile the step ({type(exc).__name__}: "
+                f"{exc}); it replays uncompiled",
+                JitWarning,
+                stacklevel=3,
+            )
+            state["fn"] = device
+            out = device(*args)
+        return tuple(
+            out[i] if k == "d" else early_values[i] if k == "b" else inputs[i] for k, i in picks
+        )
+
+    run.source = f"{before.source}\n{device.source}"  # type: ignore[attr-defined]
+    run.compiled = compiled  # type: ignore[attr-defined]
+    return run
+
+
+def _is_host(value: Any) -> bool:
+    return isinstance(value, (int, float, complex)) and type(value).__module__ == "builtins"
 
 
 def jit(fn: Any = None, *, max_cache: int = 64) -> Any:

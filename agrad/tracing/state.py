@@ -36,6 +36,13 @@ def _is_array(x: Any) -> bool:
     )
 
 
+def _real_backend(x: Any) -> Any:
+    from agrad.backends import backend_for_type, backend_of
+
+    backend = backend_for_type(type(x))
+    return backend if backend is not None else backend_of(x)
+
+
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and type(x).__module__ == "builtins"
 
