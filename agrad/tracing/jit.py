@@ -10,7 +10,7 @@ from typing import Any
 
 from agrad import backends as _backends
 from agrad.config import _autocast_dtype, _detect_anomaly, _enable_backprop, _train
-from agrad.core import Variable
+from agrad.core import Function, Variable
 from agrad.tracing import program as _program
 from agrad.tracing import state as _state
 from agrad.tracing.tracer import (
@@ -321,6 +321,9 @@ class Jitted:
         try:
             with trace:
                 result = self.fn(*targs, **tkwargs)
+                diff = None
+                if trace.backward_calls == 0 and _enable_backprop.get() and _connected(result):
+                    diff = _trace_backward(trace, result, pre, placed)
         except BaseException:
             _backends._default.reset(token)
             self._restore(walk_roots, globals_, None)
@@ -328,9 +331,12 @@ class Jitted:
         _backends._default.reset(token)
         post = _state.walk([*walk_roots, ((("r", "ret"),), result)], globals_)
         try:
-            entry = self._build(trace, pre, post, placed, inputs, n_arg_inputs, result)
+            entry = self._build(trace, pre, post, placed, inputs, n_arg_inputs, result, diff)
         finally:
             result = self._restore(walk_roots, globals_, result)
+        if diff is not None:  # the first call's outputs hang on the same node as replays'
+            result = _substitute(result, self._first_outputs)
+            self._first_outputs = {}
         self.traces += 1
         entries = self._cache.setdefault(key, [])
         entries.insert(0, entry)
@@ -356,14 +362,7 @@ class Jitted:
         return _materialize(result, done)
 
     # -- building the replay ------------------------------------------------------------------
-    def _build(self, trace, pre, post, placed, inputs, n_arg_inputs, result) -> Entry:
-        if trace.backward_calls == 0 and _enable_backprop.get() and _connected(result):
-            raise TraceError(
-                "agrad.jit: the function returns Variables connected to the caller's graph "
-                "(it does not call backward itself); differentiating through a jitted "
-                "function is not supported yet: call backward inside it, or wrap it in "
-                "agrad.no_grad()"
-            )
+    def _build(self, trace, pre, post, placed, inputs, n_arg_inputs, result, diff) -> Entry:
         b = _EntryBuilder()
         outputs: list[int] = []
         out_index: dict[int, int] = {}
@@ -377,9 +376,13 @@ class Jitted:
         new_vars: dict[int, str] = {}
         store: list[str] = []
 
+        node_outputs = {id(v): i for i, v in enumerate(diff.outputs)} if diff else {}
+
         def build(value: Any) -> str:
             if isinstance(value, Tracer):
                 return out(value._slot)
+            if id(value) in node_outputs:
+                return f"ys[{node_outputs[id(value)]}]"
             if isinstance(value, Variable):
                 if id(value) in pre.containers:
                     return b.obj(pre.containers[id(value)][1])
@@ -504,8 +507,41 @@ class Jitted:
             else:
                 store.append(f"{b.step_expr(container, step)} = {value}")
         returned = build(result)
+        all_ops = trace.ops
+        if diff is not None:
+            all_ops = trace.ops[: diff.boundary]
+            backward_ops = _program.live_ops(trace.ops[diff.boundary :], set(diff.grad_slots))
+            defined = {s for op in backward_ops for s in _program.op_outputs(op)}
+            residuals = list(
+                dict.fromkeys(
+                    s
+                    for op in backward_ops
+                    for s in _program.op_inputs(op)
+                    if s not in defined and s not in diff.gy_slots
+                )
+            )
+            backward_program = _program.generate(
+                backward_ops, residuals + diff.gy_slots, diff.grad_slots, name="backward"
+            )
+            backward_program = _compiled(
+                backward_program, trace, backward_ops, residuals + diff.gy_slots, diff.grad_slots
+            )
+            res = ", ".join(out(s) for s in residuals)
+            ys = ", ".join(out(v.data._slot) for v in diff.outputs)
+            wrt = ", ".join(b.obj(path) for path in diff.wrt_paths)
+            maker = b.const(functools.partial(_replayed_node, backward_program, diff))
+            store.insert(0, f"ys = {maker}(({res},), ({ys},), ({wrt},))")
+            # the first call's result: the same node over the values the trace computed
+            first = _replayed_node(
+                backward_program,
+                diff,
+                [trace.values[s] for s in residuals],
+                [v.data._value for v in diff.outputs],
+                [_find(pre, path) for path in diff.wrt_paths],
+            )
+            self._first_outputs = {id(v): y for v, y in zip(diff.outputs, first)}
         # the program: inputs in order, the outputs the writes and the result need
-        ops = _program.live_ops(trace.ops, set(outputs))
+        ops = _program.live_ops(all_ops, set(outputs))
         used = set(outputs)
         for op in ops:
             used.update(_program.op_inputs(op))
@@ -705,3 +741,120 @@ def jit(fn: Any = None, *, max_cache: int = 64) -> Any:
     if fn is None:
         return functools.partial(jit, max_cache=max_cache)
     return Jitted(fn, max_cache=max_cache)
+
+
+class _BackwardTrace:
+    """What differentiating through a jitted function needs: the outputs to differentiate, the
+    Variables read (by path), and the recorded backward program's boundary, seeds and results."""
+
+    def __init__(self, outputs, wrt_paths, boundary, gy_slots, grad_slots, wants) -> None:
+        self.outputs = outputs
+        self.wrt_paths = wrt_paths
+        self.boundary = boundary
+        self.gy_slots = gy_slots
+        self.grad_slots = grad_slots
+        self.wants = wants  # for each wrt Variable: its position among grad_slots, or None
+
+
+def _flatten_variables(value: Any, into: list) -> None:
+    if isinstance(value, Variable):
+        if (
+            value.node is not None
+            and value.node.creator is not None
+            and all(v is not value for v in into)
+        ):
+            into.append(value)
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            _flatten_variables(item, into)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _flatten_variables(item, into)
+
+
+def _trace_backward(trace: Trace, result: Any, pre: Any, placed: dict) -> _BackwardTrace:
+    """Record the gradients of the function's outputs with respect to every Variable it read
+    (parameters and Variable arguments alike), seeded by new inputs of the program."""
+    from agrad.backprop import grad
+    from agrad.core import is_differentiable_dtype
+
+    outputs: list[Variable] = []
+    _flatten_variables(result, outputs)
+    wrt, wrt_paths = [], []
+    for place in pre.order:
+        cid, step = place
+        container, path, _ = pre.containers[cid]
+        if step == ("a", "data") and isinstance(container, Variable) and place in placed:
+            if is_differentiable_dtype(container.data.dtype):
+                wrt.append(container)
+                wrt_paths.append(path)
+    boundary = len(trace.ops)
+    seeds = [trace.input(v.data._value) for v in outputs]
+    found = grad(outputs, wrt, grad_outputs=[Variable(g) for g in seeds])
+    grad_slots, wants = [], []
+    for g in found:
+        if g is None or not isinstance(g.data, Tracer):
+            wants.append(None)
+        else:
+            wants.append(len(grad_slots))
+            grad_slots.append(g.data._slot)
+    return _BackwardTrace(outputs, wrt_paths, boundary, [t._slot for t in seeds], grad_slots, wants)
+
+
+def _find(pre: Any, path: tuple) -> Any:
+    for obj, p, _ in pre.containers.values():
+        if p == path:
+            return obj
+    raise LookupError(path)
+
+
+class _Replayed(Function):
+    """A jitted function as one node of the caller's graph: its backward replays the recorded
+    backward program on the residuals its forward program kept."""
+
+    retain_inputs = ()
+    retain_outputs = ()
+    retain_attributes = ("residuals",)
+
+    def __init__(self, program: Any, diff: _BackwardTrace, residuals: Any, ys: Any) -> None:
+        self.program = program
+        self.diff = diff
+        self.residuals = residuals
+        self._ys = ys
+        self._shapes = [(tuple(y.shape), y.dtype) for y in ys]
+
+    def forward(self, *xs: Any) -> Any:
+        ys, self._ys = self._ys, None
+        return tuple(ys) if len(ys) > 1 else ys[0]
+
+    def vjp(self, d: Any, xs: tuple, ys: tuple, gys: tuple) -> Any:
+        if isinstance(d, types.ModuleType):
+            raise TraceError(
+                "agrad.jit: backward(create_graph=True) through a jitted function is not "
+                "supported (its backward is a recorded array program); differentiate the "
+                "function without agrad.jit for higher-order gradients"
+            )
+        xp = self.xp
+        seeds = [
+            g if g is not None else xp.zeros(shape, dtype=dtype)
+            for g, (shape, dtype) in zip(gys, self._shapes)
+        ]
+        found = self.program(*self.residuals, *seeds)
+        return tuple(None if i is None else found[i] for i in self.diff.wants)
+
+
+def _replayed_node(program: Any, diff: _BackwardTrace, residuals, ys, wrt) -> list:
+    node = _Replayed(program, diff, tuple(residuals), tuple(ys))
+    out = node(*wrt)
+    return out if isinstance(out, list) else [out]
+
+
+def _substitute(value: Any, mapping: dict) -> Any:
+    if id(value) in mapping:
+        return mapping[id(value)]
+    t = type(value)
+    if t is tuple or t is list:
+        return t([_substitute(v, mapping) for v in value])
+    if t is dict:
+        return {k: _substitute(v, mapping) for k, v in value.items()}
+    return value
