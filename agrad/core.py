@@ -44,8 +44,8 @@ def _is_number(x: Any) -> bool:
 
 def _scalar(x: Any) -> Any:
     """A plain Python number, so that it is a *weak* scalar: ``float32 * 2.0`` stays float32."""
-    if type(x) is float or type(x) is int:
-        return x
+    if type(x) is float or type(x) is int or getattr(x, "_traced_number", False):
+        return x  # agrad.jit's traced numbers stay traced
     item = getattr(x, "item", None)
     return item() if item is not None else x
 
@@ -1389,6 +1389,7 @@ def _number_to_array(x: Any, xp: Any, inputs: tuple) -> Any:
         data = other.data if isinstance(other, Variable) else other
         dtype = getattr(data, "dtype", None)
         floating = dtype is not None and xp.isdtype(dtype, "real floating")
-        if floating and not _is_number(data) and isinstance(value, (int, float)):
+        weak = isinstance(value, (int, float)) or getattr(value, "_traced_number", False)
+        if floating and not _is_number(data) and weak:
             return xp.asarray(value, dtype=dtype)
     return xp.asarray(value)

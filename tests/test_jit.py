@@ -444,3 +444,50 @@ def test_double_backward_through_jit_is_refused_by_name(xp):
     y = f(x)
     with pytest.raises(agrad.TraceError, match="create_graph"):
         F.sum(y).backward(create_graph=True)
+
+
+def test_grad_scaler_inside_jit_is_refused_by_name(xp):
+    model = Net()
+    opt = optimizers.SGD().setup(model)
+    scaler = agrad.amp.GradScaler()
+    x, t = batches(1)[0]
+
+    @agrad.jit
+    def step(x, t):
+        loss = F.softmax_cross_entropy(model(x), t)
+        model.cleargrads()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        return loss
+
+    with pytest.raises(agrad.TraceError, match="GradScaler"):
+        step(x, t)
+
+
+def test_grad_scaler_around_a_jitted_backward(xp):
+    eager, jitted = twin_models(Net)
+    scalers = [agrad.amp.GradScaler(init_scale=8.0) for _ in range(2)]
+    opts = [optimizers.SGD(lr=0.1).setup(m) for m in (eager, jitted)]
+
+    def backward(model, scaler, x, t):
+        loss = F.softmax_cross_entropy(model(x), t)
+        model.cleargrads()
+        scaler.scale(loss).backward()
+        return loss
+
+    jitted_backward = agrad.jit(backward)
+    for i, (x, t) in enumerate(batches(4)):
+        if i == 2:  # the scale is read at each call, not frozen at the trace
+            for scaler in scalers:
+                scaler.update(new_scale=2.0)
+        backward(eager, scalers[0], x, t)
+        jitted_backward(jitted, scalers[1], x, t)
+        for model in (eager, jitted):
+            for p in model.params():
+                assert p.grad is not None
+        assert_same(eager.l1.W.grad, jitted.l1.W.grad)
+        for scaler, opt in zip(scalers, opts):
+            scaler.step(opt)
+            scaler.update()
+        for pe, pj in zip(eager.params(), jitted.params()):
+            assert_same(pe, pj)

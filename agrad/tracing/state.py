@@ -121,13 +121,13 @@ def children(obj: Any) -> tuple[list[tuple[tuple, Any]], bool, bool]:
         return [], False, False
     module = t.__module__ or ""
     if module.startswith("agrad") and not module.startswith(
-        ("agrad.layers", "agrad.models", "agrad.optimizers")
+        ("agrad.layers", "agrad.models", "agrad.optimizers", "agrad.amp")
     ):
         return [], False, False
     return (
         [(("a", k), v) for k, v in attrs.items() if not isinstance(v, (set, frozenset))],
         True,
-        isinstance(obj, Optimizer),
+        _optimizer_like(obj),
     )
 
 
@@ -196,9 +196,12 @@ def number_places(snap: Snapshot) -> list[tuple[int, tuple]]:
 
 
 def _optimizer_like(obj: Any) -> bool:
+    """Objects whose numbers change between steps by design: optimizers (rates, step count)
+    and loss scalers (the scale)."""
+    from agrad.amp import GradScaler
     from agrad.optimizers import Optimizer
 
-    return isinstance(obj, Optimizer)
+    return isinstance(obj, (Optimizer, GradScaler))
 
 
 def assign(container: Any, step: tuple, value: Any) -> None:

@@ -14,6 +14,7 @@ the first call's value into every replay, so it raises :class:`TraceError` inste
 
 from __future__ import annotations
 
+import numbers
 import operator
 import os
 import sys
@@ -492,6 +493,7 @@ class ScalarTracer(Tracer):
     """
 
     __slots__ = ()
+    _traced_number = True  # agrad's functions take it as a Python number, weakly typed
 
     @property
     def shape(self) -> tuple:
@@ -503,6 +505,9 @@ class ScalarTracer(Tracer):
 
     def __repr__(self) -> str:
         return f"<traced {type(self._value).__name__}>"
+
+
+numbers.Number.register(ScalarTracer)
 
 
 # -- the recording namespace and backend ------------------------------------------------------
