@@ -3,10 +3,10 @@
 :mod:`agrad.tracing.tracer` records (traced arrays, the recording namespace and backend),
 :mod:`agrad.tracing.state` finds what a function reads and writes besides its arguments,
 :mod:`agrad.tracing.program` turns a trace into straight-line Python, and
-:mod:`agrad.tracing.jit` ties them into :func:`jit`.
+:mod:`agrad.tracing.jitted` ties them into :func:`jit`.
 """
 
-from agrad.tracing.jit import JitWarning, Jitted, jit
+from agrad.tracing.jitted import JitWarning, Jitted, jit
 from agrad.tracing.tracer import TraceError
 
 __all__ = ["JitWarning", "Jitted", "TraceError", "jit"]

@@ -46,36 +46,12 @@ _LITERALS = (int, str, bool, type(None))
 _COUNTER = itertools.count()
 
 
-def slots_in(template: Any, into: list[int]) -> None:
-    """Append the slot numbers referenced by ``template`` to ``into``."""
-    t = type(template)
-    if t is Slot:
-        into.append(template.index)
-    elif t is tuple or t is list:
-        for item in template:
-            slots_in(item, into)
-    elif t is dict:
-        for item in template.values():
-            slots_in(item, into)
-    elif t is slice:
-        slots_in(template.start, into)
-        slots_in(template.stop, into)
-        slots_in(template.step, into)
-
-
 def op_inputs(op: Op) -> list[int]:
-    used: list[int] = []
-    slots_in(op.args, used)
-    slots_in(op.kwargs, used)
-    return used
+    return op.ins
 
 
 def op_outputs(op: Op) -> list[int]:
-    if op.outs is None:
-        return []
-    if isinstance(op.outs, tuple):
-        return [s for s in op.outs if s is not None]
-    return [op.outs]
+    return op.produced
 
 
 def live_ops(ops: list[Op], needed: set[int]) -> list[Op]:
@@ -83,9 +59,9 @@ def live_ops(ops: list[Op], needed: set[int]) -> list[Op]:
     live = set(needed)
     kept = []
     for op in reversed(ops):
-        if op.effect or any(s in live for s in op_outputs(op)):
+        if op.effect or not live.isdisjoint(op.produced):
             kept.append(op)
-            live.update(op_inputs(op))
+            live.update(op.ins)
     kept.reverse()
     return kept
 
@@ -96,6 +72,7 @@ class _Writer:
     def __init__(self) -> None:
         self.names: dict[str, Any] = {}
         self._by_id: dict[int, str] = {}
+        self.name_of: dict[int, str] = {}  # slot -> the local variable holding it
 
     def constant(self, value: Any, prefix: str = "c") -> str:
         name = self._by_id.get(id(value))
@@ -108,7 +85,7 @@ class _Writer:
     def expr(self, template: Any) -> str:
         t = type(template)
         if t is Slot:
-            return f"v{template.index}"
+            return self.name_of[template.index]
         if t is tuple:
             inner = ", ".join(self.expr(item) for item in template)
             return f"({inner},)" if template else "()"
@@ -150,7 +127,7 @@ class _Writer:
         if symbol is not None and not op.kwargs and type(op.args[0]) is Slot and outs is not None:
             # `out = a; out += b`: written into a's array where the library allows, a new
             # array bound to `out` alone where it does not (JAX), exactly as eagerly
-            target = f"v{outs}"
+            target = self.name_of[outs]
             return [
                 f"{target} = {self.expr(op.args[0])}",
                 f"{target} {symbol} {self.expr(op.args[1])}",
@@ -162,9 +139,9 @@ class _Writer:
             return [call]
         if isinstance(outs, tuple):
             lines = [f"t_ = {call}"]
-            lines += [f"v{s} = t_[{i}]" for i, s in enumerate(outs) if s is not None]
-            return lines
-        return [f"v{outs} = {call}"]
+            lines += [f"{self.name_of[s]} = t_[{i}]" for i, s in enumerate(outs) if s is not None]
+            return [*lines, "del t_"]
+        return [f"{self.name_of[outs]} = {call}"]
 
 
 def generate(
@@ -172,32 +149,58 @@ def generate(
     inputs: list[int],
     outputs: list[int],
     name: str = "replay",
+    small: Any = None,
 ) -> Any:
-    """A Python function ``f(*inputs) -> tuple(outputs)`` running ``ops`` (already pruned)."""
+    """A Python function ``f(*inputs) -> tuple(outputs)`` running ``ops`` (already pruned).
+
+    A value is dropped after its last use: a large one by ``del`` at once, a small one
+    (``small(slot)`` true) when its local variable is reused by a later step, which keeps the
+    generated code (and its compile time) short.
+    """
     writer = _Writer()
     last_use: dict[int, int] = {}
     defined = set(inputs)
     for i, op in enumerate(ops):
-        for s in op_inputs(op):
+        for s in op.ins:
             if s not in defined:
                 raise AssertionError(f"agrad.jit: slot v{s} is read before it is made")
             last_use[s] = i
-        defined.update(op_outputs(op))
+        defined.update(op.produced)
     missing = [s for s in outputs if s not in defined]
     if missing:
         raise AssertionError(f"agrad.jit: outputs {missing} are never made")
     keep = set(outputs)
-    body: list[str] = []
+    # the step after which each value is dead: its last reader, or its maker if none reads it
+    kill_at: list[list[int]] = [[] for _ in ops]
+    for s, i in last_use.items():
+        if s not in keep:
+            kill_at[i].append(s)
     for i, op in enumerate(ops):
-        body += writer.lines(op)
-        dead = [s for s in set(op_inputs(op)) if last_use.get(s) == i and s not in keep]
-        # a result nobody reads can go at once (an in-place write's alias, say)
-        dead += [s for s in op_outputs(op) if s not in last_use and s not in keep]
-        if dead:
-            body.append("del " + ", ".join(f"v{s}" for s in sorted(set(dead))))
-    result = ", ".join(f"v{s}" for s in outputs)
+        for s in op.produced:
+            if s not in last_use and s not in keep:
+                kill_at[i].append(s)
+    free: list[str] = []
+    counter = itertools.count()
+    name_of = writer.name_of
+    for s in inputs:
+        name_of[s] = f"v{next(counter)}"
+    body: list[str] = []
+    lines = writer.lines
+    for i, op in enumerate(ops):
+        for s in op.produced:
+            if s not in name_of:
+                name_of[s] = free.pop() if free else f"v{next(counter)}"
+        body += lines(op)
+        dying = kill_at[i]
+        if dying:
+            names = [name_of[s] for s in dying]
+            large = [n for s, n in zip(dying, names) if small is None or not small(s)]
+            if large:
+                body.append("del " + ", ".join(large))
+            free.extend(names)
+    result = ", ".join(name_of[s] for s in outputs)
     body.append(f"return ({result},)" if outputs else "return ()")
-    params = ", ".join(f"v{s}" for s in inputs)
+    params = ", ".join(name_of[s] for s in inputs)
     source = f"def {name}({params}):\n" + "".join(f"    {line}\n" for line in body)
     namespace = dict(writer.names)
     namespace["__builtins__"] = {"slice": slice}

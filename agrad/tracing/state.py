@@ -18,7 +18,9 @@ from __future__ import annotations
 import types
 from typing import Any
 
+from agrad.backends import backend_for_type, backend_of
 from agrad.core import Variable
+from agrad.tracing.tracer import Tracer
 
 ABSENT = object()
 _MAX_ITEMS = 10_000  # longer lists and dicts are data, not state: never searched
@@ -26,19 +28,12 @@ _SKIP_MODULES = ("numpy", "cupy", "torch", "jax", "jaxlib", "dask", "array_api")
 
 
 def _is_array(x: Any) -> bool:
-    from agrad.backends import backend_for_type, backend_of
-    from agrad.tracing.tracer import Tracer
-
-    if isinstance(x, Tracer):
+    if backend_for_type(type(x)) is not None or isinstance(x, Tracer):
         return True
-    return backend_for_type(type(x)) is not None or (
-        hasattr(x, "shape") and hasattr(x, "dtype") and backend_of(x, None) is not None
-    )
+    return hasattr(x, "shape") and hasattr(x, "dtype") and backend_of(x, None) is not None
 
 
 def _real_backend(x: Any) -> Any:
-    from agrad.backends import backend_for_type, backend_of
-
     backend = backend_for_type(type(x))
     return backend if backend is not None else backend_of(x)
 

@@ -93,11 +93,19 @@ class Op:
     library returns one for a 0-d result, and goes through ``from_result``.
     """
 
-    __slots__ = ("args", "as_array", "effect", "fn", "kwargs", "outs", "random")
+    __slots__ = ("args", "as_array", "effect", "fn", "ins", "kwargs", "outs", "produced", "random")
 
-    def __init__(self, fn, args, kwargs, outs, effect, as_array, random=False) -> None:
+    def __init__(self, fn, args, kwargs, outs, effect, as_array, random=False, ins=None) -> None:
         self.fn, self.args, self.kwargs, self.outs = fn, args, kwargs, outs
         self.effect, self.as_array, self.random = effect, as_array, random
+        # the slots it reads and makes, listed once (the program builder asks often)
+        self.ins = ins if ins is not None else []
+        if outs is None:
+            self.produced = []
+        elif isinstance(outs, tuple):
+            self.produced = [s for s in outs if s is not None]
+        else:
+            self.produced = [outs]
 
 
 _active = _active_trace
@@ -135,10 +143,14 @@ class Trace:
         return self.wrap(value, self.new_slot(value))
 
     def wrap(self, value: Any, slot: int) -> Tracer:
-        if isinstance(value, (int, float, complex)):
-            tracer = _new(ScalarTracer)
-        else:
-            tracer = _new(traced_backend(_real_backend(value)).array_type)
+        cls = _TRACER_CLASS.get(type(value))
+        if cls is None:
+            if isinstance(value, (int, float, complex)):
+                cls = ScalarTracer
+            else:
+                cls = traced_backend(_real_backend(value)).array_type
+            _TRACER_CLASS[type(value)] = cls
+        tracer = _new(cls)
         tracer._trace, tracer._slot, tracer._value = self, slot, value
         return tracer
 
@@ -163,11 +175,44 @@ class Trace:
                 "jitted function through a place agrad.jit does not watch, such as a tuple or "
                 "an object outside the function's reach)"
             )
-        found = [False]
-        cargs = _concrete(args, found)
-        ckwargs = _concrete(kwargs, found) if kwargs else kwargs
-        result = fn(*cargs, **ckwargs)
-        traced_input = found[0]
+        # the common case first: flat positional arguments, tracers or plain values
+        ins: list[int] = []
+        flat = not kwargs
+        if flat:
+            cargs = []
+            targs = []
+            for a in args:
+                if isinstance(a, Tracer):
+                    ins.append(a._slot)
+                    cargs.append(a._value)
+                    targs.append(Slot(a._slot))
+                elif type(a) in _NESTED:
+                    flat = False
+                    break
+                else:
+                    cargs.append(a)
+                    targs.append(a)
+        if flat:
+            result = fn(*cargs)
+            traced_input = bool(ins)
+            if (
+                traced_input
+                and type(result) is type(cargs[0])
+                and _TRACER_CLASS.get(type(result)) is not None
+                and not isinstance(result, (int, float, complex))
+            ):
+                # an array in, an array of the same type out: the usual elementwise step
+                slot = self.new_slot(result)
+                self.ops.append(Op(fn, tuple(targs), {}, slot, effect, False, random, ins))
+                return self.wrap(result, slot)
+            ckwargs = kwargs
+        else:
+            ins = []
+            found = [False]
+            cargs = _concrete(args, found)
+            ckwargs = _concrete(kwargs, found) if kwargs else kwargs
+            result = fn(*cargs, **ckwargs)
+            traced_input = found[0]
         is_sequence = isinstance(result, (tuple, list)) and not _is_array(result)
         if is_sequence:
             kind = "sequence" if _holds_array(result) or traced_input else None
@@ -179,8 +224,9 @@ class Trace:
             kind = None
         if kind is None and not (effect or random):
             return result  # a static answer (a dtype, a bool about dtypes)
-        targs = _template(args)
-        tkwargs = _template(kwargs) if kwargs else {}
+        ins = []
+        targs = _template(args, ins)
+        tkwargs = _template(kwargs, ins) if kwargs else {}
         as_array: Any = False
         if kind == "sequence":
             outs: Any = []
@@ -214,11 +260,14 @@ class Trace:
                 result = as_array(result)
             outs = self.new_slot(result)
             out_value = self.wrap(result, outs)
-        self.ops.append(Op(fn, targs, tkwargs, outs, effect or random, as_array, random))
+        self.ops.append(Op(fn, targs, tkwargs, outs, effect or random, as_array, random, ins))
         return out_value
 
 
 _new = object.__new__
+_NESTED = (tuple, list, dict, slice)
+# value type -> the tracer class that stands for it
+_TRACER_CLASS: dict[type, Any] = {}
 
 
 def _is_number(x: Any) -> bool:
@@ -270,17 +319,18 @@ def _concrete(x: Any, found: list) -> Any:
     return x
 
 
-def _template(x: Any) -> Any:
-    """``x`` with every tracer replaced by its :class:`Slot`."""
+def _template(x: Any, ins: list[int]) -> Any:
+    """``x`` with every tracer replaced by its :class:`Slot` (whose number goes to ``ins``)."""
     t = type(x)
     if t is tuple or t is list:
-        return t([_template(item) for item in x])
+        return t([_template(item, ins) for item in x])
     if isinstance(x, Tracer):
+        ins.append(x._slot)
         return Slot(x._slot)
     if t is dict:
-        return {k: _template(v) for k, v in x.items()}
+        return {k: _template(v, ins) for k, v in x.items()}
     if t is slice:
-        return slice(_template(x.start), _template(x.stop), _template(x.step))
+        return slice(_template(x.start, ins), _template(x.stop, ins), _template(x.step, ins))
     return x
 
 

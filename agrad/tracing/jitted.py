@@ -9,7 +9,14 @@ from collections import OrderedDict
 from typing import Any
 
 from agrad import backends as _backends
-from agrad.config import _autocast_dtype, _detect_anomaly, _enable_backprop, _train
+from agrad.backends import backend_for_type
+from agrad.config import (
+    _active_trace,
+    _autocast_dtype,
+    _detect_anomaly,
+    _enable_backprop,
+    _train,
+)
 from agrad.core import Function, Variable
 from agrad.tracing import program as _program
 from agrad.tracing import state as _state
@@ -39,6 +46,8 @@ class JitWarning(UserWarning):
 
 def _arg_key(x: Any) -> Any:
     t = type(x)
+    if backend_for_type(t) is not None:  # an array: the common case first
+        return (t, tuple(x.shape), x.dtype)
     if t is Variable or isinstance(x, Variable):
         data = x.data
         return (t, None) if data is None else (t, type(data), tuple(data.shape), data.dtype)
@@ -242,28 +251,24 @@ class Jitted:
             tuple([(k, _arg_key(v)) for k, v in kwargs.items()]) if kwargs else (),
         )
 
-    def _roots(self, args: tuple, kwargs: dict) -> tuple:
+    def _function_roots(self) -> tuple:
+        """``(owner, closure cells, globals, defaults)`` of the function: where its state is."""
         fn = self.fn
-        owner = getattr(fn, "__self__", None) if isinstance(fn, types.MethodType) else None
+        owner = fn.__self__ if isinstance(fn, types.MethodType) else None
         func = fn.__func__ if isinstance(fn, types.MethodType) else fn
         if not isinstance(func, types.FunctionType):  # a callable object: its __call__
-            owner, func = func, type(func).__call__
+            owner, func = func, getattr(type(func), "__call__", None)
             if not isinstance(func, types.FunctionType):
-                func = None
-        if func is None:
-            return (owner, (), {}, args, kwargs, ())
-        return (
-            owner,
-            func.__closure__ or (),
-            func.__globals__,
-            args,
-            kwargs,
-            func.__defaults__ or (),
-        )
+                return (owner, (), {}, ())
+        return (owner, func.__closure__ or (), func.__globals__, func.__defaults__ or ())
+
+    def _roots(self, args: tuple, kwargs: dict) -> tuple:
+        owner, closure, globals_, defaults = self._function_roots()
+        return (owner, closure, globals_, args, kwargs, defaults)
 
     # -- calling ------------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if active_trace() is not None:  # inside another jit: becomes part of its trace
+        if _active_trace.get() is not None:  # inside another jit: becomes part of its trace
             return self.fn(*args, **kwargs)
         if _detect_anomaly.get():
             warnings.warn(
@@ -275,13 +280,13 @@ class Jitted:
             return self.fn(*args, **kwargs)
         key = self._signature(args, kwargs)
         entries = self._cache.get(key)
-        roots = self._roots(args, kwargs)
         if entries is not None:
+            owner, closure, globals_, defaults = self._function_roots()
             for entry in entries:
-                result = entry.run(*roots)
+                result = entry.run(owner, closure, globals_, args, kwargs, defaults)
                 if result is not MISS:
                     return result
-        return self._trace(key, args, kwargs, roots)
+        return self._trace(key, args, kwargs, self._roots(args, kwargs))
 
     def _trace(self, key: Any, args: tuple, kwargs: dict, roots: tuple) -> Any:
         owner, closure, globals_, _, _, defaults = roots
@@ -521,7 +526,11 @@ class Jitted:
                 )
             )
             backward_program = _program.generate(
-                backward_ops, residuals + diff.gy_slots, diff.grad_slots, name="backward"
+                backward_ops,
+                residuals + diff.gy_slots,
+                diff.grad_slots,
+                name="backward",
+                small=_small(trace),
             )
             backward_program = _compiled(
                 backward_program, trace, backward_ops, residuals + diff.gy_slots, diff.grad_slots
@@ -554,7 +563,7 @@ class Jitted:
                 read_guards.append((f"a{slot}", spec, container, step))
             elif spec[0] == "array":
                 read_guards.append((expr, ("notnone",), container, step))
-        replay = _program.generate(ops, input_slots, outputs)
+        replay = _program.generate(ops, input_slots, outputs, small=_small(trace))
         replay = _compiled(replay, trace, ops, input_slots, outputs)
         b.names["replay"] = replay
         params = ", ".join(f"r{i}" for i in range(len(_ROOTS)))
@@ -858,3 +867,21 @@ def _substitute(value: Any, mapping: dict) -> Any:
     if t is dict:
         return {k: _substitute(v, mapping) for k, v in value.items()}
     return value
+
+
+_SMALL = 4096  # elements: values this small are dropped by reusing their name, not by del
+
+
+def _small(trace: Trace) -> Any:
+    values = trace.values
+
+    def small(slot: int) -> bool:
+        value = values[slot]
+        if _is_host(value):
+            return True
+        size = 1
+        for n in value.shape:
+            size *= n
+        return size <= _SMALL
+
+    return small
