@@ -491,3 +491,14 @@ def test_grad_scaler_around_a_jitted_backward(xp):
             scaler.update()
         for pe, pj in zip(eager.params(), jitted.params()):
             assert_same(pe, pj)
+
+
+def test_demo_with_jit_equals_the_eager_demo(xp):
+    from agrad import demo
+
+    quiet = {"epochs": 3, "progress": False, "log": lambda message: None}
+    eager = demo.train(**quiet)
+    jitted = demo.train(jit=True, **quiet)
+    tolerance = 0 if agrad.current_backend().name in EXACT else 1e-5
+    assert jitted["loss"] == pytest.approx(eager["loss"], rel=tolerance, abs=tolerance)
+    assert jitted["train_accuracy"] == eager["train_accuracy"]
