@@ -35,11 +35,11 @@ for _name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # see benchmarks/README
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
+from common import time_step, to_numpy  # noqa: E402
+from scenarios import deep, mlp, overhead  # noqa: E402
 
 import agrad  # noqa: E402
 import agrad.functions as F  # noqa: E402
-from common import time_step, to_numpy  # noqa: E402
-from scenarios import deep, mlp, overhead  # noqa: E402
 
 
 def _synced(step, sync):
@@ -257,7 +257,10 @@ def main(argv=None) -> int:
             continue
         found = ROWS[key](args.quick)
         rows += found if isinstance(found, list) else [found]
-    header = "| case | unit | by hand | agrad eager | agrad.jit | eager/hand | jit/hand | first call / eager call |"
+    header = (
+        "| case | unit | by hand | agrad eager | agrad.jit | eager/hand | jit/hand "
+        "| first call / eager call |"
+    )
     print(header)
     print("|---|---|--:|--:|--:|--:|--:|--:|")
     for r in rows:

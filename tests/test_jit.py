@@ -141,7 +141,7 @@ def test_batch_norm_running_statistics_equal_eager(xp):
 
 
 def test_dropout_draws_anew_with_the_seed(xp):
-    eager, jitted, *_ = run_both(lambda: Net(dropout=0.5), OPTIMIZERS["SGD"], batches(), seed=3)
+    _eager, _jitted, *_ = run_both(lambda: Net(dropout=0.5), OPTIMIZERS["SGD"], batches(), seed=3)
     # a replay that reused the traced mask would give the same output for two draws
     with agrad.no_grad():
         x = data((6, 2))

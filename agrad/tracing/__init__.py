@@ -6,7 +6,7 @@
 :mod:`agrad.tracing.jitted` ties them into :func:`jit`.
 """
 
-from agrad.tracing.jitted import JitWarning, Jitted, jit
+from agrad.tracing.jitted import Jitted, JitWarning, jit
 from agrad.tracing.tracer import TraceError
 
 __all__ = ["JitWarning", "Jitted", "TraceError", "jit"]

@@ -21,11 +21,9 @@ from agrad.core import Function, Variable
 from agrad.tracing import program as _program
 from agrad.tracing import state as _state
 from agrad.tracing.tracer import (
-    ScalarTracer,
     Trace,
     TraceError,
     Tracer,
-    active_trace,
     traced_backend,
 )
 
@@ -257,7 +255,7 @@ class Jitted:
         owner = fn.__self__ if isinstance(fn, types.MethodType) else None
         func = fn.__func__ if isinstance(fn, types.MethodType) else fn
         if not isinstance(func, types.FunctionType):  # a callable object: its __call__
-            owner, func = func, getattr(type(func), "__call__", None)
+            owner, func = func, vars(type(func)).get("__call__")
             if not isinstance(func, types.FunctionType):
                 return (owner, (), {}, ())
         return (owner, func.__closure__ or (), func.__globals__, func.__defaults__ or ())
@@ -313,7 +311,7 @@ class Jitted:
             container, path, _ = pre.containers[cid]
             value = pre.places[place]
             if _state._is_array(value) or place in numbers:
-                tracer = lifted.get(id(value)) if not place in numbers else None
+                tracer = lifted.get(id(value)) if place not in numbers else None
                 if tracer is None:
                     tracer = trace.input(value)
                     inputs.append((tracer._slot, path, step))
@@ -423,7 +421,6 @@ class Jitted:
         # guards: the state each input is read from, every Variable's data and grad, and every
         # place written (what was there before)
         guards: list[tuple[str, tuple, str, tuple]] = []
-        reads: list[str] = []
         state_reads: dict[int, tuple[str, str, tuple]] = {}  # slot -> (expr, container, step)
         for slot, path, step in inputs[n_arg_inputs:]:
             container = b.obj(path)
@@ -462,9 +459,7 @@ class Jitted:
             if isinstance(new, Tracer):
                 if original is not None and new is original[0] and new._slot == original[1]:
                     continue
-            elif new is old:
-                continue
-            elif original is not None and new is original[0]:
+            elif new is old or (original is not None and new is original[0]):
                 continue
             if _state._is_number(old) and _state._is_number(new) and original is None:
                 side_effects.append((path, step, old, new))
@@ -586,7 +581,7 @@ class Jitted:
         body.append(f"return {returned}")
         source = f"def run({params}):\n" + "".join(f"    {line}\n" for line in body)
         namespace = dict(b.names)
-        exec(compile(source, f"<agrad.jit entry of {self.__qualname__}>", "exec"), namespace)  # noqa: S102
+        exec(compile(source, f"<agrad.jit entry of {self.__qualname__}>", "exec"), namespace)
         return Entry(namespace["run"], source, replay, len(ops))
 
 
@@ -682,7 +677,7 @@ def _compiled(replay: Any, trace: Trace, ops: list, input_slots: list, outputs: 
         args = [early_values[i] if k == "b" else inputs[i] for k, i in sources]
         try:
             out = state["fn"](*args)
-        except Exception as exc:  # noqa: BLE001 - any failure of the compiler: run uncompiled
+        except Exception as exc:
             if state["fn"] is device:
                 raise
             warnings.warn(
@@ -793,10 +788,10 @@ def _trace_backward(trace: Trace, result: Any, pre: Any, placed: dict) -> _Backw
     for place in pre.order:
         cid, step = place
         container, path, _ = pre.containers[cid]
-        if step == ("a", "data") and isinstance(container, Variable) and place in placed:
-            if is_differentiable_dtype(container.data.dtype):
-                wrt.append(container)
-                wrt_paths.append(path)
+        read = step == ("a", "data") and isinstance(container, Variable) and place in placed
+        if read and is_differentiable_dtype(container.data.dtype):
+            wrt.append(container)
+            wrt_paths.append(path)
     boundary = len(trace.ops)
     seeds = [trace.input(v.data._value) for v in outputs]
     found = grad(outputs, wrt, grad_outputs=[Variable(g) for g in seeds])

@@ -205,7 +205,7 @@ def generate(
     namespace = dict(writer.names)
     namespace["__builtins__"] = {"slice": slice}
     filename = f"<agrad.jit {name} #{next(_COUNTER)}>"
-    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
+    exec(compile(source, filename, "exec"), namespace)
     fn = namespace[name]
     fn.source = source  # type: ignore[attr-defined]
     return fn

@@ -74,7 +74,6 @@ def children(obj: Any) -> tuple[list[tuple[tuple, Any]], bool, bool]:
     leaf. Assignable: its places can be written (not a tuple)."""
     from agrad.dataloaders import DataLoader
     from agrad.datasets import Dataset
-    from agrad.optimizers import Optimizer
 
     if isinstance(obj, Variable):
         return [(("a", "data"), obj.data), (("a", "grad"), obj.grad)], True, False
@@ -103,10 +102,8 @@ def children(obj: Any) -> tuple[list[tuple[tuple, Any]], bool, bool]:
         if obj.__defaults__:
             steps.append((("a", "__defaults__"), obj.__defaults__))
         return steps, False, False
-    if (
-        isinstance(obj, (types.ModuleType, type, DataLoader, Dataset))
-        or callable(obj)
-        and (t.__module__ == "builtins")
+    if isinstance(obj, (types.ModuleType, type, DataLoader, Dataset)) or (
+        callable(obj) and (t.__module__ == "builtins")
     ):
         return [], False, False
     if t.__module__ and t.__module__.startswith(_SKIP_MODULES):
@@ -139,17 +136,17 @@ def walk(roots: list[tuple[tuple, Any]], globals_: dict | None) -> Snapshot:
         steps, assignable, is_optimizer = children(obj)
         t = type(obj)
         code_owner = obj if t is types.FunctionType else None
-        if code_owner is None and not steps:
-            if not (isinstance(obj, (types.FunctionType, Variable)) or t in (dict, list)):
-                continue
+        keeps = isinstance(obj, (types.FunctionType, Variable)) or t in (dict, list)
+        if code_owner is None and not steps and not keeps:
+            continue
         snap.containers[id(obj)] = (obj, path, lift and assignable)
         for step, value in steps:
             if assignable:
                 snap.add_place(obj, step, value)
-            child_lift = is_optimizer and step == ("a", "hooks") or (lift and t is list)
+            child_lift = (is_optimizer and step == ("a", "hooks")) or (lift and t is list)
             if is_optimizer and _is_number(value):
                 continue
-            stack.append((path + (step,), value, child_lift))
+            stack.append(((*path, step), value, child_lift))
         # the globals a function's code names, and those of a user class's methods
         names: set[str] = set()
         if code_owner is not None:
@@ -182,7 +179,7 @@ def number_places(snap: Snapshot) -> list[tuple[int, tuple]]:
     """The places holding numbers that are inputs: those of optimizers and their hooks."""
     out = []
     for key in snap.order:
-        cid, step = key
+        cid, _step = key
         obj, _, lift = snap.containers[cid]
         value = snap.places[key]
         if _is_number(value) and not isinstance(value, bool) and (lift or _optimizer_like(obj)):

@@ -36,9 +36,10 @@ class TraceError(RuntimeError):
     Examples
     --------
     >>> import agrad
+    >>> import agrad.functions as F
     >>> @agrad.jit
     ... def f(x):
-    ...     return x * 2 if float(x.sum()) > 0 else x
+    ...     return x * 2 if float(F.sum(x)) > 0 else x
     >>> f(agrad.current_backend().asarray([1.0]))
     Traceback (most recent call last):
     ...
@@ -276,7 +277,7 @@ def _is_number(x: Any) -> bool:
 
 def _is_array(x: Any) -> bool:
     """An array of some library (or a NumPy scalar): has ``shape`` and ``dtype``."""
-    if isinstance(x, type) or isinstance(x, Tracer):
+    if isinstance(x, (type, Tracer)):
         return isinstance(x, Tracer) and not isinstance(x, ScalarTracer)
     return hasattr(x, "shape") and hasattr(x, "dtype")
 
@@ -595,9 +596,7 @@ class RecordingNamespace:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._namespace, name)
-        if isinstance(attr, types.ModuleType) or (
-            isinstance(attr, types.SimpleNamespace)
-        ):  # xp.linalg, xp.fft
+        if isinstance(attr, (types.ModuleType, types.SimpleNamespace)):  # xp.linalg, xp.fft
             value: Any = RecordingNamespace(attr, self._backend)
         elif callable(attr) and not isinstance(attr, type) and not _is_dtype(attr):
             value = _recording(attr, self._backend)
