@@ -502,3 +502,39 @@ def test_demo_with_jit_equals_the_eager_demo(xp):
     tolerance = 0 if agrad.current_backend().name in EXACT else 1e-5
     assert jitted["loss"] == pytest.approx(eager["loss"], rel=tolerance, abs=tolerance)
     assert jitted["train_accuracy"] == eager["train_accuracy"]
+
+
+def test_functional_transforms_and_higher_order_gradients_inside_jit(xp):
+    def penalty_step(v):
+        # a gradient penalty: d/dv of |d(sum v^3)/dv|^2, with create_graph inside the trace
+        y = F.sum(v * v * v)
+        (g,) = agrad.grad(y, v, create_graph=True)
+        return agrad.grad(F.sum(g * g), v)[0]
+
+    def functional(a):
+        return agrad.func.grad(lambda q: F.sum(F.sin(q) * q))(a)
+
+    for f in (penalty_step, functional):
+        jitted = agrad.jit(f)
+        for seed in range(3):
+            v = Variable(data((4,), seed))
+            expected = f(Variable(v.data)) if f is penalty_step else f(v.data)
+            got = jitted(v) if f is penalty_step else jitted(v.data)
+            assert_same(expected, got)
+
+
+def test_gradient_hooks_run_in_the_trace(xp):
+    w = Variable(data((3,)))
+    seen = []
+    w.register_post_accumulate_grad_hook(lambda v: seen.append(v.shape))
+
+    @agrad.jit
+    def step():
+        w.cleargrad()
+        F.sum(w * w).backward()
+        return w.grad
+
+    for _ in range(3):
+        g = step()
+        assert_same(g, host(w) * 2)
+    assert seen  # at the trace: a hook's Python side effects happen when traced
