@@ -13,6 +13,7 @@ from agrad import (
     layers,
     models,
     optimizers,
+    tracing,
     transforms,
     utils,
 )
@@ -35,6 +36,7 @@ from agrad.dataloaders import DataLoader, SeqDataLoader
 from agrad.datasets import Dataset
 from agrad.layers import Layer
 from agrad.models import Model
+from agrad.tracing import TraceError, jit
 from agrad.operators import install_variable_operators
 
 install_variable_operators()
@@ -83,6 +85,9 @@ __all__ = [
     "set_detect_anomaly",
     "setup_variable",
     "test_mode",
+    "tracing",
+    "TraceError",
+    "jit",
     "transforms",
     "use",
     "using_backend",

@@ -51,6 +51,7 @@ from agrad.backends import Backend, backend_of, current_backend
 from agrad.config import _autocast_dtype
 from agrad.core import Variable, is_differentiable_dtype
 from agrad.functions.casting import astype
+from agrad.tracing.tracer import TraceError, active_trace
 
 __all__ = ["GradScaler", "autocast", "autocast_available", "is_autocast_enabled"]
 
@@ -363,6 +364,13 @@ class GradScaler:
         if key in self._found_inf:
             raise RuntimeError(
                 "GradScaler.unscale_: already called for this optimizer since the last update()"
+            )
+        if active_trace() is not None:
+            raise TraceError(
+                "agrad.jit: GradScaler skips a step on inf/NaN gradients by reading a flag on "
+                "the host, which a replay cannot repeat; jit the forward and backward (scaled "
+                "loss included) and call scaler.step(optimizer) and scaler.update() after the "
+                "jitted call"
             )
         inverse = 1.0 / self._scale
         flags: dict[Backend, Any] = {}

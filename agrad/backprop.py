@@ -21,7 +21,7 @@ from agrad import functions as _functions
 from agrad.anomaly import check_backward as _check_backward
 from agrad.anomaly import entering_backward as _entering_backward
 from agrad.backends import backend_of
-from agrad.config import _detect_anomaly, _enable_backprop
+from agrad.config import _active_trace, _detect_anomaly, _enable_backprop
 from agrad.core import (
     Function,
     RemovableHandle,
@@ -97,6 +97,7 @@ def backward(root: Variable, retain_grad: bool, create_graph: bool, retain_graph
     >>> x.grad
     variable(6.0)
     """
+    _note_backward()
     seed = _seed(root)
     node = root.node
     if node is None or node.creator is None:  # a leaf: DeZero gives it the seed as its grad
@@ -172,6 +173,7 @@ def grad(
     >>> agrad.grad(gx, [x, w], materialize_grads=True)
     (variable(12.0), variable(0.0))
     """
+    _note_backward()
     outputs = _as_list(outputs, "outputs")
     inputs = _as_list(inputs, "inputs")
     if grad_outputs is None:
@@ -212,6 +214,13 @@ def grad(
             g = Variable(_writable(backend_of(g), g, given))
         results.append(g)
     return tuple(results)
+
+
+def _note_backward() -> None:
+    """Tell agrad.jit's trace, if one is recording, that the function runs a backward pass."""
+    trace = _active_trace.get()
+    if trace is not None:
+        trace.backward_calls += 1
 
 
 def _as_list(values: Any, what: str) -> list[Variable]:

@@ -16,6 +16,10 @@ _detect_anomaly = contextvars.ContextVar("agrad_detect_anomaly", default=False)
 _autocast_dtype: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "agrad_autocast_dtype", default=None
 )
+# the agrad.tracing.Trace being recorded in this context (agrad.jit), if any
+_active_trace: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "agrad_active_trace", default=None
+)
 
 
 class _Config:

@@ -44,8 +44,8 @@ def _is_number(x: Any) -> bool:
 
 def _scalar(x: Any) -> Any:
     """A plain Python number, so that it is a *weak* scalar: ``float32 * 2.0`` stays float32."""
-    if type(x) is float or type(x) is int:
-        return x
+    if type(x) is float or type(x) is int or getattr(x, "_traced_number", False):
+        return x  # agrad.jit's traced numbers stay traced
     item = getattr(x, "item", None)
     return item() if item is not None else x
 
@@ -430,12 +430,18 @@ class Variable:
                 f"item(): only a Variable with exactly one element has a Python value "
                 f"(this one has {'no data' if size is None else f'{size} elements'})"
             )
+        if getattr(self.backend, "traced", False):
+            return self.data.item()  # agrad.jit refuses it, naming the call
         return self.backend.to_host(self.data).reshape(()).item()
 
     def __float__(self) -> float:
+        if getattr(self.backend, "traced", False):  # agrad.jit names what was read
+            return float(self.data)
         return float(self.item())
 
     def __int__(self) -> int:
+        if getattr(self.backend, "traced", False):
+            return int(self.data)
         return int(self.item())
 
     def __index__(self) -> int:
@@ -1383,6 +1389,7 @@ def _number_to_array(x: Any, xp: Any, inputs: tuple) -> Any:
         data = other.data if isinstance(other, Variable) else other
         dtype = getattr(data, "dtype", None)
         floating = dtype is not None and xp.isdtype(dtype, "real floating")
-        if floating and not _is_number(data) and isinstance(value, (int, float)):
+        weak = isinstance(value, (int, float)) or getattr(value, "_traced_number", False)
+        if floating and not _is_number(data) and weak:
             return xp.asarray(value, dtype=dtype)
     return xp.asarray(value)

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=1.0, help="SGD learning rate")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation and shuffling")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--jit", action="store_true", help="compile the training step with agrad.jit"
+    )
     return parser
 
 
@@ -54,6 +57,7 @@ def train(
     seed: int = 0,
     progress: bool = True,
     log: Any = print,
+    jit: bool = False,
 ) -> dict[str, Any]:
     """Train on the current backend; returns the final numbers (loss, accuracies, seconds)."""
     from tqdm import tqdm
@@ -65,10 +69,21 @@ def train(
     model = MLP((hidden_size, 3))
     optimizer = optimizers.SGD(lr).setup(model)
 
+    def step(x: Any, t: Any) -> tuple[Any, Any]:
+        y = model(x)
+        batch_loss = F.softmax_cross_entropy(y, t)
+        model.cleargrads()
+        batch_loss.backward()
+        optimizer.update()
+        return batch_loss, F.accuracy(y, t)
+
+    if jit:  # traced at the first batch (and at a last batch of another size), then replayed
+        step = agrad.jit(step)
+
     log(
         f"agrad {agrad.__version__} demo: spiral data ({len(train_set)} points, 3 classes), "
         f"MLP 2 -> {hidden_size} -> 3 (sigmoid), SGD lr={lr}, batch {batch_size}, "
-        f"{epochs} epochs"
+        f"{epochs} epochs" + (", agrad.jit" if jit else "")
     )
     log(f"backend: {backend.name} on {backend.device_name()}")
     every = 1 if epochs <= 20 else max(1, epochs // 10)
@@ -83,13 +98,9 @@ def train(
         sum_loss = sum_acc = None
         count = 0
         for x, t in loader:
-            y = model(x)
-            batch_loss = F.softmax_cross_entropy(y, t)
-            model.cleargrads()
-            batch_loss.backward()
-            optimizer.update()
+            batch_loss, batch_acc = step(x, t)
             n = t.shape[0]
-            batch_acc = F.accuracy(y, t).data * n
+            batch_acc = batch_acc.data * n
             if sum_loss is None:
                 sum_loss, sum_acc = batch_loss.data * n, batch_acc
             else:
@@ -145,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         seed=args.seed,
         progress=not args.no_progress,
+        jit=args.jit,
     )
     return 0
 

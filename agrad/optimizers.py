@@ -640,7 +640,14 @@ class Adam(Optimizer):
     def _begin_step(self) -> None:
         """Count the step (``t``) before the hooks run and every parameter is updated."""
         self.t += 1
-        self._lr = self.lr  # the same for every parameter of this step
+        self._lr = self._rate(self.t)  # the same for every parameter of this step
+
+    def _rate(self, t: Any) -> Any:
+        # operators only (no math.sqrt, no max): under agrad.jit ``t`` and the betas are
+        # traced numbers, and the rate is recomputed at each replay
+        fix1 = 1.0 - self.beta1**t
+        fix2 = 1.0 - self.beta2**t
+        return self.alpha * fix2**0.5 / fix1
 
     @property
     def lr(self) -> float:
@@ -656,10 +663,7 @@ class Adam(Optimizer):
         >>> round(adam.lr, 5)  # sqrt(1 - 0.999) / (1 - 0.9) * alpha, for the first step
         0.03162
         """
-        t = max(self.t, 1)
-        fix1 = 1.0 - math.pow(self.beta1, t)
-        fix2 = 1.0 - math.pow(self.beta2, t)
-        return self.alpha * math.sqrt(fix2) / fix1
+        return self._rate(max(self.t, 1))
 
     def update_one(self, param: Parameter) -> None:
         """One Adam step for ``param``, with the learning rate of the current step."""

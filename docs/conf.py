@@ -89,6 +89,7 @@ API_MODULES = [
     "agrad.core",
     "agrad.anomaly",
     "agrad.amp",
+    "agrad.tracing",
 ]
 
 

@@ -83,6 +83,13 @@ _BY_TYPE: dict[type, Backend] = {}
 #: ``backend_for_type(type(x))``: the backend of an array type already met, else None (one dict
 #: lookup, for the hot path; ``backend_of`` is the complete lookup)
 backend_for_type = _BY_TYPE.get
+
+
+def register_array_type(array_type: type, backend: Any) -> None:
+    """Make ``backend_for_type(array_type)`` answer ``backend`` (agrad.jit's traced arrays)."""
+    _BY_TYPE[array_type] = backend
+
+
 # backends whose fallback to NumPy was already announced: once per process is enough
 _FALLBACK_WARNED: set[str] = set()
 ENVIRONMENT_VARIABLE = "AGRAD_BACKEND"

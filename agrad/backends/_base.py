@@ -627,6 +627,30 @@ class Backend:
                 out = self.set_at(out, at, out[at] + piece if overlapping else piece)
         return out
 
+    def compile(self, fn: Any) -> Any:
+        """``fn`` compiled by this library's compiler, or None where agrad replays it in Python.
+
+        :func:`agrad.jit` hands it a pure function of arrays and Python numbers (a replayed
+        step with its random draws made beforehand); JAX compiles it with XLA.
+
+        Parameters
+        ----------
+        fn : callable
+            Arrays and numbers in, a tuple of arrays out; it reads and writes nothing else.
+
+        Returns
+        -------
+        callable or None
+            The compiled function, or None.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.get_backend("numpy").compile(lambda x: (x + 1,)) is None
+        True
+        """
+        return None
+
     def seed(self, seed: int) -> None:
         """Seed this backend's random number generator.
 

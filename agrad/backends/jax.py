@@ -75,6 +75,9 @@ class JaxBackend(Backend):
     def devices(self) -> list[str]:
         return [f"JAX {d.platform}:{d.id} ({d.device_kind})" for d in _jax().devices()]
 
+    def compile(self, fn: Any) -> Any:
+        return _jax().jit(fn)  # XLA: one fused program for the whole replayed step
+
     def set_at(self, target: Any, key: Any, value: Any) -> Any:
         return target.at[key].set(value)
 

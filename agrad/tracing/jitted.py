@@ -1,0 +1,882 @@
+"""``agrad.jit``: trace a function once per signature, then replay it as a flat array program."""
+
+from __future__ import annotations
+
+import functools
+import types
+import warnings
+from collections import OrderedDict
+from typing import Any
+
+from agrad import backends as _backends
+from agrad.backends import backend_for_type
+from agrad.config import (
+    _active_trace,
+    _autocast_dtype,
+    _detect_anomaly,
+    _enable_backprop,
+    _train,
+)
+from agrad.core import Function, Variable
+from agrad.tracing import program as _program
+from agrad.tracing import state as _state
+from agrad.tracing.tracer import (
+    Trace,
+    TraceError,
+    Tracer,
+    traced_backend,
+)
+
+MISS = object()
+_ROOTS = ("self", "closure", "globals", "args", "kwargs", "defaults")
+
+
+class JitWarning(UserWarning):
+    """``agrad.jit`` ran a function eagerly, or a trace changed Python state a replay will not.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> issubclass(agrad.tracing.JitWarning, UserWarning)
+    True
+    """
+
+
+def _arg_key(x: Any) -> Any:
+    t = type(x)
+    if backend_for_type(t) is not None:  # an array: the common case first
+        return (t, tuple(x.shape), x.dtype)
+    if t is Variable or isinstance(x, Variable):
+        data = x.data
+        return (t, None) if data is None else (t, type(data), tuple(data.shape), data.dtype)
+    if t is tuple or t is list:
+        return (t, *[_arg_key(item) for item in x])
+    if t is dict:
+        return (t, *[(k, _arg_key(v)) for k, v in x.items()])
+    if _state._is_array(x):
+        return (t, tuple(x.shape), x.dtype)
+    if x is None or t in (int, float, bool, str, complex, bytes):
+        return (t, x)
+    if isinstance(x, (int, float, str)):  # NumPy scalars and other number types: by value
+        return (t, x)
+    return (t,)  # any other object: read through, like the function's own state
+
+
+def _lift_args(x: Any, trace: Trace, path: tuple, inputs: list, roots: list) -> Any:
+    """``x`` with its arrays replaced by input tracers; Variables and objects kept (their state
+    is searched from ``roots``)."""
+    t = type(x)
+    if t is tuple or t is list:
+        return t([_lift_args(v, trace, (*path, ("i", i)), inputs, roots) for i, v in enumerate(x)])
+    if t is dict:
+        return {k: _lift_args(v, trace, (*path, ("i", k)), inputs, roots) for k, v in x.items()}
+    if _state._is_array(x):
+        tracer = trace.input(x)
+        inputs.append((tracer._slot, path, None))
+        return tracer
+    if x is not None and not isinstance(x, (int, float, str, bytes, complex)):
+        roots.append((path, x))
+    return x
+
+
+def _place_guard(value: Any) -> tuple:
+    if value is _state.ABSENT:
+        return ("absent",)
+    if value is None:
+        return ("none",)
+    if isinstance(value, Tracer):
+        value = value._value
+    if isinstance(value, Variable):
+        return ("var",)
+    if _state._is_array(value):
+        return ("array", type(value), tuple(value.shape), value.dtype)
+    if isinstance(value, bool):
+        return ("is", value)
+    if _state._is_number(value):
+        return ("num", type(value))
+    return ("any",)
+
+
+def _materialize(value: Any, done: set[int]) -> Any:
+    """``value`` with tracers replaced by their values (in place in lists, dicts, Variables)."""
+    if isinstance(value, Tracer):
+        return value._value
+    if id(value) in done:
+        return value
+    t = type(value)
+    if t is tuple:
+        return tuple(_materialize(v, done) for v in value)
+    if t is list:
+        done.add(id(value))
+        value[:] = [_materialize(v, done) for v in value]
+    elif t is dict:
+        done.add(id(value))
+        for k, v in value.items():
+            value[k] = _materialize(v, done)
+    elif isinstance(value, Variable):
+        done.add(id(value))
+        value.data = _materialize(value.data, done)
+        value.grad = _materialize(value.grad, done)
+    return value
+
+
+class _EntryBuilder:
+    """Generates the function that checks one trace's guards, replays it and writes back."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, Any] = {"MISS": MISS, "V": _new_variable}
+        self.lines: list[Any] = []
+        self.objects: dict[tuple, str] = {}
+        for i, root in enumerate(_ROOTS):
+            self.objects[(("r", root),)] = f"r{i}"
+
+    def const(self, value: Any) -> str:
+        name = f"k{len(self.names)}"
+        self.names[name] = value
+        return name
+
+    def step_expr(self, base: str, step: tuple) -> str:
+        kind, key = step
+        if kind == "a":
+            return f"{base}.{key}" if key.isidentifier() else f"getattr({base}, {key!r})"
+        if type(key) in (int, str):
+            return f"{base}[{key!r}]"
+        return f"{base}[{self.const(key)}]"
+
+    def obj(self, path: tuple) -> str:
+        name = self.objects.get(path)
+        if name is None:
+            base = self.obj(path[:-1])
+            name = f"o{len(self.objects)}"
+            self.lines.append(f"{name} = {self.step_expr(base, path[-1])}")
+            self.objects[path] = name
+        return name
+
+    def guard(self, expr: str, spec: tuple, container: str, step: tuple) -> list[str]:
+        kind = spec[0]
+        if kind == "absent":
+            if step[0] == "a":
+                return [f"if hasattr({container}, {step[1]!r}): return MISS"]
+            return [f"if {self._key(step[1])} in {container}: return MISS"]
+        if kind == "none":
+            return [f"if {expr} is not None: return MISS"]
+        if kind == "notnone":
+            return [f"if {expr} is None: return MISS"]
+        if kind == "var":
+            return [f"if not isinstance({expr}, {self.const(Variable)}): return MISS"]
+        if kind == "array":
+            _, t, shape, dtype = spec
+            return [
+                f"if type({expr}) is not {self.const(t)} or tuple({expr}.shape) != {shape!r} "
+                f"or {expr}.dtype != {self.const(dtype)}: return MISS"
+            ]
+        if kind == "num":
+            return [f"if type({expr}) is not {self.const(spec[1])}: return MISS"]
+        if kind == "is":
+            return [f"if {expr} is not {spec[1]!r}: return MISS"]
+        return []
+
+    def _key(self, key: Any) -> str:
+        return repr(key) if type(key) in (int, str) else self.const(key)
+
+
+def _new_variable(data: Any, name: Any) -> Variable:
+    v = Variable.__new__(Variable)
+    v.data, v.name, v.grad, v.node = data, name, None, None
+    return v
+
+
+class Entry:
+    """One trace: its guards, program and write-back, as one generated function."""
+
+    def __init__(self, run: Any, source: str, program: Any, n_ops: int) -> None:
+        self.run = run
+        self.source = source
+        self.program = program
+        self.n_ops = n_ops
+
+
+class Jitted:
+    """A function compiled by :func:`agrad.jit`; call it as the function itself."""
+
+    def __init__(self, fn: Any, max_cache: int = 64) -> None:
+        if not callable(fn):
+            raise TypeError(f"agrad.jit: expected a function, not {type(fn).__name__}")
+        if isinstance(max_cache, bool) or not isinstance(max_cache, int) or max_cache < 1:
+            raise ValueError(f"agrad.jit: max_cache must be a positive int, not {max_cache!r}")
+        self.fn = fn
+        self.max_cache = max_cache
+        self._cache: OrderedDict[Any, list[Entry]] = OrderedDict()
+        self.traces = 0
+        functools.update_wrapper(self, fn)
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        return self if obj is None else types.MethodType(self, obj)
+
+    def __repr__(self) -> str:
+        return f"<agrad.jit of {getattr(self.fn, '__qualname__', self.fn)!r}>"
+
+    # -- the cache ----------------------------------------------------------------------------
+    def cache_info(self) -> dict[str, int]:
+        """How many signatures and traces the cache holds, and how often it traced.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> f = agrad.jit(lambda x: x * 2)
+        >>> _ = f(agrad.current_backend().asarray([1.0]))
+        >>> f.cache_info()["traces"]
+        1
+        """
+        return {
+            "signatures": len(self._cache),
+            "entries": sum(len(v) for v in self._cache.values()),
+            "traces": self.traces,
+            "max_cache": self.max_cache,
+        }
+
+    def cache_clear(self) -> None:
+        """Forget every trace: the next call traces again."""
+        self._cache.clear()
+
+    def _signature(self, args: tuple, kwargs: dict) -> Any:
+        return (
+            _enable_backprop.get(),
+            _train.get(),
+            _autocast_dtype.get(),
+            _backends.current_backend().name,
+            tuple([_arg_key(a) for a in args]),
+            tuple([(k, _arg_key(v)) for k, v in kwargs.items()]) if kwargs else (),
+        )
+
+    def _function_roots(self) -> tuple:
+        """``(owner, closure cells, globals, defaults)`` of the function: where its state is."""
+        fn = self.fn
+        owner = fn.__self__ if isinstance(fn, types.MethodType) else None
+        func = fn.__func__ if isinstance(fn, types.MethodType) else fn
+        if not isinstance(func, types.FunctionType):  # a callable object: its __call__
+            owner, func = func, vars(type(func)).get("__call__")
+            if not isinstance(func, types.FunctionType):
+                return (owner, (), {}, ())
+        return (owner, func.__closure__ or (), func.__globals__, func.__defaults__ or ())
+
+    def _roots(self, args: tuple, kwargs: dict) -> tuple:
+        owner, closure, globals_, defaults = self._function_roots()
+        return (owner, closure, globals_, args, kwargs, defaults)
+
+    # -- calling ------------------------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if _active_trace.get() is not None:  # inside another jit: becomes part of its trace
+            return self.fn(*args, **kwargs)
+        if _detect_anomaly.get():
+            warnings.warn(
+                "agrad.jit: anomaly detection is on, so the function runs eagerly (its checks "
+                "read every result on the host)",
+                JitWarning,
+                stacklevel=2,
+            )
+            return self.fn(*args, **kwargs)
+        key = self._signature(args, kwargs)
+        entries = self._cache.get(key)
+        if entries is not None:
+            owner, closure, globals_, defaults = self._function_roots()
+            for entry in entries:
+                result = entry.run(owner, closure, globals_, args, kwargs, defaults)
+                if result is not MISS:
+                    return result
+        return self._trace(key, args, kwargs, self._roots(args, kwargs))
+
+    def _trace(self, key: Any, args: tuple, kwargs: dict, roots: tuple) -> Any:
+        owner, closure, globals_, _, _, defaults = roots
+        trace = Trace()
+        inputs: list[tuple[int, tuple, Any]] = []  # (slot, container path, step or None)
+        walk_roots: list[tuple[tuple, Any]] = []
+        targs = _lift_args(args, trace, (("r", "args"),), inputs, walk_roots)
+        tkwargs = _lift_args(kwargs, trace, (("r", "kwargs"),), inputs, walk_roots)
+        n_arg_inputs = len(inputs)
+        if owner is not None:
+            walk_roots.insert(0, ((("r", "self"),), owner))
+        walk_roots += [((("r", "closure"),), closure), ((("r", "defaults"),), defaults)]
+        fn_obj = self.fn.__func__ if isinstance(self.fn, types.MethodType) else self.fn
+        if isinstance(fn_obj, types.FunctionType):
+            walk_roots.append(((("r", "function"),), fn_obj))
+        pre = _state.walk(walk_roots, globals_)
+        pre.containers.pop(id(fn_obj), None)
+        # lift the arrays found in assignable places, and the optimizers' numbers
+        lifted: dict[int, Tracer] = {}
+        placed: dict[tuple, tuple[Tracer, int]] = {}
+        numbers = set(_state.number_places(pre))
+        for place in pre.order:
+            cid, step = place
+            container, path, _ = pre.containers[cid]
+            value = pre.places[place]
+            if _state._is_array(value) or place in numbers:
+                tracer = lifted.get(id(value)) if place not in numbers else None
+                if tracer is None:
+                    tracer = trace.input(value)
+                    inputs.append((tracer._slot, path, step))
+                    if place not in numbers:
+                        lifted[id(value)] = tracer
+                _state.assign(container, step, tracer)
+                placed[place] = (tracer, tracer._slot)
+        default = _backends._default.get() or _backends.current_backend()
+        token = _backends._default.set(traced_backend(default))  # type: ignore[arg-type]
+        try:
+            with trace:
+                result = self.fn(*targs, **tkwargs)
+                diff = None
+                if trace.backward_calls == 0 and _enable_backprop.get() and _connected(result):
+                    diff = _trace_backward(trace, result, pre, placed)
+        except BaseException:
+            _backends._default.reset(token)
+            self._restore(walk_roots, globals_, None)
+            raise
+        _backends._default.reset(token)
+        post = _state.walk([*walk_roots, ((("r", "ret"),), result)], globals_)
+        try:
+            entry = self._build(trace, pre, post, placed, inputs, n_arg_inputs, result, diff)
+        finally:
+            result = self._restore(walk_roots, globals_, result)
+        if diff is not None:  # the first call's outputs hang on the same node as replays'
+            result = _substitute(result, self._first_outputs)
+            self._first_outputs = {}
+        self.traces += 1
+        entries = self._cache.setdefault(key, [])
+        entries.insert(0, entry)
+        self._cache.move_to_end(key)
+        while sum(len(v) for v in self._cache.values()) > self.max_cache:
+            oldest = next(iter(self._cache))
+            self._cache[oldest].pop()
+            if not self._cache[oldest]:
+                del self._cache[oldest]
+        return result
+
+    def _restore(self, walk_roots: list, globals_: dict, result: Any) -> Any:
+        snap = _state.walk(walk_roots, globals_)
+        done: set[int] = set()
+        for place in snap.order:
+            cid, step = place
+            container = snap.containers[cid][0]
+            value = snap.places[place]
+            if isinstance(value, (Tracer, tuple, list, dict, Variable)):
+                new = _materialize(value, done)
+                if new is not value:
+                    _state.assign(container, step, new)
+        return _materialize(result, done)
+
+    # -- building the replay ------------------------------------------------------------------
+    def _build(self, trace, pre, post, placed, inputs, n_arg_inputs, result, diff) -> Entry:
+        b = _EntryBuilder()
+        outputs: list[int] = []
+        out_index: dict[int, int] = {}
+
+        def out(slot: int) -> str:
+            if slot not in out_index:
+                out_index[slot] = len(outputs)
+                outputs.append(slot)
+            return f"outs[{out_index[slot]}]"
+
+        new_vars: dict[int, str] = {}
+        store: list[str] = []
+
+        node_outputs = {id(v): i for i, v in enumerate(diff.outputs)} if diff else {}
+
+        def build(value: Any) -> str:
+            if isinstance(value, Tracer):
+                return out(value._slot)
+            if id(value) in node_outputs:
+                return f"ys[{node_outputs[id(value)]}]"
+            if isinstance(value, Variable):
+                if id(value) in pre.containers:
+                    return b.obj(pre.containers[id(value)][1])
+                name = new_vars.get(id(value))
+                if name is None:
+                    if value.grad is not None:
+                        raise TraceError(
+                            "agrad.jit: a Variable made inside the function has a gradient "
+                            "of its own; agrad.jit cannot replay that"
+                        )
+                    data = build(value.data)
+                    name = f"n{len(new_vars)}"
+                    new_vars[id(value)] = name
+                    store.append(f"{name} = V({data}, {value.name!r})")
+                return name
+            if value is None or type(value) in (int, float, bool, str):
+                return (
+                    repr(value)
+                    if not isinstance(value, float) or value == value
+                    else b.const(value)
+                )
+            if id(value) in pre.containers:
+                return b.obj(pre.containers[id(value)][1])
+            t = type(value)
+            if t is tuple:
+                return "(" + "".join(f"{build(v)}, " for v in value) + ")"
+            if t is list:
+                return "[" + ", ".join(build(v) for v in value) + "]"
+            if t is dict:
+                return "{" + ", ".join(f"{b._key(k)}: {build(v)}" for k, v in value.items()) + "}"
+            return b.const(value)
+
+        # guards: the state each input is read from, every Variable's data and grad, and every
+        # place written (what was there before)
+        guards: list[tuple[str, tuple, str, tuple]] = []
+        state_reads: dict[int, tuple[str, str, tuple]] = {}  # slot -> (expr, container, step)
+        for slot, path, step in inputs[n_arg_inputs:]:
+            container = b.obj(path)
+            expr = b.step_expr(container, step)
+            b.lines.append(("read", slot, expr))
+            state_reads[slot] = (expr, container, step)
+        for slot, path, _ in inputs[:n_arg_inputs]:
+            b.lines.append(("read", slot, b.obj(path)))
+        for cid, (obj, path, _) in pre.containers.items():
+            if isinstance(obj, Variable):
+                container = b.obj(path)
+                for attr in ("data", "grad"):
+                    step = ("a", attr)
+                    value = pre.places.get((cid, step))
+                    if (cid, step) in placed:
+                        continue  # guarded as an input
+                    guards.append(
+                        (b.step_expr(container, step), _place_guard(value), container, step)
+                    )
+        writes: list[tuple[str, tuple, Any]] = []
+        side_effects = []
+        for place in post.order:
+            cid, step = place
+            if cid not in pre.containers:
+                continue
+            container_obj, path, _ = pre.containers[cid]
+            if (
+                not isinstance(container_obj, (Variable, dict, list))
+                and not hasattr(container_obj, "__dict__")
+                and type(container_obj) is not types.CellType
+            ):
+                continue
+            new = post.places[place]
+            old = pre.places.get(place, _state.ABSENT)
+            original = placed.get(place)
+            if isinstance(new, Tracer):
+                if original is not None and new is original[0] and new._slot == original[1]:
+                    continue
+            elif new is old or (original is not None and new is original[0]):
+                continue
+            if _state._is_number(old) and _state._is_number(new) and original is None:
+                side_effects.append((path, step, old, new))
+                continue
+            container = b.obj(path)
+            if type(container_obj) is list and old is _state.ABSENT:
+                writes.append((container, ("append", None), new))  # list.append, replayed
+                continue
+            guards.append((b.step_expr(container, step), _place_guard(old), container, step))
+            writes.append((container, step, new))
+        for place in pre.order:
+            if place not in post.places and place[0] in post.containers:
+                container_obj, path, _ = pre.containers[place[0]]
+                container = b.obj(path)
+                guards.append(
+                    (
+                        b.step_expr(container, place[1]),
+                        _place_guard(pre.places[place]),
+                        container,
+                        place[1],
+                    )
+                )
+                writes.append((container, place[1], _state.ABSENT))
+        if side_effects:
+            named = ", ".join(
+                f"{_describe(p, s)} {o!r} -> {n!r}" for p, s, o, n in side_effects[:3]
+            )
+            warnings.warn(
+                f"agrad.jit: tracing changed Python numbers ({named}); a replay does not "
+                "repeat Python side effects, only array operations (keep such counters "
+                "outside the jitted function)",
+                JitWarning,
+                stacklevel=4,
+            )
+        for container, step, new in writes:
+            if new is _state.ABSENT:
+                if step[0] == "a":
+                    store.append(f"delattr({container}, {step[1]!r})")
+                else:
+                    store.append(f"del {container}[{b._key(step[1])}]")
+                continue
+            value = build(new)
+            if step[0] == "append":
+                store.append(f"{container}.append({value})")
+            else:
+                store.append(f"{b.step_expr(container, step)} = {value}")
+        returned = build(result)
+        all_ops = trace.ops
+        if diff is not None:
+            all_ops = trace.ops[: diff.boundary]
+            backward_ops = _program.live_ops(trace.ops[diff.boundary :], set(diff.grad_slots))
+            defined = {s for op in backward_ops for s in _program.op_outputs(op)}
+            residuals = list(
+                dict.fromkeys(
+                    s
+                    for op in backward_ops
+                    for s in _program.op_inputs(op)
+                    if s not in defined and s not in diff.gy_slots
+                )
+            )
+            backward_program = _program.generate(
+                backward_ops,
+                residuals + diff.gy_slots,
+                diff.grad_slots,
+                name="backward",
+                small=_small(trace),
+            )
+            backward_program = _compiled(
+                backward_program, trace, backward_ops, residuals + diff.gy_slots, diff.grad_slots
+            )
+            res = ", ".join(out(s) for s in residuals)
+            ys = ", ".join(out(v.data._slot) for v in diff.outputs)
+            wrt = ", ".join(b.obj(path) for path in diff.wrt_paths)
+            maker = b.const(functools.partial(_replayed_node, backward_program, diff))
+            store.insert(0, f"ys = {maker}(({res},), ({ys},), ({wrt},))")
+            # the first call's result: the same node over the values the trace computed
+            first = _replayed_node(
+                backward_program,
+                diff,
+                [trace.values[s] for s in residuals],
+                [v.data._value for v in diff.outputs],
+                [_find(pre, path) for path in diff.wrt_paths],
+            )
+            self._first_outputs = {id(v): y for v, y in zip(diff.outputs, first)}
+        # the program: inputs in order, the outputs the writes and the result need
+        ops = _program.live_ops(all_ops, set(outputs))
+        used = set(outputs)
+        for op in ops:
+            used.update(_program.op_inputs(op))
+        input_slots = [slot for slot, _, _ in inputs if slot in used]
+        # a state input the program does not read is only checked to be there
+        read_guards = []
+        for slot, (expr, container, step) in state_reads.items():
+            spec = _place_guard(trace.values[slot])
+            if slot in used:
+                read_guards.append((f"a{slot}", spec, container, step))
+            elif spec[0] == "array":
+                read_guards.append((expr, ("notnone",), container, step))
+        replay = _program.generate(ops, input_slots, outputs, small=_small(trace))
+        replay = _compiled(replay, trace, ops, input_slots, outputs)
+        b.names["replay"] = replay
+        params = ", ".join(f"r{i}" for i in range(len(_ROOTS)))
+        body = ["try:"]
+        for line in b.lines:
+            if isinstance(line, tuple):
+                if line[1] not in used:
+                    continue
+                line = f"a{line[1]} = {line[2]}"
+            body.append(f"    {line}")
+        body += ["except (AttributeError, LookupError, TypeError, ValueError):", "    return MISS"]
+        seen_guards = set()
+        for expr, spec, container, step in read_guards + guards:
+            if (container, step) in seen_guards:
+                continue
+            seen_guards.add((container, step))
+            body += b.guard(expr, spec, container, step)
+        body.append(f"outs = replay({', '.join(f'a{s}' for s in input_slots)})")
+        body += store
+        body.append(f"return {returned}")
+        source = f"def run({params}):\n" + "".join(f"    {line}\n" for line in body)
+        namespace = dict(b.names)
+        exec(compile(source, f"<agrad.jit entry of {self.__qualname__}>", "exec"), namespace)
+        return Entry(namespace["run"], source, replay, len(ops))
+
+
+def _describe(path: tuple, step: tuple) -> str:
+    parts = [p[1] if p[0] != "i" else f"[{p[1]!r}]" for p in (*path, step)]
+    return ".".join(str(p) for p in parts).replace(".[", "[")
+
+
+def _connected(result: Any) -> bool:
+    """Whether ``result`` holds a Variable with a creator that wants gradients."""
+    if isinstance(result, Variable):
+        node = result.node
+        return node is not None and node.creator is not None and node.requires_grad
+    if isinstance(result, (tuple, list)):
+        return any(_connected(v) for v in result)
+    if isinstance(result, dict):
+        return any(_connected(v) for v in result.values())
+    return False
+
+
+def _compiled(replay: Any, trace: Trace, ops: list, input_slots: list, outputs: list) -> Any:
+    """The replay handed to the backend's compiler where it has one (JAX: XLA).
+
+    The compiled part is a pure function of arrays: arithmetic on traced Python numbers (an
+    optimizer's step count and rates) runs before it in Python, and so do random draws, so that
+    each call draws anew from agrad's generator and the numbers written back stay Python
+    numbers. Where compiling fails (a library call that reads values on the host), the step
+    replays uncompiled, with a warning.
+    """
+    values = trace.values
+    backends = {
+        _state._real_backend(values[s])
+        for op in ops
+        for s in _program.op_outputs(op)
+        if not _is_host(values[s])
+    }
+    if len(backends) != 1:
+        return replay
+    backend = backends.pop()
+    compiler = getattr(backend, "compile", None)
+    if compiler is None or compiler(lambda: ()) is None:
+        return replay
+    host_ops = [op for op in ops if all(_is_host(values[s]) for s in _program.op_outputs(op))]
+    host_ops = [op for op in host_ops if not op.random and _program.op_outputs(op)]
+    early = [op for op in ops if op.random]
+    device_ops = [op for op in ops if op not in host_ops and not op.random]
+    device_defined = set()
+    for op in device_ops:
+        device_defined.update(_program.op_outputs(op))
+    device_reads: list[int] = []
+    for op in device_ops:
+        for s in _program.op_inputs(op):
+            if s not in device_defined and s not in device_reads:
+                device_reads.append(s)
+    device_outputs = [s for s in outputs if s in device_defined or not _is_host(values[s])]
+    device_outputs = [s for s in device_outputs if s in device_defined or s in device_reads]
+    host_needed = [s for s in device_reads if _is_host(values[s])]
+    early_slots = [s for op in early for s in _program.op_outputs(op)]
+    host_inputs = [s for s in input_slots if _is_host(values[s])]
+    before = _program.generate(
+        host_ops + early,
+        host_inputs,
+        list(
+            dict.fromkeys(host_needed + early_slots + [s for s in outputs if _is_host(values[s])])
+        ),
+        name="before",
+    )
+    before_outputs = list(
+        dict.fromkeys(host_needed + early_slots + [s for s in outputs if _is_host(values[s])])
+    )
+    device = _program.generate(device_ops, device_reads, device_outputs, name="device")
+    compiled = compiler(device)
+    position = {s: i for i, s in enumerate(input_slots)}
+    host_positions = [position[s] for s in host_inputs]
+    before_index = {s: i for i, s in enumerate(before_outputs)}
+    device_index = {s: i for i, s in enumerate(device_outputs)}
+    # where each device input comes from: the call's inputs or the code run before
+    sources = [
+        ("b", before_index[s]) if s in before_index else ("i", position[s]) for s in device_reads
+    ]
+    picks = [
+        ("d", device_index[s])
+        if s in device_index
+        else ("b", before_index[s])
+        if s in before_index
+        else ("i", position[s])
+        for s in outputs
+    ]
+    state = {"fn": compiled}
+
+    def run(*inputs: Any) -> tuple:
+        early_values = before(*[inputs[i] for i in host_positions])
+        args = [early_values[i] if k == "b" else inputs[i] for k, i in sources]
+        try:
+            out = state["fn"](*args)
+        except Exception as exc:
+            if state["fn"] is device:
+                raise
+            warnings.warn(
+                f"agrad.jit: {backend.name} could not compile the step ({type(exc).__name__}: "
+                f"{exc}); it replays uncompiled",
+                JitWarning,
+                stacklevel=3,
+            )
+            state["fn"] = device
+            out = device(*args)
+        return tuple(
+            out[i] if k == "d" else early_values[i] if k == "b" else inputs[i] for k, i in picks
+        )
+
+    run.source = f"{before.source}\n{device.source}"  # type: ignore[attr-defined]
+    run.compiled = compiled  # type: ignore[attr-defined]
+    return run
+
+
+def _is_host(value: Any) -> bool:
+    return isinstance(value, (int, float, complex)) and type(value).__module__ == "builtins"
+
+
+def jit(fn: Any = None, *, max_cache: int = 64) -> Any:
+    """Trace ``fn`` once per signature and replay it as a flat array program.
+
+    The first call with a new signature (the backend, shape and dtype of each array or Variable
+    argument, the value of every other argument, the ``Config`` switches) runs ``fn`` and
+    records every array operation it makes, forward, backward and optimizer update alike; later
+    calls run only those operations, reading the state they need (parameters, gradients,
+    optimizer slots and hyperparameters) from where it lives and writing it back.
+
+    Parameters
+    ----------
+    fn : callable
+        The function; also usable as ``@agrad.jit`` or ``@agrad.jit(max_cache=8)``.
+    max_cache : int, default 64
+        How many traces to keep; the least recently used goes first.
+
+    Returns
+    -------
+    Jitted
+        Call it as ``fn``; ``cache_info()`` and ``cache_clear()`` inspect and empty the cache.
+
+    Raises
+    ------
+    TraceError
+        From a call, if ``fn`` reads a traced value in Python (``float(loss)``, ``if x > 0:``).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> import agrad.functions as F
+    >>> x = agrad.Variable(agrad.current_backend().asarray([1.0, 2.0]))
+    >>> @agrad.jit
+    ... def step():
+    ...     x.cleargrad()
+    ...     y = F.sum(x * x)
+    ...     y.backward()
+    ...     x.data -= 0.25 * x.grad.data
+    ...     return y
+    >>> [float(step().data) for _ in range(3)]
+    [5.0, 1.25, 0.3125]
+    """
+    if fn is None:
+        return functools.partial(jit, max_cache=max_cache)
+    return Jitted(fn, max_cache=max_cache)
+
+
+class _BackwardTrace:
+    """What differentiating through a jitted function needs: the outputs to differentiate, the
+    Variables read (by path), and the recorded backward program's boundary, seeds and results."""
+
+    def __init__(self, outputs, wrt_paths, boundary, gy_slots, grad_slots, wants) -> None:
+        self.outputs = outputs
+        self.wrt_paths = wrt_paths
+        self.boundary = boundary
+        self.gy_slots = gy_slots
+        self.grad_slots = grad_slots
+        self.wants = wants  # for each wrt Variable: its position among grad_slots, or None
+
+
+def _flatten_variables(value: Any, into: list) -> None:
+    if isinstance(value, Variable):
+        if (
+            value.node is not None
+            and value.node.creator is not None
+            and all(v is not value for v in into)
+        ):
+            into.append(value)
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            _flatten_variables(item, into)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _flatten_variables(item, into)
+
+
+def _trace_backward(trace: Trace, result: Any, pre: Any, placed: dict) -> _BackwardTrace:
+    """Record the gradients of the function's outputs with respect to every Variable it read
+    (parameters and Variable arguments alike), seeded by new inputs of the program."""
+    from agrad.backprop import grad
+    from agrad.core import is_differentiable_dtype
+
+    outputs: list[Variable] = []
+    _flatten_variables(result, outputs)
+    wrt, wrt_paths = [], []
+    for place in pre.order:
+        cid, step = place
+        container, path, _ = pre.containers[cid]
+        read = step == ("a", "data") and isinstance(container, Variable) and place in placed
+        if read and is_differentiable_dtype(container.data.dtype):
+            wrt.append(container)
+            wrt_paths.append(path)
+    boundary = len(trace.ops)
+    seeds = [trace.input(v.data._value) for v in outputs]
+    found = grad(outputs, wrt, grad_outputs=[Variable(g) for g in seeds])
+    grad_slots, wants = [], []
+    for g in found:
+        if g is None or not isinstance(g.data, Tracer):
+            wants.append(None)
+        else:
+            wants.append(len(grad_slots))
+            grad_slots.append(g.data._slot)
+    return _BackwardTrace(outputs, wrt_paths, boundary, [t._slot for t in seeds], grad_slots, wants)
+
+
+def _find(pre: Any, path: tuple) -> Any:
+    for obj, p, _ in pre.containers.values():
+        if p == path:
+            return obj
+    raise LookupError(path)
+
+
+class _Replayed(Function):
+    """A jitted function as one node of the caller's graph: its backward replays the recorded
+    backward program on the residuals its forward program kept."""
+
+    retain_inputs = ()
+    retain_outputs = ()
+    retain_attributes = ("residuals",)
+
+    def __init__(self, program: Any, diff: _BackwardTrace, residuals: Any, ys: Any) -> None:
+        self.program = program
+        self.diff = diff
+        self.residuals = residuals
+        self._ys = ys
+        self._shapes = [(tuple(y.shape), y.dtype) for y in ys]
+
+    def forward(self, *xs: Any) -> Any:
+        ys, self._ys = self._ys, None
+        return tuple(ys) if len(ys) > 1 else ys[0]
+
+    def vjp(self, d: Any, xs: tuple, ys: tuple, gys: tuple) -> Any:
+        if isinstance(d, types.ModuleType):
+            raise TraceError(
+                "agrad.jit: backward(create_graph=True) through a jitted function is not "
+                "supported (its backward is a recorded array program); differentiate the "
+                "function without agrad.jit for higher-order gradients"
+            )
+        xp = self.xp
+        seeds = [
+            g if g is not None else xp.zeros(shape, dtype=dtype)
+            for g, (shape, dtype) in zip(gys, self._shapes)
+        ]
+        found = self.program(*self.residuals, *seeds)
+        return tuple(None if i is None else found[i] for i in self.diff.wants)
+
+
+def _replayed_node(program: Any, diff: _BackwardTrace, residuals, ys, wrt) -> list:
+    node = _Replayed(program, diff, tuple(residuals), tuple(ys))
+    out = node(*wrt)
+    return out if isinstance(out, list) else [out]
+
+
+def _substitute(value: Any, mapping: dict) -> Any:
+    if id(value) in mapping:
+        return mapping[id(value)]
+    t = type(value)
+    if t is tuple or t is list:
+        return t([_substitute(v, mapping) for v in value])
+    if t is dict:
+        return {k: _substitute(v, mapping) for k, v in value.items()}
+    return value
+
+
+_SMALL = 4096  # elements: values this small are dropped by reusing their name, not by del
+
+
+def _small(trace: Trace) -> Any:
+    values = trace.values
+
+    def small(slot: int) -> bool:
+        value = values[slot]
+        if _is_host(value):
+            return True
+        size = 1
+        for n in value.shape:
+            size *= n
+        return size <= _SMALL
+
+    return small

@@ -1,0 +1,283 @@
+"""agrad.jit against eager agrad and the same math by hand, in one process, 1 thread.
+
+    python benchmarks/jit.py                 # every row, ~2 minutes
+    python benchmarks/jit.py --quick         # shorter timings (the CI smoke test)
+    python benchmarks/jit.py --only mlp --markdown
+
+Each row builds the three steps (by hand, agrad eager, agrad.jit of the very same agrad step
+function), checks that they agree, then times them in turns (hand, eager, jit, hand, ...) so
+that a busy phase of the machine hits all three; the table gives the median of the per-turn
+medians and the ratios against the hand-written step. "first call" is the first call of the
+jitted step (the trace) divided by one eager call. The JAX rows compare with a hand-written
+``jax.jit(jax.value_and_grad(...))`` SGD step; they are skipped where JAX is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS"):
+    if _name == "XLA_FLAGS":
+        os.environ.setdefault(
+            _name, "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        )
+    else:
+        os.environ[_name] = "1"
+for _name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # see benchmarks/README.md
+    os.environ.pop(_name, None)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+from common import time_step, to_numpy  # noqa: E402
+from scenarios import deep, mlp, overhead  # noqa: E402
+
+import agrad  # noqa: E402
+import agrad.functions as F  # noqa: E402
+
+
+def _synced(step, sync):
+    def call():
+        step()
+        sync()
+
+    return call
+
+
+def _eager_call(step) -> float:
+    started = time.perf_counter()
+    step()
+    return time.perf_counter() - started
+
+
+def _agree(a: dict, b: dict, rtol: float, atol: float, what: str) -> None:
+    for key in a:
+        np.testing.assert_allclose(
+            np.asarray(a[key], dtype=np.float64),
+            np.asarray(b[key], dtype=np.float64),
+            rtol=rtol,
+            atol=atol,
+            err_msg=f"{what}: {key}",
+        )
+
+
+def _row(name, unit, scale, steps, quick, tolerance):
+    """Check, then time ``steps`` ({label: (step, collect)}) in turns; seconds * scale."""
+    checks = {}
+    first = 0.0
+    built = {}
+    for label, (step, collect, *sync) in steps.items():
+        if label == "jit":
+            step = agrad.jit(step)
+        if sync:  # JAX dispatches asynchronously: wait for the step's result
+            step = _synced(step, sync[0])
+        # two calls each, so that every step compares after the same number of updates: the
+        # jitted step traces twice where its first call creates state (gradients, slots)
+        if label == "jit":
+            first = _eager_call(step)  # the trace
+        else:
+            step()
+        step()
+        checks[label] = collect()
+        built[label] = step
+    for label in checks:
+        if label != "hand":
+            _agree(checks["hand"], checks[label], *tolerance, f"{name}, {label}")
+    for step in built.values():
+        time_step(step, quick, min_calls=2, budget_s=0.05 if quick else 0.2)  # warm up
+    turns = {label: [] for label in built}
+    for _ in range(2 if quick else 5):
+        for label, step in built.items():
+            samples = time_step(step, quick, min_calls=3, budget_s=0.1 if quick else 0.4)
+            turns[label].append(statistics.median(samples))
+    value = {label: statistics.median(v) * scale for label, v in turns.items()}
+    first_ratio = first * scale / value["eager"]  # against a warm eager call
+    return {"name": name, "unit": unit, **value, "first": first_ratio}
+
+
+def overhead_row(quick):
+    x0 = overhead._input((1,))
+    rounds = 200 // overhead.OPS_PER_ROUND
+    steps = {
+        "hand": overhead._numpy(x0, rounds),
+        "eager": overhead._agrad(x0, rounds),
+        "jit": overhead._agrad(x0, rounds),
+    }
+    return _row(
+        "200 elementwise ops on (1,), fwd + bwd", "µs/op", 1e6 / 200, steps, quick, (1e-9, 1e-12)
+    )
+
+
+def deep_row(quick):
+    x0 = np.random.RandomState(0).uniform(-1.0, 1.0, size=(10,))
+    steps = {
+        "hand": deep._numpy(x0, 2000),
+        "eager": deep._agrad(x0, 2000),
+        "jit": deep._agrad(x0, 2000),
+    }
+    return _row("tanh x2,000 on (10,), fwd + bwd", "µs/op", 1e6 / 2000, steps, quick, (1e-9, 1e-12))
+
+
+def mlp_row(quick):
+    x, t, params = mlp.shared_data()
+    steps = {
+        "hand": mlp.numpy_mlp(x, t, [(W.copy(), b.copy()) for W, b in params], "sigmoid"),
+        "eager": mlp.agrad_mlp(x, t, [(W.copy(), b.copy()) for W, b in params], "sigmoid"),
+        "jit": mlp.agrad_mlp(x, t, [(W.copy(), b.copy()) for W, b in params], "sigmoid"),
+    }
+    return _row(
+        "MLP 784-1000-1000-10 SGD step, batch 100, float32",
+        "ms/step",
+        1e3,
+        steps,
+        quick,
+        (2e-4, 1e-6),
+    )
+
+
+def _jax_steps(sizes, batch):
+    import jax
+    import jax.numpy as jnp
+
+    x, t, params = mlp.shared_data(sizes=sizes, batch=batch)
+    lr = mlp.LR
+
+    def loss_fn(ps, x, t):
+        a = x
+        for W, b in ps[:-1]:
+            a = jax.nn.sigmoid(a @ W + b)
+        W, b = ps[-1]
+        z = a @ W + b
+        return -jnp.mean(jax.nn.log_softmax(z)[jnp.arange(z.shape[0]), t])
+
+    @jax.jit
+    def update(ps, x, t):
+        loss, grads = jax.value_and_grad(loss_fn)(ps, x, t)
+        return [(W - lr * gW, b - lr * gb) for (W, b), (gW, gb) in zip(ps, grads)], loss, grads
+
+    jx, jt = jnp.asarray(x), jnp.asarray(t)
+    state = {"p": [(jnp.asarray(W), jnp.asarray(b)) for W, b in params]}
+
+    def hand():
+        state["p"], state["loss"], state["grads"] = update(state["p"], jx, jt)
+        state["loss"].block_until_ready()
+
+    def hand_collect():
+        out = {"loss": np.asarray(state["loss"])}
+        for i, (gW, gb) in enumerate(state["grads"]):
+            out[f"gW{i}"], out[f"gb{i}"] = np.asarray(gW), np.asarray(gb)
+        return out
+
+    def agrad_step():
+        from agrad.models import MLP
+        from agrad.optimizers import SGD
+
+        model = MLP([W.shape[1] for W, _ in params], activation=F.sigmoid)
+        backend = agrad.get_backend("jax")
+        for layer, (W, b) in zip(model.layers, params):
+            layer.W.data, layer.b.data = backend.asarray(W), backend.asarray(b)
+        ax, at = backend.asarray(x), backend.asarray(t)
+        optimizer = SGD(lr).setup(model)
+        last = {}
+
+        def step():
+            loss = F.softmax_cross_entropy(model(ax), at)
+            model.cleargrads()
+            loss.backward()
+            optimizer.update()
+            last["loss"] = loss
+
+        def collect():
+            out = {"loss": to_numpy(last["loss"])}
+            for i, layer in enumerate(model.layers):
+                out[f"gW{i}"], out[f"gb{i}"] = to_numpy(layer.W.grad), to_numpy(layer.b.grad)
+            return out
+
+        def sync():
+            last["loss"].data.block_until_ready()
+
+        return step, collect, sync
+
+    return {"hand": (hand, hand_collect), "eager": agrad_step(), "jit": agrad_step()}
+
+
+def jax_rows(quick):
+    try:
+        agrad.get_backend("jax").require()
+    except agrad.BackendUnavailableError as exc:
+        print(f"skipping the JAX rows: {exc}", file=sys.stderr)
+        return []
+    rows = []
+    for sizes, batch, label in (
+        ((784, 1000, 1000, 10), 100, "JAX backend: MLP 784-1000-1000-10 SGD step, batch 100"),
+        ((2, 100, 100, 3), 30, "JAX backend: MLP 2-100-100-3, batch 30 (the demo's scale)"),
+    ):
+        rows.append(_row(label, "ms/step", 1e3, _jax_steps(sizes, batch), quick, (2e-4, 1e-6)))
+    return rows
+
+
+def memory_row(quick):
+    """Peak traced memory of one step of MLP 784-2000-2000-10, batch 500 (the Core v2 MLP)."""
+    x, t, params = mlp.shared_data(sizes=(784, 2000, 2000, 10), batch=500)
+    peaks = {}
+    for label in ("eager", "jit"):
+        step, _ = mlp.agrad_mlp(x, t, [(W.copy(), b.copy()) for W, b in params], "sigmoid")
+        if label == "jit":
+            step = agrad.jit(step)
+        step()
+        step()  # past the traces
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        step()
+        peaks[label] = (tracemalloc.get_traced_memory()[1] - base) / 2**20
+        tracemalloc.stop()
+    return peaks
+
+
+ROWS = {"overhead": overhead_row, "deep": deep_row, "mlp": mlp_row, "jax": jax_rows}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="shorter timings")
+    parser.add_argument("--only", action="append", choices=[*ROWS, "memory"], help="rows to run")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = parser.parse_args(argv)
+    chosen = args.only or [*ROWS, "memory"]
+    rows = []
+    for key in chosen:
+        if key == "memory":
+            continue
+        found = ROWS[key](args.quick)
+        rows += found if isinstance(found, list) else [found]
+    header = (
+        "| case | unit | by hand | agrad eager | agrad.jit | eager/hand | jit/hand "
+        "| first call / eager call |"
+    )
+    print(header)
+    print("|---|---|--:|--:|--:|--:|--:|--:|")
+    for r in rows:
+        print(
+            f"| {r['name']} | {r['unit']} | {r['hand']:.3g} | {r['eager']:.3g} | {r['jit']:.3g} "
+            f"| {r['eager'] / r['hand']:.2f}x | {r['jit'] / r['hand']:.2f}x | {r['first']:.2f}x |"
+        )
+    if "memory" in chosen:
+        peaks = memory_row(args.quick)
+        print(
+            f"\nmemory, peak traced MiB of one step of MLP 784-2000-2000-10 batch 500: "
+            f"eager {peaks['eager']:.1f}, agrad.jit {peaks['jit']:.1f} "
+            f"({peaks['jit'] / peaks['eager']:.2f}x)"
+        )
+    print("\nall steps agreed with the hand-written ones")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

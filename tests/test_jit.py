@@ -1,0 +1,539 @@
+"""agrad.jit: a jitted step equals the eager step, call for call, on every backend."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import agrad
+import agrad.functions as F
+import agrad.layers as L
+from agrad import Variable, optimizers
+
+# XLA may fuse and reorder floating-point work; every other backend replays the same calls
+EXACT = {"numpy", "cupy", "array_api_strict", "torch", "dask"}
+
+
+def host(x):
+    if isinstance(x, Variable):
+        x = x.data
+    if isinstance(x, (np.ndarray, np.generic, float)):
+        return np.asarray(x, dtype=np.float64)
+    return np.asarray(agrad.backends.backend_of(x).to_host(x), dtype=np.float64)
+
+
+def assert_same(a, b):
+    if agrad.current_backend().name in EXACT:
+        np.testing.assert_array_equal(host(a), host(b))
+    else:
+        np.testing.assert_allclose(host(a), host(b), rtol=1e-5, atol=1e-6)
+
+
+def data(shape, seed=0, dtype="float64"):
+    rng = np.random.default_rng(seed)
+    return agrad.current_backend().asarray(rng.standard_normal(shape), dtype=dtype)
+
+
+def labels(n, classes=3, seed=1):
+    rng = np.random.default_rng(seed)
+    return agrad.current_backend().asarray(rng.integers(0, classes, size=n))
+
+
+def twin_models(make):
+    """Two models with equal weights (the second a copy of the first)."""
+    a, b = make(), make()
+    x = data((4, 2))
+    a(x), b(x)  # create the lazily made weights
+    for pa, pb in zip(a.params(), b.params()):
+        pb.data = agrad.current_backend().xp.asarray(pa.data, copy=True)
+    return a, b
+
+
+class Net(agrad.Model):
+    def __init__(self, batch_norm=False, dropout=0.0):
+        super().__init__()
+        self.l1 = L.Linear(8)
+        self.bn = L.BatchNorm() if batch_norm else None
+        self.l2 = L.Linear(3)
+        self.dropout = dropout
+
+    def forward(self, x):
+        h = self.l1(x)
+        if self.bn is not None:
+            h = self.bn(h)
+        h = F.tanh(h)
+        if self.dropout:
+            h = F.dropout(h, self.dropout)
+        return self.l2(h)
+
+
+def make_step(model, optimizer):
+    def step(x, t):
+        loss = F.softmax_cross_entropy(model(x), t)
+        model.cleargrads()
+        loss.backward()
+        optimizer.update()
+        return loss
+
+    return step
+
+
+OPTIMIZERS = {
+    "SGD": lambda: optimizers.SGD(lr=0.1),
+    "MomentumSGD": lambda: optimizers.MomentumSGD(lr=0.1),
+    "Adam": lambda: optimizers.Adam(alpha=0.01),
+    "AdaGrad": lambda: optimizers.AdaGrad(lr=0.1),
+    "AdaDelta": lambda: optimizers.AdaDelta(),
+}
+
+
+def run_both(make_model, make_optimizer, batches, hooks=(), seed=None):
+    eager_model, jit_model = twin_models(make_model)
+    eager_opt = make_optimizer().setup(eager_model)
+    jit_opt = make_optimizer().setup(jit_model)
+    for hook in hooks:
+        eager_opt.add_hook(hook())
+        jit_opt.add_hook(hook())
+    eager_step = make_step(eager_model, eager_opt)
+    jit_step = agrad.jit(make_step(jit_model, jit_opt))
+    for x, t in batches:
+        if seed is not None:
+            agrad.seed(seed)
+        eager_loss = eager_step(x, t)
+        if seed is not None:
+            agrad.seed(seed)
+        jit_loss = jit_step(x, t)
+        assert isinstance(jit_loss, Variable)
+        assert_same(eager_loss, jit_loss)
+        for (name, pa), (_, pb) in zip(eager_model.named_params(), jit_model.named_params()):
+            assert_same(pa, pb), name
+    return eager_model, jit_model, eager_opt, jit_opt, jit_step
+
+
+def batches(n=5, size=6, seed=0):
+    return [(data((size, 2), seed + i), labels(size, seed=seed + i)) for i in range(n)]
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_training_steps_equal_eager(xp, name):
+    *_, step = run_both(Net, OPTIMIZERS[name], batches())
+    info = step.cache_info()
+    # the first call finds no gradients and no optimizer slots, the second does; then replays
+    assert info["traces"] <= 2, info
+
+
+def test_hooks_equal_eager(xp):
+    hooks = (lambda: optimizers.WeightDecay(1e-2), lambda: optimizers.ClipGrad(0.5))
+    run_both(Net, OPTIMIZERS["MomentumSGD"], batches(), hooks=hooks)
+
+
+def test_batch_norm_running_statistics_equal_eager(xp):
+    if not agrad.current_backend().mutable_arrays:
+        pytest.skip(
+            f"{agrad.current_backend().name}: BatchNorm's running statistics are written in place"
+        )
+    eager, jitted, *_ = run_both(lambda: Net(batch_norm=True), OPTIMIZERS["SGD"], batches())
+    assert_same(eager.bn.avg_mean, jitted.bn.avg_mean)
+    assert_same(eager.bn.avg_var, jitted.bn.avg_var)
+
+
+def test_dropout_draws_anew_with_the_seed(xp):
+    _eager, _jitted, *_ = run_both(lambda: Net(dropout=0.5), OPTIMIZERS["SGD"], batches(), seed=3)
+    # a replay that reused the traced mask would give the same output for two draws
+    with agrad.no_grad():
+        x = data((6, 2))
+        f = agrad.jit(lambda v: F.dropout(v, 0.5))
+        first, second = f(x), f(x)
+    assert not np.array_equal(host(first), host(second))
+
+
+def test_last_batch_of_another_size_traces_again(xp):
+    sizes = batches(3, size=6) + batches(1, size=4, seed=9) + batches(2, size=6, seed=20)
+    *_, step = run_both(Net, OPTIMIZERS["SGD"], sizes)
+    assert step.cache_info()["signatures"] == 2
+
+
+def test_learning_rate_schedule_without_retracing(xp):
+    model = Net()
+    opt = optimizers.SGD(lr=0.1).setup(model)
+    step = agrad.jit(make_step(model, opt))
+    x, t = batches(1)[0]
+    step(x, t)
+    step(x, t)
+    traces = step.cache_info()["traces"]
+    before = [host(p).copy() for p in model.params()]
+    opt.lr = 0.0
+    step(x, t)
+    for p, old in zip(model.params(), before):
+        np.testing.assert_array_equal(host(p), old)  # lr 0: nothing moved
+    opt.lr = 0.5
+    step(x, t)
+    assert step.cache_info()["traces"] == traces
+
+
+def test_adam_step_count_advances_in_replays(xp):
+    model = Net()
+    opt = optimizers.Adam().setup(model)
+    step = agrad.jit(make_step(model, opt))
+    x, t = batches(1)[0]
+    for _ in range(4):
+        step(x, t)
+    assert opt.t == 4 and type(opt.t) is int
+
+
+def test_hand_written_update_as_in_the_book(xp):
+    backend = agrad.current_backend()
+    x0 = Variable(backend.asarray(0.0))
+    x1 = Variable(backend.asarray(2.0))
+    lr = 0.001
+
+    def rosenbrock_step():
+        y = 100 * (x1 - x0**2) ** 2 + (1 - x0) ** 2
+        x0.cleargrad()
+        x1.cleargrad()
+        y.backward()
+        x0.data -= lr * x0.grad.data
+        x1.data -= lr * x1.grad.data
+        return y
+
+    e0, e1 = Variable(backend.asarray(0.0)), Variable(backend.asarray(2.0))
+    jitted = agrad.jit(rosenbrock_step)
+    for _ in range(5):
+        y = 100 * (e1 - e0**2) ** 2 + (1 - e0) ** 2
+        e0.cleargrad()
+        e1.cleargrad()
+        y.backward()
+        e0.data -= lr * e0.grad.data
+        e1.data -= lr * e1.grad.data
+        jy = jitted()
+        assert_same(y, jy)
+        assert_same(e0, x0)
+        assert_same(e1, x1)
+
+
+def test_static_arguments_retrace_per_value(xp):
+    f = agrad.jit(lambda x, scale, mode: x * scale if mode == "mul" else x + scale)
+    x = data((3,))
+    assert_same(f(x, 2.0, "mul"), host(x) * 2.0)
+    assert_same(f(x, 3.0, "mul"), host(x) * 3.0)
+    assert_same(f(x, 3.0, "add"), host(x) + 3.0)
+    assert f.cache_info()["signatures"] == 3
+
+
+def test_structured_returns(xp):
+    x = Variable(data((3,)))
+
+    @agrad.jit
+    def f(v):
+        y = F.sum(v * v)
+        return {"loss": y, "parts": (v * 2, [None, 1.5, "tag"]), "raw": v.data + 1}
+
+    for _ in range(3):
+        with agrad.no_grad():
+            out = f(x)
+        assert set(out) == {"loss", "parts", "raw"}
+        assert isinstance(out["loss"], Variable)
+        assert_same(out["loss"], np.sum(host(x) ** 2))
+        doubled, extra = out["parts"]
+        assert_same(doubled, host(x) * 2)
+        assert extra == [None, 1.5, "tag"]
+        assert agrad.backends.backend_of(out["raw"]).name == agrad.current_backend().name
+
+
+def test_test_mode_is_part_of_the_signature(xp):
+    model = Net(batch_norm=True, dropout=0.5)
+    x = data((6, 2))
+    model(x)
+    f = agrad.jit(lambda v: model(v))
+    with agrad.no_grad(), agrad.test_mode():
+        a, b = f(x), f(x)
+        expected = model(x)
+    assert_same(a, expected)
+    assert_same(b, expected)
+    assert f.cache_info()["signatures"] == 1
+
+
+def test_outputs_are_not_overwritten_by_later_calls(xp):
+    x = Variable(data((3,)))
+    f = agrad.jit(lambda v: v * 2)
+    with agrad.no_grad():
+        first = f(x)
+        kept = host(first).copy()
+        x.data = x.data + 1
+        second = f(x)
+    np.testing.assert_array_equal(host(first), kept)
+    assert not np.array_equal(host(second), kept)
+
+
+def test_one_jit_shared_by_two_models(xp):
+    def step(model, opt, x, t):
+        loss = F.softmax_cross_entropy(model(x), t)
+        model.cleargrads()
+        loss.backward()
+        opt.update()
+        return loss
+
+    jitted = agrad.jit(step)
+    (ea, ja), (eb, jb) = twin_models(Net), twin_models(Net)
+    opts = {id(m): optimizers.MomentumSGD(lr=0.1).setup(m) for m in (ea, ja, eb, jb)}
+    for x, t in batches(4):
+        for eager, jit_model in ((ea, ja), (eb, jb)):
+            le = step(eager, opts[id(eager)], x, t)
+            lj = jitted(jit_model, opts[id(jit_model)], x, t)
+            assert_same(le, lj)
+            for pe, pj in zip(eager.params(), jit_model.params()):
+                assert_same(pe, pj)
+
+
+def test_nested_jit_is_part_of_the_outer_trace(xp):
+    inner = agrad.jit(lambda v: F.exp(v) * 2)
+    outer = agrad.jit(lambda v: inner(v) + 1)
+    x = data((3,))
+    for _ in range(3):
+        assert_same(outer(x), np.exp(host(x)) * 2 + 1)
+    assert inner.cache_info()["traces"] == 0
+
+
+def test_arrays_inside_lists_are_inputs(xp):
+    f = agrad.jit(lambda pair: pair[0] * pair[1])
+    a, b = data((3,), 1), data((3,), 2)
+    f([a, b])
+    c = data((3,), 3)
+    assert_same(f([a, c]), host(a) * host(c))
+
+
+def test_python_values_read_in_the_function_are_frozen_at_the_trace(xp):
+    settings = {"scale": 2.0}
+    f = agrad.jit(lambda v: v * settings["scale"])
+    x = data((2,))
+    f(x)
+    settings["scale"] = 5.0  # not an optimizer's number: read once, at the trace
+    assert_same(f(x), host(x) * 2.0)
+    f.cache_clear()
+    assert_same(f(x), host(x) * 5.0)
+
+
+def test_cache_is_bounded_and_can_be_cleared(xp):
+    f = agrad.jit(lambda v: v + 1, max_cache=2)
+    for n in (1, 2, 3, 4):
+        f(data((n,)))
+    info = f.cache_info()
+    assert info["entries"] == 2 and info["traces"] == 4
+    f.cache_clear()
+    assert f.cache_info()["entries"] == 0
+    with pytest.raises(ValueError, match="max_cache"):
+        agrad.jit(lambda v: v, max_cache=0)
+
+
+@pytest.mark.parametrize(
+    "read, what",
+    [
+        (lambda v: float(F.sum(v)), "float()"),
+        (lambda v: int(F.sum(v)), "int()"),
+        (lambda v: 1 if F.sum(v).data > 0 else 0, "bool()"),
+        (lambda v: F.sum(v).item(), ".item()"),
+        (lambda v: format(F.sum(v).data, ".2f"), "format("),
+        (lambda v: agrad.cuda.as_numpy(v), "host memory"),
+    ],
+)
+def test_value_dependent_python_is_refused(xp, read, what):
+    f = agrad.jit(read)
+    with pytest.raises(agrad.TraceError) as info:
+        f(Variable(data((3,))))
+    message = str(info.value)
+    assert what in message
+    assert "test_jit.py" in message  # the user's file and line
+    assert isinstance(info.value, RuntimeError)
+
+
+def test_the_state_is_restored_when_the_function_raises(xp):
+    w = Variable(data((3,)))
+    before = w.data
+
+    @agrad.jit
+    def f():
+        w.data = w.data * 2
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        f()
+    assert w.data is not None and not isinstance(w.data, agrad.tracing.tracer.Tracer)
+    assert_same(w, host(before) * 2)
+
+
+def test_anomaly_mode_runs_eagerly_with_a_warning(xp):
+    f = agrad.jit(lambda v: v * 2)
+    with agrad.detect_anomaly(), pytest.warns(agrad.tracing.JitWarning, match="anomaly"):
+        f(data((2,)))
+    assert f.cache_info()["traces"] == 0
+
+
+def test_python_side_effects_are_reported(xp):
+    class Counter:
+        calls = 0
+
+    counter = Counter()
+    counter.calls = 0
+
+    def f(v):
+        counter.calls += 1
+        return v + 1
+
+    jitted = agrad.jit(f)
+    with pytest.warns(agrad.tracing.JitWarning, match="side effects"):
+        jitted(data((2,)))
+
+
+def test_float32_stays_float32(xp):
+    model = Net()
+    opt = optimizers.SGD().setup(model)
+    step = agrad.jit(make_step(model, opt))
+    x = data((6, 2), dtype="float32")
+    model(x)
+    t = labels(6)
+    for _ in range(3):
+        loss = step(x, t)
+    assert agrad.current_backend().dtype_name(loss.dtype) == "float32"
+    assert all(agrad.current_backend().dtype_name(p.dtype) == "float32" for p in model.params())
+    assert math.isfinite(float(loss.data))
+
+
+def test_rejects_non_callables():
+    with pytest.raises(TypeError, match="expected a function"):
+        agrad.jit(3)
+
+
+def test_warning_free_replays(xp):
+    model = Net()
+    opt = optimizers.Adam().setup(model)
+    step = agrad.jit(make_step(model, opt))
+    x, t = batches(1)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            step(x, t)
+
+
+def test_differentiating_through_a_jitted_function(xp):
+    model_e, model_j = twin_models(Net)
+    f = agrad.jit(lambda v: F.tanh(model_j(v)) * 2)
+    for seed in range(3):
+        x = Variable(data((6, 2), seed))
+        xe = Variable(x.data)
+        model_e.cleargrads()
+        model_j.cleargrads()
+        ye = F.tanh(model_e(xe)) * 2
+        yj = f(x)
+        assert yj.creator is not None
+        assert_same(ye, yj)
+        F.sum(ye * ye).backward()
+        F.sum(yj * yj).backward()
+        assert_same(xe.grad, x.grad)
+        for pe, pj in zip(model_e.params(), model_j.params()):
+            assert_same(pe.grad, pj.grad)
+    assert f.cache_info()["traces"] == 1
+
+
+def test_double_backward_through_jit_is_refused_by_name(xp):
+    f = agrad.jit(lambda v: v * v * v)
+    x = Variable(data((3,)))
+    y = f(x)
+    with pytest.raises(agrad.TraceError, match="create_graph"):
+        F.sum(y).backward(create_graph=True)
+
+
+def test_grad_scaler_inside_jit_is_refused_by_name(xp):
+    model = Net()
+    opt = optimizers.SGD().setup(model)
+    scaler = agrad.amp.GradScaler()
+    x, t = batches(1)[0]
+
+    @agrad.jit
+    def step(x, t):
+        loss = F.softmax_cross_entropy(model(x), t)
+        model.cleargrads()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        return loss
+
+    with pytest.raises(agrad.TraceError, match="GradScaler"):
+        step(x, t)
+
+
+def test_grad_scaler_around_a_jitted_backward(xp):
+    eager, jitted = twin_models(Net)
+    scalers = [agrad.amp.GradScaler(init_scale=8.0) for _ in range(2)]
+    opts = [optimizers.SGD(lr=0.1).setup(m) for m in (eager, jitted)]
+
+    def backward(model, scaler, x, t):
+        loss = F.softmax_cross_entropy(model(x), t)
+        model.cleargrads()
+        scaler.scale(loss).backward()
+        return loss
+
+    jitted_backward = agrad.jit(backward)
+    for i, (x, t) in enumerate(batches(4)):
+        if i == 2:  # the scale is read at each call, not frozen at the trace
+            for scaler in scalers:
+                scaler.update(new_scale=2.0)
+        backward(eager, scalers[0], x, t)
+        jitted_backward(jitted, scalers[1], x, t)
+        for model in (eager, jitted):
+            for p in model.params():
+                assert p.grad is not None
+        assert_same(eager.l1.W.grad, jitted.l1.W.grad)
+        for scaler, opt in zip(scalers, opts):
+            scaler.step(opt)
+            scaler.update()
+        for pe, pj in zip(eager.params(), jitted.params()):
+            assert_same(pe, pj)
+
+
+def test_demo_with_jit_equals_the_eager_demo(xp):
+    from agrad import demo
+
+    quiet = {"epochs": 3, "progress": False, "log": lambda message: None}
+    eager = demo.train(**quiet)
+    jitted = demo.train(jit=True, **quiet)
+    tolerance = 0 if agrad.current_backend().name in EXACT else 1e-5
+    assert jitted["loss"] == pytest.approx(eager["loss"], rel=tolerance, abs=tolerance)
+    assert jitted["train_accuracy"] == eager["train_accuracy"]
+
+
+def test_functional_transforms_and_higher_order_gradients_inside_jit(xp):
+    def penalty_step(v):
+        # a gradient penalty: d/dv of |d(sum v^3)/dv|^2, with create_graph inside the trace
+        y = F.sum(v * v * v)
+        (g,) = agrad.grad(y, v, create_graph=True)
+        return agrad.grad(F.sum(g * g), v)[0]
+
+    def functional(a):
+        return agrad.func.grad(lambda q: F.sum(F.sin(q) * q))(a)
+
+    for f in (penalty_step, functional):
+        jitted = agrad.jit(f)
+        for seed in range(3):
+            v = Variable(data((4,), seed))
+            expected = f(Variable(v.data)) if f is penalty_step else f(v.data)
+            got = jitted(v) if f is penalty_step else jitted(v.data)
+            assert_same(expected, got)
+
+
+def test_gradient_hooks_run_in_the_trace(xp):
+    w = Variable(data((3,)))
+    seen = []
+    w.register_post_accumulate_grad_hook(lambda v: seen.append(v.shape))
+
+    @agrad.jit
+    def step():
+        w.cleargrad()
+        F.sum(w * w).backward()
+        return w.grad
+
+    for _ in range(3):
+        g = step()
+        assert_same(g, host(w) * 2)
+    assert seen  # at the trace: a hook's Python side effects happen when traced
