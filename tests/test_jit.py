@@ -537,3 +537,14 @@ def test_gradient_hooks_run_in_the_trace(xp):
         g = step()
         assert_same(g, host(w) * 2)
     assert seen  # at the trace: a hook's Python side effects happen when traced
+
+
+def test_negative_constants_keep_their_precedence(xp):
+    f = agrad.jit(lambda v: (-2.0) ** v + (-1) * v - v * (-0.5))
+    x = data((3,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # (-2) ** 0.3 is NaN, in both
+        expected = (-2.0) ** host(x) + (-1) * host(x) - host(x) * (-0.5)
+        for _ in range(2):
+            np.testing.assert_array_equal(np.isnan(host(f(x))), np.isnan(expected))
+            np.testing.assert_allclose(host(f(x)), expected, equal_nan=True)
