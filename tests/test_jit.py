@@ -537,3 +537,35 @@ def test_gradient_hooks_run_in_the_trace(xp):
         g = step()
         assert_same(g, host(w) * 2)
     assert seen  # at the trace: a hook's Python side effects happen when traced
+
+
+def test_negative_constants_keep_their_precedence(xp):
+    f = agrad.jit(lambda v: (-2.0) ** v + (-1) * v - v * (-0.5))
+    x = data((3,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # (-2) ** 0.3 is NaN, in both
+        expected = (-2.0) ** host(x) + (-1) * host(x) - host(x) * (-0.5)
+        for _ in range(2):
+            np.testing.assert_array_equal(np.isnan(host(f(x))), np.isnan(expected))
+            np.testing.assert_allclose(host(f(x)), expected, equal_nan=True)
+
+
+def test_a_layer_switch_read_at_the_trace_is_checked_at_each_call(xp):
+    class Gate(L.Layer):
+        def __init__(self):
+            super().__init__()
+            self.enabled = True
+
+        def forward(self, x):
+            return x * 2 if self.enabled else x
+
+    gate = Gate()
+    f = agrad.jit(lambda v: gate(v))
+    x = data((3,))
+    with agrad.no_grad():
+        assert_same(f(x), host(x) * 2)
+        gate.enabled = False  # a Python bool on a layer picks another program, not the old one
+        assert_same(f(x), host(x))
+        gate.enabled = True
+        assert_same(f(x), host(x) * 2)
+    assert f.cache_info()["traces"] == 2

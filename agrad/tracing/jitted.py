@@ -18,6 +18,7 @@ from agrad.config import (
     _train,
 )
 from agrad.core import Function, Variable
+from agrad.layers import Layer
 from agrad.tracing import program as _program
 from agrad.tracing import state as _state
 from agrad.tracing.tracer import (
@@ -127,6 +128,7 @@ class _EntryBuilder:
         self.names: dict[str, Any] = {"MISS": MISS, "V": _new_variable}
         self.lines: list[Any] = []
         self.objects: dict[tuple, str] = {}
+        self.paths: dict[int, tuple] = {}  # id of an object met before the trace -> its path
         for i, root in enumerate(_ROOTS):
             self.objects[(("r", root),)] = f"r{i}"
 
@@ -139,9 +141,7 @@ class _EntryBuilder:
         kind, key = step
         if kind == "a":
             return f"{base}.{key}" if key.isidentifier() else f"getattr({base}, {key!r})"
-        if type(key) in (int, str):
-            return f"{base}[{key!r}]"
-        return f"{base}[{self.const(key)}]"
+        return f"{base}[{self._key(key)}]"
 
     def obj(self, path: tuple) -> str:
         name = self.objects.get(path)
@@ -177,7 +177,14 @@ class _EntryBuilder:
         return []
 
     def _key(self, key: Any) -> str:
-        return repr(key) if type(key) in (int, str) else self.const(key)
+        if type(key) in (int, str):
+            return repr(key)
+        path = self.paths.get(id(key))
+        if path is not None:
+            # an object key (an optimizer's slots are keyed by Parameter): the object found
+            # at the same place at this call, so that another model's call uses its own
+            return self.obj(path)
+        return self.const(key)
 
 
 def _new_variable(data: Any, name: Any) -> Variable:
@@ -367,6 +374,7 @@ class Jitted:
     # -- building the replay ------------------------------------------------------------------
     def _build(self, trace, pre, post, placed, inputs, n_arg_inputs, result, diff) -> Entry:
         b = _EntryBuilder()
+        b.paths = {cid: path for cid, (_, path, _) in pre.containers.items()}
         outputs: list[int] = []
         out_index: dict[int, int] = {}
 
@@ -440,6 +448,13 @@ class Jitted:
                     guards.append(
                         (b.step_expr(container, step), _place_guard(value), container, step)
                     )
+            elif isinstance(obj, Layer):
+                # a layer's switches (training, ...) decide which program runs: checked
+                for (owner, step), value in pre.places.items():
+                    if owner == cid and isinstance(value, bool) and step[0] == "a":
+                        container = b.obj(path)
+                        expr = b.step_expr(container, step)
+                        guards.append((expr, ("is", value), container, step))
         writes: list[tuple[str, tuple, Any]] = []
         side_effects = []
         for place in post.order:
@@ -463,6 +478,10 @@ class Jitted:
                 continue
             if _state._is_number(old) and _state._is_number(new) and original is None:
                 side_effects.append((path, step, old, new))
+                continue
+            if not (new is None or _replayable(new, pre.containers)):
+                # a Python object the trace stored (a layer's weak references to its last
+                # inputs, say): Python state, which replays leave as the trace left it
                 continue
             container = b.obj(path)
             if type(container_obj) is list and old is _state.ABSENT:
@@ -880,3 +899,15 @@ def _small(trace: Trace) -> Any:
         return size <= _SMALL
 
     return small
+
+
+def _replayable(value: Any, known: dict) -> bool:
+    """Whether a value written during the trace is made of what a replay can rebuild: traced
+    arrays, Variables, objects that were there before, and tuples, lists and dicts of them."""
+    if isinstance(value, (Tracer, Variable)) or id(value) in known:
+        return True
+    if type(value) in (tuple, list):
+        return any(_replayable(v, known) for v in value)
+    if type(value) is dict:
+        return any(_replayable(v, known) for v in value.values())
+    return False

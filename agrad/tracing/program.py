@@ -44,6 +44,7 @@ _INPLACE = {
 _PREFIX = {operator.neg: "-", operator.pos: "+", operator.invert: "~"}
 _LITERALS = (int, str, bool, type(None))
 _COUNTER = itertools.count()
+_INF = float("inf")
 
 
 def op_inputs(op: Op) -> list[int]:
@@ -99,10 +100,10 @@ class _Writer:
             return "slice(" + ", ".join(self.expr(p) for p in parts) + ")"
         if template is Ellipsis:
             return "..."
-        if t in _LITERALS:
-            return repr(template)
-        if t is float and template == template and abs(template) != float("inf"):
-            return repr(template)
+        if t in _LITERALS or (t is float and template == template and abs(template) != _INF):
+            text = repr(template)
+            # `-2.0 ** v` would parse as -(2.0 ** v)
+            return f"({text})" if text.startswith("-") else text
         return self.constant(template)
 
     def call(self, op: Op) -> str:

@@ -615,6 +615,7 @@ def _is_dtype(x: Any) -> bool:
 
 # Backend methods that draw random numbers: a replay draws anew (never reuses the traced draw),
 # and a compiled replay draws them before it runs.
+# (and any other whose name says so: host_randn, ...)
 _RANDOM_METHODS = ("random", "randn", "permutation")
 # Backend methods that return no array a replay needs, and take none: answered directly
 _STATIC_METHODS = (
@@ -669,7 +670,8 @@ class TracedBackend:
         attr = getattr(self.real, name)
         if name in _STATIC_METHODS or not callable(attr):
             return attr
-        value = _recording(attr, self.real, random=name in _RANDOM_METHODS, effect=name == "seed")
+        random = name in _RANDOM_METHODS or "rand" in name or "permutation" in name
+        value = _recording(attr, self.real, random=random, effect=name == "seed")
         setattr(self, name, value)
         return value
 
