@@ -22,17 +22,32 @@ DEFAULT_EPOCHS = 300
 QUICK_EPOCHS = 10
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The demo's command-line options."""
-    parser = argparse.ArgumentParser(
-        prog="python -m agrad.demo",
-        description="Train an MLP on the spiral data set (DeZero step 48) with agrad.",
-    )
+#: the keywords both parsers of the demo are made with (``python -m agrad.demo``, ``agrad demo``)
+PARSER: dict[str, Any] = {
+    "description": "Train an MLP on the spiral data set (DeZero step 48) with agrad.",
+}
+
+
+def backend_name(value: str) -> str:
+    """``--backend``'s type: a known backend name or alias, else argparse's usage error (exit 2)
+    naming the known backends, rather than a traceback later."""
+    try:
+        return agrad.get_backend(value).name
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the demo's options to ``parser`` (the demo's own, or the ``agrad demo`` subcommand's);
+    returns it. New options go here, and :func:`run` reads them."""
+    names = ", ".join(agrad.known_backends())
     parser.add_argument(
         "--backend",
         default=None,
-        help="numpy, cupy, array_api_strict, torch, jax or dask (default: $AGRAD_BACKEND, else "
-        "numpy); an unusable one falls back to numpy with a warning",
+        type=backend_name,
+        metavar="NAME",
+        help=f"one of {names} (default: $AGRAD_BACKEND, else numpy); an unusable one falls "
+        "back to numpy with a warning",
     )
     parser.add_argument("--epochs", type=int, default=None, help=f"default {DEFAULT_EPOCHS}")
     parser.add_argument(
@@ -44,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation and shuffling")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def build_parser(prog: str = "python -m agrad.demo") -> argparse.ArgumentParser:
+    """The demo's command-line parser."""
+    return add_arguments(argparse.ArgumentParser(prog=prog, **PARSER))
 
 
 def train(
@@ -132,9 +152,8 @@ def _accuracy(model: Any, dataset: Any, backend: Any) -> float:
         return float(F.accuracy(model(x), t).data)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m agrad.demo`` and ``agrad demo``."""
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Run the demo with parsed options (from :func:`build_parser` or ``agrad demo``)."""
     if args.backend is not None:
         agrad.use(args.backend)
     epochs = args.epochs if args.epochs is not None else QUICK_EPOCHS if args.quick else None
@@ -147,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.no_progress,
     )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m agrad.demo``."""
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":
