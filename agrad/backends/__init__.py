@@ -231,6 +231,9 @@ def use(name: str | Backend, fallback: bool = True) -> Backend:
     ``BackendUnavailableError`` when ``fallback`` is False. The default is a context variable:
     set here, it holds for this thread or task (threads started later begin with NumPy or
     ``$AGRAD_BACKEND``). For a block of code, :func:`using_backend` restores the previous one.
+    The backend's library is loaded here: for JAX that turns on ``jax_enable_x64`` for the
+    process and warns once, unless it is on already or ``AGRAD_JAX_X64=0`` (see the backends
+    guide); probing (:func:`available_backends`) changes nothing.
 
     Parameters
     ----------
@@ -269,6 +272,7 @@ def use(name: str | Backend, fallback: bool = True) -> Backend:
     True
     """
     backend = _resolve(name, fallback)
+    _ = backend.xp  # load it here, so that its side effects (JAX's x64 flag) happen at this call
     _default.set(backend)
     return backend
 
@@ -344,7 +348,9 @@ def using_backend(name: str | Backend, fallback: bool = True) -> Iterator[Backen
     >>> agrad.current_backend() is before
     True
     """
-    token = _default.set(_resolve(name, fallback))
+    backend = _resolve(name, fallback)
+    _ = backend.xp  # as in use: a backend's load happens here
+    token = _default.set(backend)
     try:
         yield _default.get()
     finally:
