@@ -458,6 +458,10 @@ def is_array(x: Any) -> bool:
 def seed(value: int) -> None:
     """Seed the random numbers of every backend in use (initialisation, shuffling, dropout).
 
+    Initial weights (:meth:`Backend.host_randn`), data sets and a DataLoader's shuffling draw
+    from the host generator (NumPy's), so they are the same on every backend for one seed;
+    dropout draws on each backend's device generator and differs between backends.
+
     A backend counts as in use once it was probed usable (``use``, ``using_backend``, its
     ``available``) or its namespace loaded; one never touched is not imported just to be seeded.
 

@@ -699,6 +699,49 @@ class Backend:
         """
         raise NotImplementedError
 
+    def host_randn(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
+        """Standard normal samples drawn on the host, then moved to this backend once.
+
+        The draw comes from the one host generator every backend shares (NumPy's global RNG,
+        which :func:`agrad.seed` seeds and DeZero draws from), so the same seed gives the same
+        numbers on every backend: layers initialise their parameters with it. :meth:`randn` draws
+        on the device from the backend's own generator (faster for large arrays, different
+        numbers per backend); dropout uses that one.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            The shape of the result.
+        dtype : str or dtype, optional
+            A dtype name or this backend's floating dtype; default float64. The samples are
+            drawn in float64 and rounded to ``dtype`` on the host.
+
+        Returns
+        -------
+        array
+            An array of this backend.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.seed(0)
+        >>> a = agrad.get_backend("numpy").host_randn((2, 3), "float32")
+        >>> agrad.seed(0)
+        >>> b = agrad.current_backend().host_randn((2, 3), "float32")
+        >>> agrad.current_backend().to_host(b).tolist() == a.tolist()
+        True
+        """
+        from agrad.backends.numpy import backend as numpy_backend
+        from agrad.backends.numpy import host
+
+        if dtype is None:
+            name = "float64"
+        elif isinstance(dtype, str):
+            name = dtype
+        else:
+            name = self.dtype_name(dtype)
+        return self.asarray(numpy_backend.randn(shape, host.dtype(name)), name)
+
     def permutation(self, n: int) -> Any:
         """A random permutation of ``range(n)`` as an integer array of this backend.
 
