@@ -74,6 +74,36 @@ def test_fallback_warning_is_given_once_per_process_and_says_how_to_install(
     assert "pip install -e '.[cuda12]'" in message and "pip install cupy-cuda12x" in message
 
 
+def test_to_gpu_after_the_fallback_raises_with_the_install_hint(
+    monkeypatch, fresh_fallback_warnings
+):
+    # CuPy made missing whatever this machine has, so the test runs everywhere
+    cupy = agrad.get_backend("cupy")
+    monkeypatch.setattr(cupy, "_probe", (False, "ModuleNotFoundError: No module named 'cupy'"))
+    with agrad.using_backend("numpy"):
+        with pytest.warns(agrad.BackendFallbackWarning) as record:
+            agrad.use("cupy")  # the fallback: NumPy, with the hint in the warning
+        hint = cupy.install_hint()
+        assert hint and hint in str(record[0].message)
+        model = agrad.models.MLP((3, 2))
+        model(np.ones((1, 2), dtype=np.float32))
+        moves = {
+            "Variable.to_gpu": lambda: Variable(np.ones(2)).to_gpu(),
+            "Layer.to_gpu": model.to_gpu,
+            "DataLoader(gpu=True)": lambda: agrad.DataLoader(
+                agrad.datasets.Spiral(), batch_size=10, gpu=True
+            ),
+            "cuda.as_cupy": lambda: agrad.cuda.as_cupy(np.ones(2)),
+            "cupy.library": cupy.library,
+        }
+        for what, move in moves.items():
+            with pytest.raises(agrad.BackendUnavailableError) as caught:
+                move()
+            message = str(caught.value)
+            assert "agrad backend 'cupy' is not usable here: ModuleNotFoundError" in message, what
+            assert f"; to use it, {hint}" in message, what
+
+
 def test_fallback_warning_for_an_installed_cupy_without_device_does_not_say_install(
     monkeypatch, fresh_fallback_warnings
 ):

@@ -178,10 +178,7 @@ def get_backend(name: str | Backend) -> Backend:
 
 
 def _unusable_message(backend: Backend, why: str) -> str:
-    hint = backend.install_hint()
-    return f"agrad backend {backend.name!r} is not usable here: {why}" + (
-        f"; to use it, {hint}" if hint else ""
-    )
+    return backend.unusable_message(why)
 
 
 def _resolve(name: str | Backend, fallback: bool) -> Backend:

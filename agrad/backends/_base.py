@@ -145,7 +145,8 @@ class Backend:
         return self.probe()[0]
 
     def require(self) -> None:
-        """Raise ``BackendUnavailableError`` (with the root cause) unless this backend is usable.
+        """Raise ``BackendUnavailableError`` unless this backend is usable; the message gives the
+        root cause and how to install the backend (:meth:`install_hint`).
 
         Raises
         ------
@@ -159,7 +160,22 @@ class Backend:
         """
         ok, why = self.probe()
         if not ok:
-            raise BackendUnavailableError(f"agrad backend {self.name!r} is not usable here: {why}")
+            raise BackendUnavailableError(self.unusable_message(why))
+
+    def unusable_message(self, why: str) -> str:
+        """The message of :class:`BackendUnavailableError` for this backend: the root cause
+        ``why`` and, where there is one, :meth:`install_hint` (as the fallback warning gives).
+
+        Examples
+        --------
+        >>> import agrad
+        >>> print(agrad.get_backend("numpy").unusable_message("RuntimeError: no memory"))
+        agrad backend 'numpy' is not usable here: RuntimeError: no memory
+        """
+        hint = self.install_hint()
+        return f"agrad backend {self.name!r} is not usable here: {why}" + (
+            f"; to use it, {hint}" if hint else ""
+        )
 
     # -- the library ------------------------------------------------------------------------
     def _load(self) -> tuple[Any, type]:
