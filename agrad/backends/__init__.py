@@ -143,8 +143,9 @@ def get_backend(name: str | Backend) -> Backend:
     Parameters
     ----------
     name : str or Backend
-        A backend's name (``'numpy'``, ``'cupy'``, ``'array_api_strict'``), an alias (``'np'``,
-        ``'cp'``, ``'cuda'``, ``'gpu'``, ``'strict'``), or a Backend, returned as it is.
+        A backend's name (``'numpy'``, ``'cupy'``, ``'array_api_strict'``, ``'torch'``,
+        ``'jax'``, ``'dask'``), an alias (``'np'``, ``'cp'``, ``'cuda'``, ``'gpu'``, ``'strict'``,
+        ``'pytorch'``), or a Backend, returned as it is.
 
     Returns
     -------

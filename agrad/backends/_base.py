@@ -33,9 +33,10 @@ class Backend:
     """One array library agrad can compute on: its namespace, probes and the gaps in the standard.
 
     Subclasses live one per module in ``agrad.backends``; they import their array library lazily
-    so that ``import agrad`` never imports CuPy or array-api-strict. A subclass defines ``name``,
-    ``_check`` (import and touch the device), ``_load`` (namespace and array type), ``owns``,
-    ``to_host``, ``scatter_add`` and the random numbers; the rest has working defaults.
+    so that ``import agrad`` imports no optional library (CuPy, PyTorch, JAX, ...). A subclass
+    defines ``name``, ``_check`` (import and touch the device), ``_load`` (namespace and array
+    type), ``owns``, ``to_host``, ``scatter_add`` and the random numbers; the rest has working
+    defaults.
 
     Attributes
     ----------
