@@ -308,3 +308,21 @@ def test_docs_requirements_match_the_docs_extra() -> None:
     lines = (DOCS / "requirements.txt").read_text("utf-8").splitlines()
     requirements = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     assert sorted(requirements) == sorted(extra)
+
+
+def test_functions_reference_is_grouped_by_kind_with_the_nodes_apart() -> None:
+    conf = _docs_conf()
+    documented, linked = conf.plan_reference()["agrad.functions"]
+    page = conf._page("agrad.functions", documented, linked)
+    calls, nodes = page.split("\nFunction nodes\n")
+    listed = re.findall(r"^   (\w+)$", page, re.MULTILINE)
+    assert sorted(listed) == sorted(documented)  # each name once
+    for heading in ("Arithmetic", "Activations", "Losses and metrics", "Convolution and pooling"):
+        assert f"\n{heading}\n" in calls and f"\n{heading} (nodes)\n" in nodes
+    called = re.findall(r"^   (\w+)$", calls, re.MULTILINE)
+    assert "add" in called and "relu" in called and "Add" not in called
+    node_names = re.findall(r"^   (\w+)$", nodes, re.MULTILINE)
+    assert node_names and all(name[0].isupper() for name in node_names)
+    # a kind's functions sit under its heading: relu with the activations, not the arithmetic
+    activations = calls.split("\nActivations\n")[1].split("~\n\n", 2)[1]
+    assert "   relu\n" in activations and "   add\n" not in activations
