@@ -27,6 +27,11 @@ import pytest
 
 import agrad
 
+# agrad's JAX backend needs jax_enable_x64 and warns when it has to turn it on itself; the tests
+# turn it on as the docs tell users to (before JAX is imported) so that the warning, an error
+# under this project's filterwarnings, is not given. tests/test_backends.py checks the warning.
+os.environ.setdefault("JAX_ENABLE_X64", "1")
+
 #: test-matrix entries that run on an agrad backend with a different namespace: entry -> backend
 VARIANTS = {"numpy_readonly": "numpy", "dask_chunked": "dask"}
 BACKENDS = agrad.known_backends() + list(VARIANTS)

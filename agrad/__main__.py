@@ -1,4 +1,7 @@
-"""``python -m agrad`` and the ``agrad`` command: ``info`` (what runs here) and ``demo``."""
+"""``python -m agrad`` and the ``agrad`` command: ``info`` (what runs here) and ``demo``.
+
+The help texts are plain text (no reStructuredText markup): argparse prints them as they are.
+"""
 
 from __future__ import annotations
 
@@ -52,6 +55,9 @@ def info_lines() -> list[str]:
             lines.extend(f"  {'':<17}   {device}" for device in devices)
         else:
             lines.append(f"  {name:<17} not usable  {library}: {why}")
+            hint = backend.install_hint()
+            if hint:
+                lines.append(f"  {'':<17}   to use it: {hint}")
     env = os.environ.get("AGRAD_BACKEND")
     lines.append(
         f"default backend: {agrad.current_backend().name}"
@@ -60,23 +66,51 @@ def info_lines() -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``agrad`` console script and ``python -m agrad``."""
-    parser = argparse.ArgumentParser(prog="agrad", description=__doc__)
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("info", help="versions, and which backends are usable here and why")
-    commands.add_parser(
-        "demo", help="train an MLP on the spiral data set (options: agrad demo --help)"
-    )
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "demo":
-        from agrad import demo
+_DESCRIPTION = "agrad: DeZero's define-by-run autograd on any Array API backend."
+_EPILOG = "Each command has its own help: agrad info --help, agrad demo --help."
 
-        return demo.main(argv[1:])
+
+def build_parser(prog: str = "agrad") -> argparse.ArgumentParser:
+    """The parser of the ``agrad`` command, with ``info`` and ``demo`` (its options from
+    :func:`agrad.demo.add_arguments`) as subcommands."""
+    from agrad import demo
+
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"agrad {agrad.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="{info,demo}")
+    commands.add_parser(
+        "info",
+        help="versions, and which backends are usable here (how to install the others)",
+        description="Versions, and which backends are usable here (how to install the others).",
+    )
+    demo.add_arguments(
+        commands.add_parser("demo", help="train an MLP on the spiral data set", **demo.PARSER)
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``agrad`` console script and ``python -m agrad``.
+
+    Without a command it prints the help; bad options end in argparse's usage error (exit 2).
+    """
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        parser.print_help()
+        return 0
     args = parser.parse_args(argv)
-    if args.command in (None, "info"):
+    if args.command == "info":
         print("\n".join(info_lines()))
         return 0
+    if args.command == "demo":
+        from agrad import demo
+
+        return demo.run(args)
     parser.print_help()
     return 2
 

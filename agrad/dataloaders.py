@@ -150,7 +150,7 @@ class DataLoader:
         Parameters
         ----------
         backend : str or Backend
-            ``"numpy"``, ``"cupy"``, ``"array_api_strict"`` or a backend object.
+            A backend's name (``"numpy"``, ``"cupy"``, ``"torch"``, ...) or a backend object.
 
         Returns
         -------

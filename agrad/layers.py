@@ -662,6 +662,7 @@ class Linear(Layer):
     """``y = x W + b`` with W of shape ``(in_size, out_size)``; ``in_size`` may come from the input.
 
     W is drawn as ``randn(in, out) * sqrt(1 / in)`` in ``dtype`` (float32 stays float32) on the
+    host (the same numbers on every backend for the same ``agrad.seed``) and moved to the
     backend of the first input when ``in_size`` is None, else on the default backend. As in
     PyTorch the features are the input's last axis: a 1-D input is one sample, an (N, in)
     input a batch, and more axes are batch axes too. Inputs of another dtype are cast to the
@@ -719,7 +720,8 @@ class Linear(Layer):
 
     def _init_W(self, backend: Backend) -> None:
         in_size, out_size = self.in_size, self.out_size
-        W = backend.randn((in_size, out_size), backend.dtype(self.dtype))
+        # drawn on the host: the same weights on every backend for the same agrad.seed
+        W = backend.host_randn((in_size, out_size), self.dtype)
         self.W.data = W * math.sqrt(1 / in_size)  # a Python float keeps W's dtype
         # a bias made on another backend before the input was seen follows W
         if self.b is not None and self.b.backend is not backend:
@@ -790,7 +792,7 @@ class _ConvBase(Layer):
         KH, KW = pair(self.kernel_size)
         scale = math.sqrt(1 / (C * KH * KW))
         shape = self._w_shape(C, OC, KH, KW)
-        self.W.data = backend.randn(shape, backend.dtype(self.dtype)) * scale
+        self.W.data = backend.host_randn(shape, self.dtype) * scale  # as Linear's
         if self.b is not None and self.b.backend is not backend:
             self.b.to(backend)
 
@@ -1040,9 +1042,7 @@ class EmbedID(Layer):
         in_size = _positive_size("EmbedID", "in_size", in_size)
         out_size = _positive_size("EmbedID", "out_size", out_size)
         backend = current_backend()
-        self.W = Parameter(
-            backend.randn((in_size, out_size), backend.dtype(_dtype_name(dtype))), name="W"
-        )
+        self.W = Parameter(backend.host_randn((in_size, out_size), _dtype_name(dtype)), name="W")
 
     def forward(self, x: Any) -> Variable:
         return F.embed_id(x, self.W)

@@ -93,6 +93,32 @@ API_MODULES = [
 ]
 
 
+#: packages whose reference page groups its names by the submodule defining each (its *kind*),
+#: with the ``Function`` nodes apart from the functions users call; headings in this order, a
+#: submodule not listed here gets its own name as heading, after these
+GROUPED_MODULES = {
+    "agrad.functions": {
+        "arithmetic": "Arithmetic",
+        "elementwise": "Elementwise math",
+        "activation": "Activations",
+        "loss": "Losses and metrics",
+        "reduction": "Reductions",
+        "shape": "Shapes",
+        "indexing": "Indexing",
+        "linalg": "Linear algebra",
+        "conv": "Convolution and pooling",
+        "regularization": "Dropout and normalisation",
+        "casting": "Casting",
+        "_axes": "Errors",
+    },
+}
+_NODES_INTRO = (
+    "Each function above adds one of these nodes to the graph (``y.creator``). They are public "
+    "for ``isinstance`` checks, for subclassing and for DeZero code that calls them directly "
+    "(``Exp()(x)``); everyday code calls the functions."
+)
+
+
 def public_names(module_name: str) -> list[str]:
     """The public names of ``module_name``: its ``__all__``, else the names defined in it (or in
     its submodules, for a package such as ``agrad.functions``). Submodules are left out: each
@@ -165,19 +191,53 @@ def _page(module_name: str, documented: list[str], linked: dict[str, str]) -> st
     ]
     if submodules:
         lines += ["Submodules: " + ", ".join(f":mod:`{name}`" for name in submodules) + ".", ""]
-    lines += [
-        f".. currentmodule:: {module_name}",
-        "",
-        ".. autosummary::",
-        "   :toctree: generated",
-        "   :nosignatures:",
-        "",
-    ]
-    lines += [f"   {name}" for name in sorted(documented, key=str.lower)]
+    lines += [f".. currentmodule:: {module_name}", ""]
+    if module_name in GROUPED_MODULES:
+        lines += _grouped(module, documented, GROUPED_MODULES[module_name])
+    else:
+        lines += _autosummary(documented)
     if linked:
         lines += ["", "Also here, documented under another name:", ""]
         lines += [f"- ``{name}``: :obj:`{target}`" for name, target in sorted(linked.items())]
     return "\n".join(lines) + "\n"
+
+
+def _autosummary(names: list[str]) -> list[str]:
+    lines = [".. autosummary::", "   :toctree: generated", "   :nosignatures:", ""]
+    return lines + [f"   {name}" for name in sorted(names, key=str.lower)] + [""]
+
+
+def _heading(title: str, underline: str) -> list[str]:
+    return [title, underline * len(title), ""]
+
+
+def _grouped(module: Any, names: list[str], titles: dict[str, str]) -> list[str]:
+    """Sections by kind (the defining submodule), the functions first and the nodes apart."""
+    from agrad.core import Function
+
+    calls: dict[str, list[str]] = {}
+    nodes: dict[str, list[str]] = {}
+    for name in names:
+        value = getattr(module, name)
+        kind = str(getattr(value, "__module__", "")).rsplit(".", 1)[-1]
+        is_node = inspect.isclass(value) and issubclass(value, Function)
+        (nodes if is_node else calls).setdefault(kind, []).append(name)
+
+    def order(kinds: dict[str, list[str]]) -> list[str]:
+        known = [kind for kind in titles if kind in kinds]
+        return known + sorted(kind for kind in kinds if kind not in titles)
+
+    lines = _heading("Functions", "-")
+    for kind in order(calls):
+        lines += _heading(titles.get(kind, kind.strip("_").capitalize()), "~")
+        lines += _autosummary(calls[kind])
+    if nodes:
+        lines += [*_heading("Function nodes", "-"), _NODES_INTRO, ""]
+        for kind in order(nodes):
+            title = titles.get(kind, kind.strip("_").capitalize())
+            lines += _heading(f"{title} (nodes)", "~")
+            lines += _autosummary(nodes[kind])
+    return lines
 
 
 def _index() -> str:

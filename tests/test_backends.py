@@ -74,6 +74,36 @@ def test_fallback_warning_is_given_once_per_process_and_says_how_to_install(
     assert "pip install -e '.[cuda12]'" in message and "pip install cupy-cuda12x" in message
 
 
+def test_to_gpu_after_the_fallback_raises_with_the_install_hint(
+    monkeypatch, fresh_fallback_warnings
+):
+    # CuPy made missing whatever this machine has, so the test runs everywhere
+    cupy = agrad.get_backend("cupy")
+    monkeypatch.setattr(cupy, "_probe", (False, "ModuleNotFoundError: No module named 'cupy'"))
+    with agrad.using_backend("numpy"):
+        with pytest.warns(agrad.BackendFallbackWarning) as record:
+            agrad.use("cupy")  # the fallback: NumPy, with the hint in the warning
+        hint = cupy.install_hint()
+        assert hint and hint in str(record[0].message)
+        model = agrad.models.MLP((3, 2))
+        model(np.ones((1, 2), dtype=np.float32))
+        moves = {
+            "Variable.to_gpu": lambda: Variable(np.ones(2)).to_gpu(),
+            "Layer.to_gpu": model.to_gpu,
+            "DataLoader(gpu=True)": lambda: agrad.DataLoader(
+                agrad.datasets.Spiral(), batch_size=10, gpu=True
+            ),
+            "cuda.as_cupy": lambda: agrad.cuda.as_cupy(np.ones(2)),
+            "cupy.library": cupy.library,
+        }
+        for what, move in moves.items():
+            with pytest.raises(agrad.BackendUnavailableError) as caught:
+                move()
+            message = str(caught.value)
+            assert "agrad backend 'cupy' is not usable here: ModuleNotFoundError" in message, what
+            assert f"; to use it, {hint}" in message, what
+
+
 def test_fallback_warning_for_an_installed_cupy_without_device_does_not_say_install(
     monkeypatch, fresh_fallback_warnings
 ):
@@ -481,3 +511,78 @@ def test_dask_example_fits_a_chunked_data_set(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "in 10 chunks" in done.stdout
     assert float(done.stdout.rsplit("largest error in w:", 1)[1]) < 0.01
+
+
+# -- JAX's process-wide x64 flag -------------------------------------------------------------
+def _jax_script(body: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``body`` in a fresh Python with JAX's flag at its default (off) unless ``env`` says."""
+    if not agrad.get_backend("jax").available:
+        pytest.skip("JAX is not installed here")
+    environment = {
+        k: v for k, v in os.environ.items() if k not in ("JAX_ENABLE_X64", "AGRAD_JAX_X64")
+    }
+    environment.update(env, PYTHONPATH=str(ROOT))
+    environment.pop("AGRAD_BACKEND", None)
+    prelude = "import warnings\nwarnings.simplefilter('error')\nimport agrad\n"
+    return subprocess.run(
+        [sys.executable, "-c", prelude + body],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=environment,
+        timeout=120,
+    )
+
+
+def test_probing_the_backends_leaves_jax_x64_as_it_was():
+    result = _jax_script(
+        "from agrad.__main__ import info_lines\n"
+        "assert 'jax' in agrad.available_backends()\n"
+        "info_lines()\n"
+        "agrad.get_backend('jax').install_hint()\n"
+        "agrad.seed(0)\n"
+        "import jax, jax.numpy as jnp\n"
+        "print(jax.config.jax_enable_x64, jnp.asarray(1.0).dtype)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "float32"]
+
+
+def test_use_jax_turns_x64_on_and_says_so_once():
+    result = _jax_script(
+        "import jax, jax.numpy as jnp\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    backend = agrad.use('jax')\n"
+        "    agrad.use('numpy'); agrad.use('jax')\n"
+        "    with agrad.using_backend('jax'): pass\n"
+        "x = agrad.Variable(backend.asarray([1.0, 2.0]))\n"
+        "print(len(caught), caught[0].filename.endswith('<string>'), str(caught[0].message))\n"
+        "print(jax.config.jax_enable_x64, (x * 2).sum().data.dtype, jnp.asarray(1.0).dtype)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.strip().splitlines()
+    assert first.startswith("1 True agrad turned on jax_enable_x64")  # at the user's use() line
+    assert "JAX_ENABLE_X64=1" in first and "AGRAD_JAX_X64=0" in first
+    assert second.split() == ["True", "float64", "float64"]
+
+
+def test_use_jax_is_silent_when_the_user_turned_x64_on():
+    result = _jax_script(
+        "agrad.use('jax')\nimport jax\nprint(jax.config.jax_enable_x64)\n", JAX_ENABLE_X64="1"
+    )
+    assert result.returncode == 0, result.stderr  # warnings are errors in the script
+    assert result.stdout.strip() == "True"
+
+
+def test_agrad_jax_x64_0_keeps_jax_32_bit_default():
+    result = _jax_script(
+        "import jax, jax.numpy as jnp\n"
+        "backend = agrad.use('jax')\n"
+        "layer = agrad.layers.Linear(2, in_size=3)\n"
+        "y = layer(backend.asarray([[1.0, 2.0, 3.0]], dtype=backend.dtype('float32')))\n"
+        "print(jax.config.jax_enable_x64, jnp.asarray(1.0).dtype, y.dtype)\n",
+        AGRAD_JAX_X64="0",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "float32", "float32"]

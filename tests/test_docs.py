@@ -7,12 +7,17 @@ agrad's default, so an example that only works on NumPy fails here.
 
 from __future__ import annotations
 
+import contextlib
 import doctest
 import importlib
 import importlib.util
+import io
+import os
 import pkgutil
 import re
+import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -133,6 +138,70 @@ def test_page_examples(test: doctest.DocTest, xp, request, tmp_path, monkeypatch
     _run(test, tmp_path, monkeypatch)
 
 
+# README.md's code blocks (python and pycon) run too: each block on its own, on every backend,
+# as a user would paste it into a script (so with Python's default warning filters); a block that
+# starts MPI runs in a fresh process of its own.
+README = ROOT / "README.md"
+CODE_BLOCK = re.compile(r"^```(python|pycon)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def _readme_blocks() -> list[tuple[str, str, str]]:
+    text = README.read_text(encoding="utf-8")
+    blocks = []
+    for match in CODE_BLOCK.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        blocks.append((f"README.md:{line}", match.group(1), match.group(2)))
+    return blocks
+
+
+README_BLOCKS = _readme_blocks()
+
+
+def _starts_mpi(code: str) -> bool:
+    return "agrad.distributed" in code and "create_communicator" in code
+
+
+LOCAL_BLOCKS = [block for block in README_BLOCKS if not _starts_mpi(block[2])]
+MPI_BLOCKS = [block for block in README_BLOCKS if _starts_mpi(block[2])]
+
+
+@pytest.mark.parametrize("where, kind, code", LOCAL_BLOCKS, ids=[b[0] for b in LOCAL_BLOCKS])
+def test_readme_code_blocks(where, kind, code, xp, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        warnings.simplefilter("default")
+        warnings.simplefilter("ignore", RuntimeWarning)  # the anomaly block's 1/0, on purpose
+        if kind == "pycon":
+            test = doctest.DocTestParser().get_doctest(code, {}, where, str(README), 0)
+            _run(test, tmp_path, monkeypatch)
+        else:
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(compile(code, where, "exec"), {"__name__": "__main__"})
+
+
+@pytest.mark.parametrize("where, kind, code", MPI_BLOCKS, ids=[b[0] for b in MPI_BLOCKS])
+def test_readme_mpi_code_blocks(where, kind, code, tmp_path) -> None:
+    # MPI starts once per process: the block runs in a fresh one, as a single-process job
+    pytest.importorskip("mpi4py", reason="mpi4py (agrad[mpi]) is not installed")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("AGRAD_BACKEND", None)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"{where}:\n{done.stderr}"
+
+
+def test_readme_has_code_blocks() -> None:
+    kinds = {kind for _, kind, _ in README_BLOCKS}
+    assert len(README_BLOCKS) >= 5 and "python" in kinds and MPI_BLOCKS
+
+
 def test_every_limit_names_an_example() -> None:
     names = {t.name for t in DOCSTRING_TESTS + PAGE_TESTS}
     assert {name for _, name in LIMITS} <= names
@@ -239,3 +308,21 @@ def test_docs_requirements_match_the_docs_extra() -> None:
     lines = (DOCS / "requirements.txt").read_text("utf-8").splitlines()
     requirements = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     assert sorted(requirements) == sorted(extra)
+
+
+def test_functions_reference_is_grouped_by_kind_with_the_nodes_apart() -> None:
+    conf = _docs_conf()
+    documented, linked = conf.plan_reference()["agrad.functions"]
+    page = conf._page("agrad.functions", documented, linked)
+    calls, nodes = page.split("\nFunction nodes\n")
+    listed = re.findall(r"^   (\w+)$", page, re.MULTILINE)
+    assert sorted(listed) == sorted(documented)  # each name once
+    for heading in ("Arithmetic", "Activations", "Losses and metrics", "Convolution and pooling"):
+        assert f"\n{heading}\n" in calls and f"\n{heading} (nodes)\n" in nodes
+    called = re.findall(r"^   (\w+)$", calls, re.MULTILINE)
+    assert "add" in called and "relu" in called and "Add" not in called
+    node_names = re.findall(r"^   (\w+)$", nodes, re.MULTILINE)
+    assert node_names and all(name[0].isupper() for name in node_names)
+    # a kind's functions sit under its heading: relu with the activations, not the arithmetic
+    activations = calls.split("\nActivations\n")[1].split("~\n\n", 2)[1]
+    assert "   relu\n" in activations and "   add\n" not in activations

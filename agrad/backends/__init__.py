@@ -150,8 +150,9 @@ def get_backend(name: str | Backend) -> Backend:
     Parameters
     ----------
     name : str or Backend
-        A backend's name (``'numpy'``, ``'cupy'``, ``'array_api_strict'``), an alias (``'np'``,
-        ``'cp'``, ``'cuda'``, ``'gpu'``, ``'strict'``), or a Backend, returned as it is.
+        A backend's name (``'numpy'``, ``'cupy'``, ``'array_api_strict'``, ``'torch'``,
+        ``'jax'``, ``'dask'``), an alias (``'np'``, ``'cp'``, ``'cuda'``, ``'gpu'``, ``'strict'``,
+        ``'pytorch'``), or a Backend, returned as it is.
 
     Returns
     -------
@@ -185,10 +186,7 @@ def get_backend(name: str | Backend) -> Backend:
 
 
 def _unusable_message(backend: Backend, why: str) -> str:
-    hint = backend.install_hint()
-    return f"agrad backend {backend.name!r} is not usable here: {why}" + (
-        f"; to use it, {hint}" if hint else ""
-    )
+    return backend.unusable_message(why)
 
 
 def _resolve(name: str | Backend, fallback: bool) -> Backend:
@@ -238,6 +236,9 @@ def use(name: str | Backend, fallback: bool = True) -> Backend:
     ``BackendUnavailableError`` when ``fallback`` is False. The default is a context variable:
     set here, it holds for this thread or task (threads started later begin with NumPy or
     ``$AGRAD_BACKEND``). For a block of code, :func:`using_backend` restores the previous one.
+    The backend's library is loaded here: for JAX that turns on ``jax_enable_x64`` for the
+    process and warns once, unless it is on already or ``AGRAD_JAX_X64=0`` (see the backends
+    guide); probing (:func:`available_backends`) changes nothing.
 
     Parameters
     ----------
@@ -276,6 +277,7 @@ def use(name: str | Backend, fallback: bool = True) -> Backend:
     True
     """
     backend = _resolve(name, fallback)
+    _ = backend.xp  # load it here, so that its side effects (JAX's x64 flag) happen at this call
     _default.set(backend)
     return backend
 
@@ -351,7 +353,9 @@ def using_backend(name: str | Backend, fallback: bool = True) -> Iterator[Backen
     >>> agrad.current_backend() is before
     True
     """
-    token = _default.set(_resolve(name, fallback))
+    backend = _resolve(name, fallback)
+    _ = backend.xp  # as in use: a backend's load happens here
+    token = _default.set(backend)
     try:
         yield _default.get()
     finally:
@@ -458,6 +462,10 @@ def is_array(x: Any) -> bool:
 
 def seed(value: int) -> None:
     """Seed the random numbers of every backend in use (initialisation, shuffling, dropout).
+
+    Initial weights (:meth:`Backend.host_randn`), data sets and a DataLoader's shuffling draw
+    from the host generator (NumPy's), so they are the same on every backend for one seed;
+    dropout draws on each backend's device generator and differs between backends.
 
     A backend counts as in use once it was probed usable (``use``, ``using_backend``, its
     ``available``) or its namespace loaded; one never touched is not imported just to be seeded.

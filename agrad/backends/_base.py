@@ -33,9 +33,10 @@ class Backend:
     """One array library agrad can compute on: its namespace, probes and the gaps in the standard.
 
     Subclasses live one per module in ``agrad.backends``; they import their array library lazily
-    so that ``import agrad`` never imports CuPy or array-api-strict. A subclass defines ``name``,
-    ``_check`` (import and touch the device), ``_load`` (namespace and array type), ``owns``,
-    ``to_host``, ``scatter_add`` and the random numbers; the rest has working defaults.
+    so that ``import agrad`` imports no optional library (CuPy, PyTorch, JAX, ...). A subclass
+    defines ``name``, ``_check`` (import and touch the device), ``_load`` (namespace and array
+    type), ``owns``, ``to_host``, ``scatter_add`` and the random numbers; the rest has working
+    defaults.
 
     Attributes
     ----------
@@ -145,7 +146,8 @@ class Backend:
         return self.probe()[0]
 
     def require(self) -> None:
-        """Raise ``BackendUnavailableError`` (with the root cause) unless this backend is usable.
+        """Raise ``BackendUnavailableError`` unless this backend is usable; the message gives the
+        root cause and how to install the backend (:meth:`install_hint`).
 
         Raises
         ------
@@ -159,7 +161,22 @@ class Backend:
         """
         ok, why = self.probe()
         if not ok:
-            raise BackendUnavailableError(f"agrad backend {self.name!r} is not usable here: {why}")
+            raise BackendUnavailableError(self.unusable_message(why))
+
+    def unusable_message(self, why: str) -> str:
+        """The message of :class:`BackendUnavailableError` for this backend: the root cause
+        ``why`` and, where there is one, :meth:`install_hint` (as the fallback warning gives).
+
+        Examples
+        --------
+        >>> import agrad
+        >>> print(agrad.get_backend("numpy").unusable_message("RuntimeError: no memory"))
+        agrad backend 'numpy' is not usable here: RuntimeError: no memory
+        """
+        hint = self.install_hint()
+        return f"agrad backend {self.name!r} is not usable here: {why}" + (
+            f"; to use it, {hint}" if hint else ""
+        )
 
     # -- the library ------------------------------------------------------------------------
     def _load(self) -> tuple[Any, type]:
@@ -722,6 +739,49 @@ class Backend:
         ((2, 3), 'float64')
         """
         raise NotImplementedError
+
+    def host_randn(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
+        """Standard normal samples drawn on the host, then moved to this backend once.
+
+        The draw comes from the one host generator every backend shares (NumPy's global RNG,
+        which :func:`agrad.seed` seeds and DeZero draws from), so the same seed gives the same
+        numbers on every backend: layers initialise their parameters with it. :meth:`randn` draws
+        on the device from the backend's own generator (faster for large arrays, different
+        numbers per backend); dropout uses that one.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            The shape of the result.
+        dtype : str or dtype, optional
+            A dtype name or this backend's floating dtype; default float64. The samples are
+            drawn in float64 and rounded to ``dtype`` on the host.
+
+        Returns
+        -------
+        array
+            An array of this backend.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.seed(0)
+        >>> a = agrad.get_backend("numpy").host_randn((2, 3), "float32")
+        >>> agrad.seed(0)
+        >>> b = agrad.current_backend().host_randn((2, 3), "float32")
+        >>> agrad.current_backend().to_host(b).tolist() == a.tolist()
+        True
+        """
+        from agrad.backends.numpy import backend as numpy_backend
+        from agrad.backends.numpy import host
+
+        if dtype is None:
+            name = "float64"
+        elif isinstance(dtype, str):
+            name = dtype
+        else:
+            name = self.dtype_name(dtype)
+        return self.asarray(numpy_backend.randn(shape, host.dtype(name)), name)
 
     def permutation(self, n: int) -> Any:
         """A random permutation of ``range(n)`` as an integer array of this backend.

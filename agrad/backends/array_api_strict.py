@@ -22,6 +22,14 @@ class ArrayApiStrictBackend(Backend):
     def _check(self) -> None:
         _module().zeros(1)
 
+    def install_hint(self) -> str:
+        if self.probe()[0]:
+            return ""
+        return (
+            "install array-api-strict: from a checkout `pip install -e '.[strict]'`, "
+            "else `pip install array-api-strict`"
+        )
+
     def _load(self) -> tuple[Any, type]:
         xp = _module()
         return xp, type(xp.asarray(0.0))  # the Array class is not exported by name

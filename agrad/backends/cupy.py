@@ -42,7 +42,9 @@ class CupyBackend(Backend):
         try:
             return importlib.import_module("cupy")
         except ImportError as exc:
-            raise BackendUnavailableError(f"agrad backend 'cupy' is not usable: {exc}") from exc
+            raise BackendUnavailableError(
+                self.unusable_message(f"{type(exc).__name__}: {exc}")
+            ) from exc
 
     def nccl(self) -> Any:
         """CuPy's NCCL bindings (``cupy.cuda.nccl``); ImportError when CuPy was built without."""

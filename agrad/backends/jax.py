@@ -3,23 +3,62 @@
 Three things differ from NumPy and are handled here. Arrays are immutable: ``mutable_arrays`` is
 False, so agrad builds every result as a new array (``x.at[i].set(v)``, ``x.at[i].add(v)``).
 Random numbers come from a PRNG key this backend holds and splits at every draw (``seed``
-replaces it). And JAX computes in 32 bits unless ``jax_enable_x64`` is on: agrad turns it on when
-this backend loads, since agrad keeps float64 as float64 (DeZero's default dtype, and what
-gradient checks need); a program that wants JAX's 32-bit default must cast its data itself.
+replaces it). And JAX computes in 32 bits unless ``jax_enable_x64`` is on.
+
+That flag is process-wide, and JAX offers no way to keep float64 working for agrad's arrays
+alone: its scoped ``jax.enable_x64`` context covers array creation, but arrays made inside it
+lose float64 in operations outside it (``x * 2`` and ``sum(x)`` come back float32), and
+agrad's operators run wherever the user calls them. So:
+
+- probing the backend (``agrad.available_backends()``, ``python -m agrad info``,
+  ``Backend.probe``) imports JAX and leaves the flag as it is;
+- loading it (``agrad.use("jax")``, ``agrad.using_backend("jax")``, or the first array agrad
+  makes on JAX) turns the flag on,
+  since agrad keeps float64 as float64 (DeZero's default dtype, what gradient checks need), and
+  says so once with a ``UserWarning``, unless the flag is on already (``JAX_ENABLE_X64=1`` in
+  the environment, or ``jax.config.update("jax_enable_x64", True)`` before agrad loads JAX:
+  the way to silence the warning);
+- ``AGRAD_JAX_X64=0`` in the environment keeps JAX's 32-bit default: agrad then leaves the flag
+  alone and computes in float32 on JAX (JAX truncates float64 requests to float32, and warns
+  where they are explicit).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import warnings
 from typing import Any
 
 from agrad.backends._base import Backend
 from agrad.backends.numpy import host
 
+#: set to 0 to keep JAX's 32-bit default (agrad then leaves ``jax_enable_x64`` off)
+X64_VARIABLE = "AGRAD_JAX_X64"
+
 
 def _jax() -> Any:
     return importlib.import_module("jax")
+
+
+def _enable_x64() -> None:
+    """Turn ``jax_enable_x64`` on for the process unless it is on or the user opted out; say so."""
+    jax = _jax()
+    if jax.config.jax_enable_x64:
+        return
+    if os.environ.get(X64_VARIABLE, "").strip() == "0":
+        return
+    jax.config.update("jax_enable_x64", True)
+    warnings.warn(
+        "agrad turned on jax_enable_x64 for this process, so that float64 stays float64: JAX "
+        "arrays made elsewhere without a dtype are now 64-bit too (jnp.asarray(1.0) is "
+        "float64). Set JAX_ENABLE_X64=1 (or jax.config.update('jax_enable_x64', True)) before "
+        f"agrad loads JAX to silence this, or {X64_VARIABLE}=0 to keep JAX's 32-bit default "
+        "(agrad then computes in float32 on JAX)",
+        UserWarning,
+        stacklevel=5,  # _enable_x64, _load, Backend.__getattr__, agrad.use: the user's call
+    )
 
 
 class JaxBackend(Backend):
@@ -33,8 +72,9 @@ class JaxBackend(Backend):
         self._key: Any = None
 
     def _check(self) -> None:
-        jax = _jax()
-        jax.config.update("jax_enable_x64", True)
+        # the flag stays as it is: probing must change nothing in the user's JAX (see the module
+        # docstring); _load turns it on
+        _jax()
         float(importlib.import_module("jax.numpy").zeros(1).sum())  # the default device answers
 
     def install_hint(self) -> str:
@@ -46,7 +86,8 @@ class JaxBackend(Backend):
         return "JAX is installed; `python -c 'import jax; print(jax.devices())'` shows why it fails"
 
     def _load(self) -> tuple[Any, type]:
-        self.require()  # also turns on jax_enable_x64
+        self.require()
+        _enable_x64()
         return importlib.import_module("jax.numpy"), _jax().Array
 
     def owns(self, x: Any) -> bool:
@@ -88,7 +129,7 @@ class JaxBackend(Backend):
     def _next_key(self) -> Any:
         random = importlib.import_module("jax.random")
         if self._key is None:
-            self.require()
+            _ = self.xp  # loads the backend (and the x64 flag) before the first draw
             self._key = random.key(0)
         self._key, draw = random.split(self._key)
         return draw

@@ -63,14 +63,8 @@ def test_linear_lazy_init_float32_on_input_backend(xp):
     expected = (np.random.randn(3, 4).astype(np.float32) * np.float32(np.sqrt(1 / 3))).astype(
         np.float32
     )
-    if agrad.current_backend().name in ("numpy", "array_api_strict"):  # both draw with NumPy
-        np.testing.assert_allclose(as_numpy(layer.W), expected, rtol=1e-6)
-    else:  # a library with its own generator: the same seed gives the same weights
-        agrad.seed(0)
-        again = L.Linear(4)
-        again(x)
-        np.testing.assert_array_equal(as_numpy(again.W), as_numpy(layer.W))
-        assert not np.allclose(as_numpy(layer.W), 0)
+    # drawn on the host on every backend (the same weights for the same seed), moved once
+    np.testing.assert_allclose(as_numpy(layer.W), expected, rtol=1e-6)
 
 
 def test_linear_eager_and_float64_and_nobias(xp):
