@@ -12,6 +12,15 @@ def _unbroadcast(d: Any, g: Any, shape: tuple[int, ...]) -> Any:
     return g if g.shape == shape else d.sum_to(g, shape)
 
 
+def _refuse_none(op: str, x0: Any, x1: Any) -> None:
+    # Function inputs may be None (an optional bias), so the operators name the slip themselves
+    for name, x in (("x0", x0), ("x1", x1)):
+        if x is None:
+            raise TypeError(
+                f"{op}: operand {name} is None; expected a Variable, an array or a Python number"
+            )
+
+
 __all__ = [
     "Add",
     "Sub",
@@ -465,6 +474,7 @@ def add(x0: Any, x1: Any) -> Variable:
         return AddConstant(_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
         return AddConstant(_scalar(x0))(x1)
+    _refuse_none("add (+)", x0, x1)
     return Add()(x0, x1)
 
 
@@ -502,6 +512,7 @@ def sub(x0: Any, x1: Any) -> Variable:
         return AddConstant(-_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
         return RSubConstant(_scalar(x0))(x1)
+    _refuse_none("sub (-)", x0, x1)
     return Sub()(x0, x1)
 
 
@@ -569,6 +580,7 @@ def mul(x0: Any, x1: Any) -> Variable:
         return MulConstant(_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
         return MulConstant(_scalar(x0))(x1)
+    _refuse_none("mul (*)", x0, x1)
     return Mul()(x0, x1)
 
 
@@ -606,6 +618,7 @@ def div(x0: Any, x1: Any) -> Variable:
         return DivConstant(_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
         return RDivConstant(_scalar(x0))(x1)
+    _refuse_none("div (/)", x0, x1)
     return Div()(x0, x1)
 
 
