@@ -93,3 +93,13 @@ def test_none_operand_is_named(xp, op):
         op(x, None)
     with pytest.raises(TypeError, match=r"operand x[01] is None"):
         op(None, x)
+
+
+def test_clip_bounds_and_matmul_operands_are_named(xp):
+    x = _x(xp)
+    with pytest.raises(TypeError, match=r"clip: x_min must be a real number or None, not 'a'"):
+        F.clip(x, "a", 3.0)
+    with pytest.raises(TypeError, match=r"clip: x_max must be a real number or None, not True"):
+        F.clip(x, None, True)
+    with pytest.raises(TypeError, match=r"matmul: W is None; expected a Variable or an array"):
+        F.matmul(x, None)
