@@ -413,14 +413,14 @@ class RPowConstant(Function):
     >>> F.RPowConstant(-2)
     Traceback (most recent call last):
       ...
-    ValueError: c ** x: the base must be a number >= 0 to differentiate, not -2
+    ValueError: c ** x: the base must be positive or zero to differentiate, not -2
     """
 
     retain_inputs, retain_outputs = (), (0,)
 
     def __init__(self, c: Any) -> None:
         if not c >= 0:
-            raise ValueError(f"c ** x: the base must be a number >= 0 to differentiate, not {c}")
+            raise ValueError(f"c ** x: the base must be positive or zero to differentiate, not {c}")
         self.c = c
 
     def forward(self, x: Any) -> Any:

@@ -215,7 +215,7 @@ def test_rpow_of_base_zero_matches_pytorch(xp):
     F.sum(y).backward()
     np.testing.assert_array_equal(host(y), [1.0, 0.0, math.inf])
     np.testing.assert_array_equal(host(x.grad), [0.0, 0.0, -math.inf])
-    with pytest.raises(ValueError, match=r"base must be a number >= 0.*not -2"):
+    with pytest.raises(ValueError, match=r"base must be positive or zero to differentiate, not -2"):
         (-2.0) ** x
 
 
