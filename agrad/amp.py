@@ -196,6 +196,31 @@ def autocast_call(func: Any, *args: Any) -> Any:
     return y
 
 
+def _check_settings(owner: str, settings: dict[str, Any]) -> None:
+    """The constructor's rules for a scaler's settings (also applied to a loaded state)."""
+    for name, value in settings.items():
+        integral = name in ("growth_interval", "_growth_tracker")
+        kinds = (int,) if integral else (int, float)
+        if isinstance(value, bool) or (
+            not isinstance(value, kinds)
+            and not (hasattr(value, "item") and isinstance(value.item(), kinds))
+        ):
+            kind = "an int" if integral else "a number"
+            raise TypeError(f"{owner}: {name} must be {kind}, not {value!r}")
+    checks = {
+        "init_scale": (lambda v: v > 0, "> 0"),
+        "scale": (lambda v: v > 0, "> 0"),
+        "growth_factor": (lambda v: v > 1.0, "> 1"),
+        "backoff_factor": (lambda v: 0.0 < v < 1.0, "between 0 and 1"),
+        "growth_interval": (lambda v: v >= 1, ">= 1"),
+        "_growth_tracker": (lambda v: v >= 0, ">= 0"),
+    }
+    for name, value in settings.items():
+        ok, allowed = checks[name]
+        if not ok(value):  # NaN fails every check
+            raise ValueError(f"{owner}: {name} must be {allowed}, not {value!r}")
+
+
 class GradScaler:
     """Dynamic loss scaling for float16 training, with PyTorch's ``GradScaler`` interface.
 
@@ -255,18 +280,15 @@ class GradScaler:
         growth_interval: int = 2000,
         enabled: bool = True,
     ) -> None:
-        if not init_scale > 0:
-            raise ValueError(f"GradScaler: init_scale must be > 0, not {init_scale!r}")
-        if not growth_factor > 1.0:
-            raise ValueError(f"GradScaler: growth_factor must be > 1, not {growth_factor!r}")
-        if not 0.0 < backoff_factor < 1.0:
-            raise ValueError(
-                f"GradScaler: backoff_factor must be between 0 and 1, not {backoff_factor!r}"
-            )
-        if isinstance(growth_interval, bool) or not isinstance(growth_interval, int):
-            raise TypeError(f"GradScaler: growth_interval must be an int, not {growth_interval!r}")
-        if growth_interval < 1:
-            raise ValueError(f"GradScaler: growth_interval must be >= 1, not {growth_interval}")
+        _check_settings(
+            "GradScaler",
+            {
+                "init_scale": init_scale,
+                "growth_factor": growth_factor,
+                "backoff_factor": backoff_factor,
+                "growth_interval": growth_interval,
+            },
+        )
         self._scale = float(init_scale)
         self._growth_factor = float(growth_factor)
         self._backoff_factor = float(backoff_factor)
@@ -275,6 +297,9 @@ class GradScaler:
         self._growth_tracker = 0  # clean steps since the last growth or backoff
         # id(optimizer) -> whether its gradients had inf/NaN, for the step in progress
         self._found_inf: dict[int, bool] = {}
+        # ids of the optimizers stepped since the last update (a second step would apply the
+        # same gradients twice)
+        self._stepped: set[int] = set()
 
     # -- the three calls of a step ---------------------------------------------------------------
     def scale(self, outputs: Any) -> Any:
@@ -411,6 +436,8 @@ class GradScaler:
         NotImplementedError
             If ``optimizer`` is an ``agrad.distributed`` multi-node optimizer (see
             :meth:`unscale_`).
+        RuntimeError
+            If ``step(optimizer)`` already ran since the last :meth:`update` (as PyTorch).
 
         Examples
         --------
@@ -427,8 +454,15 @@ class GradScaler:
             optimizer.update()
             return True
         key = id(optimizer)
+        if key in self._stepped:
+            raise RuntimeError(
+                "GradScaler.step: step(optimizer) was already called for this optimizer since "
+                "the last update(); call scaler.update() once after each step (a second step "
+                "would apply the same gradients again)"
+            )
         if key not in self._found_inf:
             self.unscale_(optimizer)
+        self._stepped.add(key)
         if self._found_inf[key]:
             return False
         optimizer.update()
@@ -465,6 +499,7 @@ class GradScaler:
             self._scale = float(new_scale)
             self._growth_tracker = 0
             self._found_inf.clear()
+            self._stepped.clear()
             return
         if not self._found_inf:
             raise RuntimeError(
@@ -480,6 +515,7 @@ class GradScaler:
                 self._scale *= self._growth_factor
                 self._growth_tracker = 0
         self._found_inf.clear()
+        self._stepped.clear()
 
     # -- state -----------------------------------------------------------------------------------
     def get_scale(self) -> float:
@@ -555,6 +591,8 @@ class GradScaler:
             If ``state`` is empty (saved from a disabled scaler).
         KeyError
             If one of the keys is missing.
+        TypeError, ValueError
+            If a value is one the constructor refuses (a scale <= 0, say); nothing is changed.
 
         Examples
         --------
@@ -567,6 +605,9 @@ class GradScaler:
         """
         if not state:
             raise RuntimeError("GradScaler.load_state_dict: the state is empty (saved disabled?)")
+        names = ("scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker")
+        # everything checked before anything is assigned: a bad state leaves the scaler as it was
+        _check_settings("GradScaler.load_state_dict", {name: state[name] for name in names})
         self._scale = float(state["scale"])
         self._growth_factor = float(state["growth_factor"])
         self._backoff_factor = float(state["backoff_factor"])

@@ -61,11 +61,21 @@ def _describe(x: Any) -> str:
 
 # (dtype class, dtype) -> whether gradients flow to a leaf of that dtype; the class comes first
 # so that dtypes of different libraries are never compared with each other
-_DIFFERENTIABLE: dict[tuple[type, Any], bool] = {}
+_DIFFERENTIABLE: dict[tuple[type, Any], bool | str] = {}  # "complex": refused
+
+
+def _dtype_name(dtype: Any) -> str:
+    # "torch.complex128", "<class 'numpy.complex128'>" (NumPy's scalar types) -> "complex128"
+    return str(dtype).rsplit(".", 1)[-1].rstrip("'>")
 
 
 def is_differentiable_dtype(dtype: Any) -> bool:
-    """True for floating-point dtypes: the only ones agrad computes gradients for (as PyTorch).
+    """True for real floating-point dtypes: the only ones agrad computes gradients for.
+
+    Complex dtypes are refused by name: agrad implements no convention for complex gradients
+    (PyTorch's conjugate Wirtinger derivatives), so a gradient it gave would be wrong. Complex
+    arrays still work in a forward pass without gradients (raw arrays, or Variables under
+    :func:`agrad.no_grad`).
 
     Parameters
     ----------
@@ -75,7 +85,12 @@ def is_differentiable_dtype(dtype: Any) -> bool:
     Returns
     -------
     bool
-        True for real or complex floating dtypes.
+        True for real floating dtypes, False for integer and boolean ones.
+
+    Raises
+    ------
+    TypeError
+        For a complex dtype: agrad differentiates real floating dtypes only.
 
     Examples
     --------
@@ -84,17 +99,29 @@ def is_differentiable_dtype(dtype: Any) -> bool:
     >>> xp = agrad.current_backend().xp
     >>> is_differentiable_dtype(xp.float32), is_differentiable_dtype(xp.int64)
     (True, False)
+    >>> is_differentiable_dtype(xp.complex128)
+    Traceback (most recent call last):
+      ...
+    TypeError: complex128 is a complex dtype: agrad differentiates real floating dtypes only ...
     """
     key = (type(dtype), dtype)
     known = _DIFFERENTIABLE.get(key)
     if known is None:
         kind = getattr(dtype, "kind", None)  # NumPy and CuPy dtypes say it in one letter
+        name = _dtype_name(dtype)
         if kind is not None:
-            known = kind in "fc"
+            known = "complex" if kind == "c" else kind == "f"
         else:
-            name = str(dtype).rsplit(".", 1)[-1]
-            known = name.startswith(("float", "complex", "bfloat"))
+            known = (
+                "complex" if name.startswith("complex") else name.startswith(("float", "bfloat"))
+            )
         _DIFFERENTIABLE[key] = known
+    if known == "complex":
+        raise TypeError(
+            f"{_dtype_name(dtype)} is a complex dtype: agrad differentiates real "
+            "floating dtypes only (it has no convention for complex gradients); compute with "
+            "complex arrays under agrad.no_grad(), or split them into real and imaginary parts"
+        )
     return known
 
 

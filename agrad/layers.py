@@ -13,6 +13,7 @@ import operator
 import os
 import re
 import stat
+import struct
 import tempfile
 import weakref
 import zipfile
@@ -544,7 +545,12 @@ def _umask() -> int:
 
 def _read_npz(path: str) -> dict[str, Any]:
     """Every array of the ``.npz`` file at ``path``; a ``ValueError`` naming it if it is not one."""
-    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+    # zipfile also raises NotImplementedError (an unknown compression method), RuntimeError (an
+    # encrypted member) and struct.error (a cut header) on damaged archives
+    unreadable = (
+        OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+        RuntimeError, struct.error,
+    )  # fmt: skip
     # opened here, not by np.load, which leaves the file open when the archive is truncated
     with open(path, "rb") as file:
         try:
@@ -615,6 +621,15 @@ def _positive_size(layer: str, name: str, value: Any) -> int:
     if size < 1:
         raise ValueError(f"{layer}: {name} must be a positive int (>= 1), got {size}")
     return size
+
+
+def _require_array(layer: str, x: Any) -> None:
+    """Refuse, by name, an input that is not a Variable or an array (a list, say)."""
+    if not isinstance(x, Variable) and backend_of(x, None) is None:
+        raise TypeError(
+            f"{layer}: the input must be a Variable or an array of an agrad backend, not "
+            f"{type(x).__name__} ({x!r:.60}); make one with agrad.as_array(...)"
+        )
 
 
 def _input_backend(x: Any) -> Backend:
@@ -728,6 +743,7 @@ class Linear(Layer):
             self.b.to(backend)
 
     def forward(self, x: Any) -> Variable:
+        _require_array("Linear", x)
         if x.ndim == 0:
             raise ValueError(
                 "Linear: the input must have at least one axis (its features), got a 0-d input"
@@ -797,6 +813,7 @@ class _ConvBase(Layer):
             self.b.to(backend)
 
     def _ensure_W(self, x: Any) -> None:
+        _require_array(type(self).__name__, x)
         if x.ndim != 4:
             raise ValueError(
                 f"{type(self).__name__}: input must be 4-D (N, C, H, W), got shape {tuple(x.shape)}"
@@ -1099,6 +1116,7 @@ class BatchNorm(Layer):
             self.beta.data = xp.zeros(D, dtype=dtype)
 
     def forward(self, x: Any) -> Variable:
+        _require_array("BatchNorm", x)
         if self.avg_mean.data is None:
             self._init_params(x)
         return F.batch_norm(

@@ -111,6 +111,11 @@ class Sequential(Model):
         super().__init__()
         self.layers = []
         for i, layer in enumerate(layers):
+            if not callable(layer):
+                raise TypeError(
+                    f"Sequential: layer {i} is {layer!r} ({type(layer).__name__}); expected a "
+                    "Layer or a callable such as F.relu"
+                )
             setattr(self, f"l{i}", layer)
             self.layers.append(layer)
 
@@ -149,9 +154,24 @@ class MLP(Model):
         self, fc_output_sizes: Iterable[int], activation: Callable[[Any], Variable] = F.sigmoid
     ) -> None:
         super().__init__()
+        if isinstance(fc_output_sizes, (str, bytes)) or not isinstance(fc_output_sizes, Iterable):
+            raise TypeError(
+                f"MLP: fc_output_sizes must be a sequence of ints such as (10, 1), not "
+                f"{fc_output_sizes!r}"
+            )
+        sizes = tuple(fc_output_sizes)
+        if not sizes:
+            raise ValueError(
+                "MLP: fc_output_sizes is empty; give the output size of at least one layer, "
+                "such as (10, 1)"
+            )
+        if not callable(activation):
+            raise TypeError(
+                f"MLP: activation must be a callable such as F.relu, not {activation!r}"
+            )
         self.activation = activation
         self.layers = []
-        for i, out_size in enumerate(fc_output_sizes):
+        for i, out_size in enumerate(sizes):
             layer = L.Linear(out_size)
             setattr(self, f"l{i}", layer)
             self.layers.append(layer)

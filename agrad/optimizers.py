@@ -26,6 +26,7 @@ Examples
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -43,6 +44,29 @@ __all__ = [
     "ClipGrad",
     "FreezeParam",
 ]
+
+
+def _setting(
+    owner: str,
+    name: str,
+    value: Any,
+    low: float,
+    high: float = math.inf,
+    *,
+    open_high: bool = False,
+    open_low: bool = False,
+) -> Any:
+    """``value`` if it is a real number in the allowed range, else an error naming it; checked
+    once, when the optimizer or hook is made, so that updates pay nothing for it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {name} must be a real number, not {value!r}")
+    above = value > low if open_low else value >= low
+    below = value < high if open_high else value <= high
+    if not (above and below):  # NaN fails both
+        left = f"{low} < {name}" if open_low else f"{low} <= {name}"
+        right = "" if high == math.inf else (f" < {high}" if open_high else f" <= {high}")
+        raise ValueError(f"{owner}: {name}={value!r} is out of range (allowed: {left}{right})")
+    return value
 
 
 def _in_place(a: Any) -> bool:
@@ -169,6 +193,22 @@ class Optimizer:
         >>> optimizer.target is model
         True
         """
+        if not (
+            isinstance(target, Parameter)
+            or callable(getattr(target, "params", None))
+            or isinstance(target, Iterable)
+        ):
+            raise TypeError(
+                f"{type(self).__name__}.setup: target must be a Layer/Model, a Parameter or an "
+                f"iterable of Parameters, not {type(target).__name__} ({target!r:.60})"
+            )
+        if not isinstance(target, (Iterator, Parameter)) and not hasattr(target, "params"):
+            for item in target:
+                if not isinstance(item, Parameter):
+                    raise TypeError(
+                        f"{type(self).__name__}.setup: target holds {type(item).__name__} "
+                        f"({item!r:.60}); expected Parameters only"
+                    )
         self.target = target
         if not isinstance(target, Iterator):  # checking would use up a one-shot iterator
             self._check_floating([p for p in self._params() if p.data is not None])
@@ -305,6 +345,11 @@ class Optimizer:
         >>> seen
         [1]
         """
+        if not callable(f):
+            raise TypeError(
+                f"{type(self).__name__}.add_hook: f must be a callable taking the list of "
+                f"parameters (WeightDecay(1e-4), ClipGrad(1.0), ...), not {f!r}"
+            )
         self.hooks.append(f)
 
 
@@ -336,7 +381,7 @@ class WeightDecay:
     """
 
     def __init__(self, rate: float) -> None:
-        self.rate = rate
+        self.rate = _setting("WeightDecay", "rate", rate, 0.0)
 
     def __call__(self, params: list[Parameter]) -> None:
         """Add ``rate * param.data`` to the gradient of each of ``params``."""
@@ -368,7 +413,7 @@ class ClipGrad:
     """
 
     def __init__(self, max_norm: float) -> None:
-        self.max_norm = max_norm
+        self.max_norm = _setting("ClipGrad", "max_norm", max_norm, 0.0)
 
     def __call__(self, params: list[Parameter]) -> None:
         """Scale the gradients of ``params`` so that their global norm is at most ``max_norm``."""
@@ -470,7 +515,7 @@ class SGD(Optimizer):
 
     def __init__(self, lr: float = 0.01) -> None:
         super().__init__()
-        self.lr = lr
+        self.lr = _setting("SGD", "lr", lr, 0.0)
 
     def update_one(self, param: Parameter) -> None:
         """``param -= lr * grad``."""
@@ -502,8 +547,8 @@ class MomentumSGD(Optimizer):
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         super().__init__()
-        self.lr = lr
-        self.momentum = momentum
+        self.lr = _setting("MomentumSGD", "lr", lr, 0.0)
+        self.momentum = _setting("MomentumSGD", "momentum", momentum, 0.0)
         self.vs: dict[Parameter, Any] = {}
 
     def update_one(self, param: Parameter) -> None:
@@ -538,8 +583,8 @@ class AdaGrad(Optimizer):
 
     def __init__(self, lr: float = 0.001, eps: float = 1e-8) -> None:
         super().__init__()
-        self.lr = lr
-        self.eps = eps
+        self.lr = _setting("AdaGrad", "lr", lr, 0.0)
+        self.eps = _setting("AdaGrad", "eps", eps, 0.0)
         self.hs: dict[Parameter, Any] = {}
 
     def update_one(self, param: Parameter) -> None:
@@ -575,8 +620,8 @@ class AdaDelta(Optimizer):
 
     def __init__(self, rho: float = 0.95, eps: float = 1e-6) -> None:
         super().__init__()
-        self.rho = rho
-        self.eps = eps
+        self.rho = _setting("AdaDelta", "rho", rho, 0.0, 1.0)
+        self.eps = _setting("AdaDelta", "eps", eps, 0.0)
         self.msg: dict[Parameter, Any] = {}
         self.msdx: dict[Parameter, Any] = {}
 
@@ -629,10 +674,10 @@ class Adam(Optimizer):
     ) -> None:
         super().__init__()
         self.t = 0
-        self.alpha = alpha
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.eps = eps
+        self.alpha = _setting("Adam", "alpha", alpha, 0.0)
+        self.beta1 = _setting("Adam", "beta1", beta1, 0.0, 1.0, open_high=True)
+        self.beta2 = _setting("Adam", "beta2", beta2, 0.0, 1.0, open_high=True)
+        self.eps = _setting("Adam", "eps", eps, 0.0)
         self.ms: dict[Parameter, Any] = {}
         self.vs: dict[Parameter, Any] = {}
         self._lr = alpha

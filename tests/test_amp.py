@@ -317,6 +317,54 @@ def test_bad_scaler_settings_are_named():
         amp.GradScaler(growth_interval=1.5)
 
 
+def test_a_second_step_before_update_raises_and_changes_nothing(xp):
+    # PyTorch raises too: a second step would apply the same gradients again
+    p = _param(xp, [1.0])
+    optimizer = optimizers.SGD(lr=1.0).setup(p)
+    scaler = amp.GradScaler(init_scale=4.0)
+    p.grad = _grad(xp, [8.0])
+    assert scaler.step(optimizer) is True
+    assert float(p.data[0]) == -1.0
+    with pytest.raises(RuntimeError, match=r"step\(optimizer\) was already called .* update\(\)"):
+        scaler.step(optimizer)
+    assert float(p.data[0]) == -1.0
+    scaler.update()
+    p.grad = _grad(xp, [8.0 * scaler.get_scale() / 4.0])
+    assert scaler.step(optimizer) is True  # a new step after update() works
+    assert float(p.data[0]) == -3.0
+    # a skipped step (inf) counts as a step too
+    scaler.update()
+    p.grad = _grad(xp, [float("inf")])
+    assert scaler.step(optimizer) is False
+    with pytest.raises(RuntimeError, match="already called"):
+        scaler.step(optimizer)
+    other = optimizers.SGD(lr=1.0).setup(_param(xp, [1.0]))  # another optimizer may step once
+    other.target.grad = _grad(xp, [1.0])
+    scaler.step(other)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "error", "message"),
+    [
+        ("scale", -1.0, ValueError, r"scale must be > 0, not -1\.0"),
+        ("scale", float("nan"), ValueError, r"scale must be > 0, not nan"),
+        ("scale", "big", TypeError, r"scale must be a number, not 'big'"),
+        ("growth_factor", 0.5, ValueError, r"growth_factor must be > 1"),
+        ("backoff_factor", 1.5, ValueError, r"backoff_factor must be between 0 and 1"),
+        ("growth_interval", 0, ValueError, r"growth_interval must be >= 1, not 0"),
+        ("growth_interval", 2.5, TypeError, r"growth_interval must be an int"),
+        ("_growth_tracker", -3, ValueError, r"_growth_tracker must be >= 0, not -3"),
+    ],
+)
+def test_load_state_dict_refuses_what_the_constructor_refuses(key, value, error, message):
+    scaler = amp.GradScaler(init_scale=8.0)
+    before = scaler.state_dict()
+    state = dict(before, **{key: value})
+    with pytest.raises(error, match=rf"GradScaler.load_state_dict: {message}"):
+        scaler.load_state_dict(state)
+    assert scaler.state_dict() == before  # nothing was assigned
+
+
 # -- training in float16 ------------------------------------------------------------------------
 def _spiral(n, seed):
     rng = np.random.default_rng(seed)

@@ -464,6 +464,20 @@ class Backend:
     #: whether every array's shape is known before it is computed (Dask: not after ``x[mask]``)
     known_shapes: bool = True
 
+    # -- indexing: where the library's ``x[key]`` differs from NumPy's -----------------------
+    #: whether arrays live in host memory, so that agrad may read an index array to check its
+    #: bounds at no cost (NumPy); elsewhere the read would wait for a device or compute a graph
+    host_memory: bool = False
+    #: whether ``x[key]`` raises ``IndexError`` for an integer index array out of range (JAX
+    #: clamps, Dask wraps its own index arrays, CuPy wraps)
+    checks_index_bounds: bool = True
+    #: whether slices may have a negative step (PyTorch: no; agrad flips the axis instead)
+    negative_steps: bool = True
+    #: whether a Python int among integer index arrays counts as an advanced index, as in NumPy
+    #: (``x[0, :, [0, 1]]`` puts the array's axis first); PyTorch and Dask take it as a basic
+    #: index, and agrad moves the axes to NumPy's places
+    ints_are_advanced: bool = True
+
     def require_known_shape(self, x: Any, what: str) -> None:
         """Raise ``ValueError`` naming ``what`` if ``x``'s shape is not known (``known_shapes``
         backends never raise)."""

@@ -84,6 +84,8 @@ class DaskBackend(Backend):
     name = "dask"
     known_shapes = False
     lazy = True
+    checks_index_bounds = False  # a Dask index array is never checked (a NumPy one is)
+    ints_are_advanced = False
     mutable_arrays = False  # no buffer to write into: `x += y` makes a new Dask array
 
     def __init__(self) -> None:

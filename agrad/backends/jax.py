@@ -66,6 +66,7 @@ class JaxBackend(Backend):
 
     name = "jax"
     mutable_arrays = False
+    checks_index_bounds = False  # out-of-range indices clamp to the last row
 
     def __init__(self) -> None:
         super().__init__()
@@ -123,7 +124,9 @@ class JaxBackend(Backend):
         return target.at[key].set(value)
 
     def scatter_add(self, target: Any, indices: Any, values: Any) -> Any:
-        return target.at[indices].add(values)  # repeated indices accumulate
+        # repeated indices accumulate; an index out of range clamps, as in the gather of x[key]
+        # (the default, "drop", would lose the gradient of a row the forward did read)
+        return target.at[indices].add(values, mode="clip")
 
     # -- random numbers: a key held here, split at every draw --------------------------------
     def _next_key(self) -> Any:

@@ -49,6 +49,7 @@ class NumpyBackend(Backend):
         return out
 
     stride_tricks = True
+    host_memory = True
 
     def _as_strided(
         self, x: Any, shape: tuple[int, ...], strides: tuple[int, ...], writeable: bool

@@ -27,6 +27,9 @@ class TorchBackend(Backend):
     """Arrays are ``torch.Tensor`` on PyTorch's default device; random numbers from its global
     generator (``torch.manual_seed``)."""
 
+    negative_steps = False  # x[::-1] raises ValueError: step must be greater than zero
+    ints_are_advanced = False
+
     name = "torch"
 
     def _check(self) -> None:

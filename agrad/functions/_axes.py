@@ -44,8 +44,11 @@ class AxisError(ValueError, IndexError):
 def check_axis(func: str, axis: Any, ndim: int, name: str = "axis") -> int:
     """``axis`` as a non-negative int for an array of ``ndim`` dimensions (-ndim <= axis < ndim)."""
     try:
-        index = operator.index(axis)
+        # a bool is an int to Python, but axis=True meaning axis 1 is a slip, not a choice
+        index = operator.index(axis) if not isinstance(axis, bool) else None
     except TypeError:
+        index = None
+    if index is None:
         raise TypeError(f"{func}: {name} must be an int, not {axis!r}") from None
     if not -ndim <= index < ndim:
         allowed = f"{-ndim} <= {name} < {ndim}" if ndim else "none: the array is 0-d"
@@ -66,3 +69,30 @@ def check_axes(func: str, axis: Any, ndim: int, name: str = "axis") -> tuple[int
             raise ValueError(f"{func}: {name}={tuple(axis)} names the same axis twice")
         return axes
     return (check_axis(func, axis, ndim, name),)
+
+
+def check_shape(func: str, shape: Any, name: str = "shape") -> tuple[int, ...]:
+    """``shape`` (an int or a sequence of ints, as NumPy takes) as a tuple of Python ints.
+
+    Floats and bools are refused by name: ``reshape(x, (2.0, 3))`` is a slip that some
+    libraries accept and others do not. Dask's unknown sizes (NaN) pass through.
+    """
+    entries = (shape,) if not isinstance(shape, (tuple, list)) else shape
+    out = []
+    for n in entries:
+        try:
+            size = operator.index(n) if not isinstance(n, bool) else None
+        except TypeError:
+            if isinstance(n, float) and n != n:  # NaN: a size Dask does not know yet
+                out.append(n)
+                continue
+            size = None
+        if size is None:
+            raise TypeError(f"{func}: {name} must be an int or a tuple of ints, not {shape!r}")
+        if size < -1:
+            raise ValueError(
+                f"{func}: {name}={shape!r} has a negative size (allowed: sizes >= 0, and -1 "
+                "for one size inferred by reshape)"
+            )
+        out.append(size)
+    return tuple(out)

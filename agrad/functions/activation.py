@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from agrad import ops
 from agrad.core import Function, Variable, array_of, as_variable
+from agrad.functions._axes import AxisError, check_axes
 from agrad.functions.arithmetic import div
 from agrad.functions.elementwise import exp
 from agrad.functions.reduction import sum as _sum
@@ -54,6 +56,19 @@ def _softmax_twin(xp: Any, x: Any, axis: Any = 1) -> Any:
 
 def _axis(axis: Any) -> Any:
     return tuple(axis) if isinstance(axis, list) else axis
+
+
+def _check_softmax_axis(func: str, axis: Any, ndim: int) -> Any:
+    try:
+        axes = check_axes(func, axis, ndim)
+    except AxisError as error:
+        if ndim == 1 and axis == 1:  # DeZero's default meets a single sample
+            raise AxisError(
+                f"{error}; the default axis=1 is for a batch of rows: pass axis=0 (or -1) for a "
+                "1-D input"
+            ) from None
+        raise
+    return axes
 
 
 class Sigmoid(Function):
@@ -135,7 +150,9 @@ class LeakyReLU(Function):
     retain_inputs, retain_outputs = (0,), ()
 
     def __init__(self, slope: float = 0.2) -> None:
-        self.slope = slope
+        if isinstance(slope, bool) or not isinstance(slope, numbers.Real):
+            raise TypeError(f"leaky_relu: slope must be a real number, not {slope!r}")
+        self.slope = float(slope)
 
     def forward(self, x: Any) -> Any:
         return self.xp.where(x > 0, x, x * self.slope)
@@ -173,6 +190,7 @@ class Softmax(Function):
         self.axis = _axis(axis)
 
     def forward(self, x: Any) -> Any:
+        self.axis = _check_softmax_axis("softmax", self.axis, x.ndim)
         return _softmax_array(self.xp, x, self.axis)
 
     def vjp(self, d, xs, ys, gys):
@@ -207,6 +225,7 @@ class LogSoftmax(Function):
         self.axis = _axis(axis)
 
     def forward(self, x: Any) -> Any:
+        self.axis = _check_softmax_axis("log_softmax", self.axis, x.ndim)
         return x - _logsumexp_array(self.xp, x, self.axis)
 
     def vjp(self, d, xs, ys, gys):

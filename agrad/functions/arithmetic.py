@@ -5,11 +5,20 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from agrad.core import Function, Variable, _is_number, _scalar
+from agrad.core import Function, Variable, _is_number, _scalar, array_of
 
 
 def _unbroadcast(d: Any, g: Any, shape: tuple[int, ...]) -> Any:
     return g if g.shape == shape else d.sum_to(g, shape)
+
+
+def _refuse_none(op: str, x0: Any, x1: Any) -> None:
+    # Function inputs may be None (an optional bias), so the operators name the slip themselves
+    for name, x in (("x0", x0), ("x1", x1)):
+        if x is None:
+            raise TypeError(
+                f"{op}: operand {name} is None; expected a Variable, an array or a Python number"
+            )
 
 
 __all__ = [
@@ -209,6 +218,11 @@ class Pow(Function):
 
     def vjp(self, d, xs, ys, gys):
         (x,), c = xs, self.c
+        # c * x ** (c - 1) is 0 * inf = NaN at x = 0 for c = 0; x ** 0 is constant (PyTorch: 0)
+        if c == 0:
+            return gys[0] * 0
+        if c == 1:  # no x ** 0 node: its own gradient would be 0 * x ** -1 at 0
+            return gys[0]
         return gys[0] * (c * x ** (c - 1))
 
 
@@ -374,19 +388,20 @@ class RDivConstant(Function):
 
 
 class RPowConstant(Function):
-    """c ** x for a constant positive base ``c``; the gradient ``log(c) * c ** x`` uses the output.
+    """c ** x for a constant base ``c >= 0``; the gradient ``log(c) * c ** x`` uses the output.
 
-    The function behind :func:`rpow` and ``2.0 ** x``, called as ``RPowConstant(c)(x)``.
+    The function behind :func:`rpow` and ``2.0 ** x``, called as ``RPowConstant(c)(x)``. For
+    ``c = 0`` the gradient is 0 where ``x >= 0`` and ``-inf`` where ``x < 0``, as in PyTorch.
 
     Parameters
     ----------
     c : int or float
-        The base, a positive Python number.
+        The base, a Python number ``>= 0``.
 
     Raises
     ------
     ValueError
-        If ``c <= 0`` (``log(c)`` would be undefined).
+        If ``c < 0`` (``log(c)`` is not real) or ``c`` is NaN.
 
     Examples
     --------
@@ -398,22 +413,27 @@ class RPowConstant(Function):
     >>> F.RPowConstant(-2)
     Traceback (most recent call last):
       ...
-    ValueError: c ** x: the base must be a positive number to differentiate, not -2
+    ValueError: c ** x: the base must be positive or zero to differentiate, not -2
     """
 
     retain_inputs, retain_outputs = (), (0,)
 
     def __init__(self, c: Any) -> None:
-        if c <= 0:
-            raise ValueError(
-                f"c ** x: the base must be a positive number to differentiate, not {c}"
-            )
+        if not c >= 0:
+            raise ValueError(f"c ** x: the base must be positive or zero to differentiate, not {c}")
         self.c = c
 
     def forward(self, x: Any) -> Any:
+        if self.c == 0:  # exp(x * log(0)) is exp(-inf * 0) = NaN at x = 0, where 0 ** 0 = 1
+            return self.xp.pow(self.xp.zeros_like(x), x)
         return self.xp.exp(x * math.log(self.c))
 
     def vjp(self, d, xs, ys, gys):
+        if self.c == 0:
+            # log(0) * 0 ** x: -inf where 0 ** x is inf (x < 0), else 0 (PyTorch's choice);
+            # a constant of x, so its own gradient is 0
+            xp, y = self.xp, array_of(ys[0])
+            return gys[0] * xp.where(y > 1, xp.full_like(y, -math.inf), xp.zeros_like(y))
         return gys[0] * ys[0] * math.log(self.c)
 
 
@@ -454,6 +474,7 @@ def add(x0: Any, x1: Any) -> Variable:
         return AddConstant(_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
         return AddConstant(_scalar(x0))(x1)
+    _refuse_none("add (+)", x0, x1)
     return Add()(x0, x1)
 
 
@@ -491,6 +512,7 @@ def sub(x0: Any, x1: Any) -> Variable:
         return AddConstant(-_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
         return RSubConstant(_scalar(x0))(x1)
+    _refuse_none("sub (-)", x0, x1)
     return Sub()(x0, x1)
 
 
@@ -558,6 +580,7 @@ def mul(x0: Any, x1: Any) -> Variable:
         return MulConstant(_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
         return MulConstant(_scalar(x0))(x1)
+    _refuse_none("mul (*)", x0, x1)
     return Mul()(x0, x1)
 
 
@@ -595,6 +618,7 @@ def div(x0: Any, x1: Any) -> Variable:
         return DivConstant(_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
         return RDivConstant(_scalar(x0))(x1)
+    _refuse_none("div (/)", x0, x1)
     return Div()(x0, x1)
 
 
@@ -671,7 +695,8 @@ def pow(x: Any, c: Any) -> Variable:  # noqa: A001 - DeZero's name
     Returns
     -------
     Variable
-        ``x ** c``, of ``x``'s shape; its gradient is ``c * x ** (c - 1)``.
+        ``x ** c``, of ``x``'s shape; its gradient is ``c * x ** (c - 1)`` (0 for ``c = 0``, also
+        at ``x = 0``).
 
     Raises
     ------
@@ -702,26 +727,27 @@ def pow(x: Any, c: Any) -> Variable:  # noqa: A001 - DeZero's name
 
 
 def rpow(x: Any, c: Any) -> Variable:
-    """c ** x for a positive constant number base ``c`` (``2 ** x`` on Variables).
+    """c ** x for a constant number base ``c >= 0`` (``2 ** x`` on Variables).
 
     Parameters
     ----------
     x : Variable or array
         The exponent, of any shape.
     c : int or float
-        The base, a positive Python number.
+        The base, a Python number ``>= 0``.
 
     Returns
     -------
     Variable
-        ``c ** x``, of ``x``'s shape; its gradient is ``log(c) * c ** x``.
+        ``c ** x``, of ``x``'s shape; its gradient is ``log(c) * c ** x`` (for ``c = 0``: 0 where
+        ``x >= 0``, ``-inf`` where ``x < 0``, as PyTorch).
 
     Raises
     ------
     TypeError
         If ``c`` is not a number (a Variable or an array).
     ValueError
-        If ``c <= 0``.
+        If ``c < 0``.
 
     Examples
     --------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any
 
 from agrad.core import Function, Variable, _is_number, array_of
@@ -349,6 +350,9 @@ class Clip(Function):
     retain_inputs, retain_outputs = (0,), ()
 
     def __init__(self, x_min: Any, x_max: Any) -> None:
+        for name, bound in (("x_min", x_min), ("x_max", x_max)):
+            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, Real)):
+                raise TypeError(f"clip: {name} must be a real number or None, not {bound!r}")
         self.x_min = x_min
         self.x_max = x_max
 

@@ -118,6 +118,9 @@ def matmul(x: Any, W: Any) -> Variable:
         from agrad.amp import autocast_call
 
         return autocast_call(MatMul(), x, W)
+    for name, operand in (("x", x), ("W", W)):
+        if operand is None:
+            raise TypeError(f"matmul: {name} is None; expected a Variable or an array")
     return MatMul()(x, W)
 
 

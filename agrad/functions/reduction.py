@@ -176,6 +176,15 @@ def average(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
 mean = average
 
 
+def _refuse_empty(func: str, what: str, x: Any, axis: tuple[int, ...] | None) -> None:
+    axes = range(x.ndim) if axis is None else axis
+    if any(x.shape[a] == 0 for a in axes):
+        raise ValueError(
+            f"{func}: the {what} of no elements is undefined: x has shape {tuple(x.shape)} and "
+            f"axis={axis} reduces an axis of size 0 (allowed: reduced axes of size >= 1)"
+        )
+
+
 class _Extreme(Function):
     """Max or min over ``axis``; the gradient goes to every position equal to the extreme."""
 
@@ -219,6 +228,7 @@ class Max(_Extreme):
     def forward(self, x: Any) -> Any:
         if self.axis is not None:
             self.axis = check_axes("max", self.axis, x.ndim)
+        _refuse_empty("max", "maximum", x, self.axis)
         return self.xp.max(x, axis=self.axis, keepdims=self.keepdims)
 
 
@@ -248,6 +258,7 @@ class Min(_Extreme):
     def forward(self, x: Any) -> Any:
         if self.axis is not None:
             self.axis = check_axes("min", self.axis, x.ndim)
+        _refuse_empty("min", "minimum", x, self.axis)
         return self.xp.min(x, axis=self.axis, keepdims=self.keepdims)
 
 

@@ -217,6 +217,19 @@ class BatchNorm(Function):
     def forward(self, x: Any, gamma: Any, beta: Any) -> Any:
         xp = self.xp
         self.axes, channel_shape = self._layout(x)
+        channels = x.shape[1]
+        stats = (
+            ("gamma", gamma),
+            ("beta", beta),
+            ("mean", _running_data(self.avg_mean)),
+            ("var", _running_data(self.avg_var)),
+        )
+        for name, value in stats:
+            if tuple(value.shape) != (channels,):
+                raise ValueError(
+                    f"batch_norm: {name} must have shape ({channels},), one entry per channel "
+                    f"of x (axis 1 of shape {tuple(x.shape)}), not {tuple(value.shape)}"
+                )
         self.train = Config.train
         gamma = xp.reshape(gamma, channel_shape)
         beta = xp.reshape(beta, channel_shape)

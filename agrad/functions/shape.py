@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from agrad.core import Function, Variable, as_variable
-from agrad.functions._axes import AxisError, check_axes, check_axis
+from agrad.functions._axes import AxisError, check_axes, check_axis, check_shape
 
 __all__ = [
     "AxisError",
@@ -192,22 +192,29 @@ def _check_sum_to(source: tuple[int, ...], shape: tuple[int, ...], func: str = "
         )
 
 
-def reshape(x: Any, shape: tuple[int, ...]) -> Variable:
+def reshape(x: Any, shape: int | tuple[int, ...]) -> Variable:
     """Reshape ``x``; returns ``x`` itself (no graph node) when the shape already matches.
 
     Parameters
     ----------
     x : Variable or array
         Input of any shape.
-    shape : tuple of int
+    shape : int or tuple of int
         The new shape, with as many elements as ``x`` (one entry may be -1, as in the backend's
-        ``reshape``).
+        ``reshape``); an int ``n`` means ``(n,)``, as in NumPy.
 
     Returns
     -------
     Variable
         ``x``'s elements in ``shape``; the gradient is reshaped back. ``x`` itself (wrapped in a
         Variable if it is an array) when it already has ``shape``.
+
+    Raises
+    ------
+    TypeError
+        If an entry of ``shape`` is not an int (a float or a bool, say).
+    ValueError
+        If an entry is below -1.
 
     Examples
     --------
@@ -225,7 +232,8 @@ def reshape(x: Any, shape: tuple[int, ...]) -> Variable:
     >>> F.reshape(x, (4,)) is x
     True
     """
-    if tuple(x.shape) == tuple(shape):
+    shape = check_shape("reshape", shape)
+    if tuple(x.shape) == shape:
         return as_variable(x)
     return Reshape(shape)(x)
 
@@ -311,7 +319,8 @@ def broadcast_to(x: Any, shape: tuple[int, ...]) -> Variable:
       ...
     ValueError: broadcast_to: cannot broadcast an array of shape (2,) to shape (3,) ...
     """
-    if tuple(x.shape) == tuple(shape):
+    shape = check_shape("broadcast_to", shape)
+    if tuple(x.shape) == shape:
         return as_variable(x)
     return BroadcastTo(shape)(x)
 
@@ -355,7 +364,8 @@ def sum_to(x: Any, shape: tuple[int, ...]) -> Variable:
       ...
     ValueError: sum_to: cannot sum an array of shape (2, 2) to shape (3,)...
     """
-    if tuple(x.shape) == tuple(shape):
+    shape = check_shape("sum_to", shape)
+    if tuple(x.shape) == shape:
         return as_variable(x)
     return SumTo(shape)(x)
 
@@ -507,6 +517,8 @@ class Concat(Function):
         self.axis = axis
 
     def forward(self, *xs: Any) -> Any:
+        if not xs:
+            raise ValueError("concat: xs is empty; expected at least one Variable or array")
         self.axis = check_axis("concat", self.axis, xs[0].ndim)
         return self.xp.concat(xs, axis=self.axis)
 
@@ -547,6 +559,8 @@ class Stack(Function):
         self.axis = axis
 
     def forward(self, *xs: Any) -> Any:
+        if not xs:
+            raise ValueError("stack: xs is empty; expected at least one Variable or array")
         self.axis = check_axis("stack", self.axis, xs[0].ndim + 1)
         return self.xp.stack(xs, axis=self.axis)
 

@@ -171,3 +171,58 @@ def test_numpy_array_on_the_left_of_an_operator():
     np.testing.assert_allclose(host(a - vb), a - b)
     np.testing.assert_allclose(host(a * vb), a * b)
     np.testing.assert_allclose(host(a / vb), a / b)
+
+
+def _first_two_derivatives(f, x0, xp):
+    x = Variable(xp.asarray(x0))
+    y = f(x)
+    F.sum(y).backward(create_graph=True)
+    gx = x.grad
+    x.cleargrad()
+    F.sum(gx).backward()
+    # a first derivative that does not depend on x leaves no second one (0)
+    d2 = np.zeros_like(x0) if x.grad is None else host(x.grad)
+    return host(y), host(gx), d2
+
+
+# Values from PyTorch 2.x in float64 (torch.autograd.grad twice, create_graph=True); the
+# edge points are x = 0, where the textbook rule c * x ** (c - 1) gives 0 * inf
+@pytest.mark.parametrize(
+    ("c", "x0", "expected"),
+    [
+        (0, [0.0, 2.0, -1.5], ([1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])),
+        (1, [0.0, 2.0, -1.5], ([0.0, 2.0, -1.5], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0])),
+        (2, [0.0, 2.0, -1.5], ([0.0, 4.0, 2.25], [0.0, 4.0, -3.0], [2.0, 2.0, 2.0])),
+        (3, [0.0, 2.0], ([0.0, 8.0], [0.0, 12.0], [0.0, 12.0])),
+        (0.5, [0.0, 4.0], ([0.0, 2.0], [math.inf, 0.25], [-math.inf, -1 / 32])),
+        (1.5, [0.0, 4.0], ([0.0, 8.0], [0.0, 3.0], [math.inf, 0.375])),
+        (-1, [0.0, 2.0], ([math.inf, 0.5], [-math.inf, -0.25], [math.inf, 0.25])),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:.*(divide by zero|invalid value):RuntimeWarning")
+def test_pow_at_its_edge_points_matches_pytorch(xp, c, x0, expected):
+    got = _first_two_derivatives(lambda v: v**c, np.array(x0), xp)
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:.*(divide by zero|invalid value):RuntimeWarning")
+def test_rpow_of_base_zero_matches_pytorch(xp):
+    # torch.pow(0., x): 1, 0, inf; gradient 0 where x >= 0 and -inf where x < 0 (log(0) * inf)
+    x0 = np.array([0.0, 1.0, -1.0])
+    x = Variable(xp.asarray(x0))
+    y = 0.0**x
+    F.sum(y).backward()
+    np.testing.assert_array_equal(host(y), [1.0, 0.0, math.inf])
+    np.testing.assert_array_equal(host(x.grad), [0.0, 0.0, -math.inf])
+    with pytest.raises(ValueError, match=r"base must be positive or zero to differentiate, not -2"):
+        (-2.0) ** x
+
+
+@pytest.mark.filterwarnings("ignore:.*(divide by zero|invalid value):RuntimeWarning")
+def test_sqrt_at_zero_matches_pytorch(xp):
+    # torch: sqrt'(0) = inf, sqrt''(0) = -inf
+    y, d1, d2 = _first_two_derivatives(F.sqrt, np.array([0.0, 4.0]), xp)
+    np.testing.assert_allclose(y, [0.0, 2.0])
+    np.testing.assert_allclose(d1, [math.inf, 0.25])
+    np.testing.assert_allclose(d2, [-math.inf, -1 / 32])

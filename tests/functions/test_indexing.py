@@ -31,11 +31,27 @@ INDEXES = {
     "int_array_per_axis": ((_int(0, 1, 1), _int(2, 0, 2)), (2, 3)),
     "int_array_after_slice": ((slice(None), _int(3, 1, 3)), (2, 4, 2)),
     "list": ([1, 1, 0], (3, 4)),
+    # NumPy's meaning on every backend (issue 22): PyTorch has no negative steps, and PyTorch and
+    # Dask take an int among index arrays as a basic index (the array's axis would stay in place)
+    "negative_step": (slice(None, None, -1), (3, 4)),
+    "negative_step_middle": ((slice(None), slice(3, 0, -2)), (2, 4)),
+    "negative_step_with_array": ((_int(1, 0), slice(None, None, -1)), (2, 4)),
+    "int_and_array_apart": ((0, slice(0, 3), _int(0, 2, 1, 1)), (2, 4, 3)),
+    "array_and_int_apart": ((_int(1, 0, 1), slice(None, None, -2), 1), (2, 4, 3)),
+    "int_and_array_adjacent": ((slice(None), 1, _int(2, 0)), (2, 4, 3)),
+    "none_int_array_apart": ((None, 1, slice(None), _int(0, 2)), (2, 4, 3)),
     "full_mask": ("mask", (3, 4)),
     "partial_mask": ("row_mask", (3, 4)),
 }
 # what array-api-strict refuses (the standard has no such index) and agrad cannot rewrite
-STRICT_UNSUPPORTED = {"partial_mask"}
+_STRICT_INTS = "array-api-strict allows integer arrays only with ints (no slices), or alone"
+STRICT_UNSUPPORTED = {
+    "partial_mask": "array-api-strict allows a boolean mask only as the whole index",
+    "int_and_array_apart": _STRICT_INTS,
+    "array_and_int_apart": _STRICT_INTS,
+    "int_and_array_adjacent": _STRICT_INTS,
+    "none_int_array_apart": _STRICT_INTS,
+}
 
 
 def _index(xp, name, x):
@@ -63,13 +79,14 @@ DASK_UNSUPPORTED = {
     "int_array_per_axis": "Dask does not index with integer arrays on several axes at once",
     "full_mask": "Dask cannot know the shape of x[mask] before computing it",
     "partial_mask": "Dask cannot know the shape of x[mask] before computing it",
+    "none_int_array_apart": "Dask fails on None before a Dask index array (an AssertionError)",
 }
 
 
 def _skip_unsupported(name):
     backend = agrad.current_backend().name
     if backend == "array_api_strict" and name in STRICT_UNSUPPORTED:
-        pytest.skip("array-api-strict allows a boolean mask only as the whole index")
+        pytest.skip(STRICT_UNSUPPORTED[name])
     if backend == "dask" and name in DASK_UNSUPPORTED:
         pytest.skip(DASK_UNSUPPORTED[name])
 
@@ -173,3 +190,100 @@ def test_embed_id_dtypes_and_variable_ids(xp):
 
 def test_embed_id_read_only():
     check_read_only(lambda w: F.embed_id(EMBED_IDS, w), randn(4, 3))
+
+
+def test_strict_refuses_ints_among_arrays_and_slices_by_name(xp):
+    if agrad.current_backend().name != "array_api_strict":
+        pytest.skip("only array-api-strict refuses this index (the standard's rule)")
+    v = Variable(xp.asarray(randn(2, 4, 3)))
+    with pytest.raises(IndexError, match="Array API standard allows"):
+        v[0, 0:3, xp.asarray([0, 2, 1, 1])]
+
+
+# -- indices out of range (issue 22) --------------------------------------------------------------
+@pytest.mark.parametrize(
+    "key",
+    [
+        [0, 5],
+        np.array([0, 5]),
+        np.array([-3]),
+        5,
+        -3,
+        (0, 7),
+        (slice(None), [1, 3]),
+        (1, np.array([3])),
+    ],
+    ids=[
+        "list",
+        "host_array",
+        "host_negative",
+        "int",
+        "negative_int",
+        "int_pair",
+        "list_axis1",
+        "int_and_array",
+    ],
+)
+def test_out_of_range_index_raises_on_every_backend(xp, key):
+    v = Variable(xp.asarray(randn(2, 3)))
+    with pytest.raises(IndexError, match=r"out of (range|bounds)"):
+        v[key]
+
+
+def test_out_of_range_index_error_names_index_axis_and_size(xp):
+    v = Variable(xp.asarray(randn(2, 3)))
+    with pytest.raises(
+        IndexError, match=r"index 7 is out of (range|bounds) for (axis|dimension) 1"
+    ):
+        v[0, 7]
+
+
+def _rows_picked(x, y):
+    """For each row of y, the row of x (distinct rows) it equals."""
+    return [int(np.flatnonzero((x == row).all(axis=1))[0]) for row in y]
+
+
+def test_device_index_array_out_of_range_forward_and_gradient_agree(xp):
+    # an index array on the device is not read (no host sync): the library either raises or
+    # applies its own rule (JAX clamps, Dask wraps), and the gradient goes where the forward read
+    x = randn(2, 3)
+    v = Variable(xp.asarray(x))
+    try:
+        y = v[xp.asarray(np.array([0, 5, -1]))]
+        F.sum(y).backward()
+    except IndexError:
+        return
+    picked = _rows_picked(x, host(y))
+    expected = np.zeros_like(x)
+    for row in picked:
+        expected[row] += 1.0
+    np.testing.assert_array_equal(host(v.grad), expected)
+
+
+@pytest.mark.parametrize("ids", [[7], [0, -1], np.array([3]), np.array([[0], [-2]]), 9])
+def test_embed_id_out_of_range_or_negative_raises(xp, ids):
+    W = Variable(xp.asarray(randn(3, 2)))
+    with pytest.raises(IndexError, match=r"embed_id: id -?\d+ is out of range for W with 3 rows"):
+        F.embed_id(ids, W)
+
+
+def test_embed_id_refuses_non_integer_ids(xp):
+    W = Variable(xp.asarray(randn(3, 2)))
+    with pytest.raises(TypeError, match=r"embed_id: ids must be integers, not float"):
+        F.embed_id([0.0, 1.0], W)
+    with pytest.raises(TypeError, match=r"embed_id: ids must be integers"):
+        F.embed_id(xp.asarray([0.5]), W)
+
+
+def test_embed_id_device_ids_out_of_range_forward_and_gradient_agree(xp):
+    W = randn(3, 2)
+    v = Variable(xp.asarray(W))
+    try:
+        y = F.embed_id(xp.asarray(np.array([1, 7])), v)
+        F.sum(y).backward()
+    except IndexError:
+        return
+    expected = np.zeros_like(W)
+    for row in _rows_picked(W, host(y)):
+        expected[row] += 1.0
+    np.testing.assert_array_equal(host(v.grad), expected)
