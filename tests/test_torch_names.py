@@ -1,0 +1,181 @@
+"""PyTorch's spellings beside DeZero's: operators, Variable methods, Model/Layer and Optimizer.
+
+Each behaviour is checked on every backend of the ``xp`` fixture, against NumPy's answer or
+PyTorch's documented one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import agrad
+import agrad.functions as F
+from agrad import Variable
+from agrad.cuda import as_numpy
+from agrad.utils import gradient_check
+
+# no element near a step of % 2, % 2.5 or // 2, where finite differences would jump
+DATA = np.array([[5.3, -1.25, 0.75], [-3.7, 2.2, 7.1]])
+
+
+def host(v):
+    return np.asarray(as_numpy(v))
+
+
+# -- operators that raised before -----------------------------------------------------------
+def test_abs_operator_and_its_gradient(xp):
+    x = Variable(xp.asarray(DATA))
+    y = abs(x)
+    np.testing.assert_array_equal(host(y), np.abs(DATA))
+    F.sum(y).backward()
+    np.testing.assert_array_equal(host(x.grad), np.sign(DATA))
+    gradient_check(lambda v: abs(v), xp.asarray(DATA))
+
+
+@pytest.mark.parametrize("divisor", [2, 2.5, -2.0])
+def test_remainder_matches_python_and_is_differentiable_in_its_first_argument(xp, divisor):
+    x = Variable(xp.asarray(DATA))
+    y = x % divisor
+    np.testing.assert_allclose(host(y), DATA % divisor)
+    F.sum(y).backward()
+    np.testing.assert_array_equal(host(x.grad), np.ones_like(DATA))  # PyTorch: 1 everywhere
+    gradient_check(lambda v: v % divisor, xp.asarray(DATA))
+
+
+def test_remainder_by_a_variable_gets_minus_floor_quotient(xp):
+    a = Variable(xp.asarray(DATA))  # a raw array-api-strict array on the left would raise
+    b = np.array([1.5, -2.25, 0.5])  # no element of DATA / b is near an integer step
+    x = Variable(xp.asarray(b))
+    y = a % x
+    np.testing.assert_allclose(host(y), DATA % b)
+    F.sum(y).backward()
+    np.testing.assert_allclose(host(x.grad), -np.floor_divide(DATA, b).sum(axis=0))
+    gradient_check(lambda v: a % v, xp.asarray(b))
+    # both arguments Variables, and double backward (the gradient is linear in gy)
+    gradient_check(lambda v: F.sum(F.sin(v % 2.0)), xp.asarray(DATA))
+
+
+def test_remainder_keeps_float32(xp):
+    x = Variable(xp.asarray(DATA, dtype=xp.float32))
+    assert (x % 2).dtype == xp.float32
+    assert (7.0 % x).dtype == xp.float32
+
+
+def test_floor_division_has_a_zero_gradient(xp):
+    # PyTorch raises when differentiating floor_divide; every floating leaf takes part in
+    # agrad's graphs, so the derivative where it exists (zero) is used instead, as for round
+    x = Variable(xp.asarray(DATA))
+    y = x // 2
+    np.testing.assert_array_equal(host(y), DATA // 2)
+    np.testing.assert_array_equal(host(10.0 // x), 10.0 // DATA)
+    F.sum(x * y).backward()
+    np.testing.assert_array_equal(host(x.grad), DATA // 2)  # only the product rule's x term
+    d = Variable(xp.asarray(np.array([2.0, -1.5, 4.0])))
+    F.sum(x // d).backward()
+    np.testing.assert_array_equal(host(d.grad), np.zeros(3))
+
+
+@pytest.mark.parametrize("ndigits", [None, 0, 1, 2, -1])
+def test_round_matches_numpy_and_has_a_zero_gradient(xp, ndigits):
+    values = np.array([0.5, 1.5, 2.5, -0.5, 0.126, 14.96, -15.0])
+    x = Variable(xp.asarray(values))
+    y = round(x) if ndigits is None else round(x, ndigits)
+    np.testing.assert_allclose(host(y), np.round(values, ndigits or 0), rtol=1e-12)
+    assert y.dtype == x.dtype
+    F.sum(y * y).backward()
+    np.testing.assert_array_equal(host(x.grad), np.zeros_like(values))  # PyTorch's round
+
+
+def test_round_of_integers(xp):
+    x = Variable(xp.asarray(np.array([124, -135, 7])))
+    np.testing.assert_array_equal(host(round(x, 1)), [124, -135, 7])
+    np.testing.assert_array_equal(host(round(x, -1)), np.round(np.array([124, -135, 7]), -1))
+
+
+def test_builtin_max_and_min_with_a_number(xp):
+    s = Variable(xp.asarray(3.0))
+    assert max(s, 2.0) is s
+    assert max(s, 4.0) == 4.0
+    assert min(s, 2.0) == 2.0
+    assert min(s, 4.0) is s
+
+
+# -- comparisons and truth values -----------------------------------------------------------
+@pytest.mark.parametrize(
+    "op",
+    [
+        lambda a, b: a == b,
+        lambda a, b: a != b,
+        lambda a, b: a < b,
+        lambda a, b: a <= b,
+        lambda a, b: a > b,
+        lambda a, b: a >= b,
+    ],
+    ids=["eq", "ne", "lt", "le", "gt", "ge"],
+)
+def test_comparisons_are_elementwise_boolean_variables(xp, op):
+    other = np.array([5.5, 0.0, 0.75])
+    x = Variable(xp.asarray(DATA))
+    for right, expected in [
+        (2.0, op(DATA, 2.0)),
+        (Variable(xp.asarray(other)), op(DATA, other)),
+        (xp.asarray(other), op(DATA, other)),
+    ]:
+        result = op(x, right)
+        assert isinstance(result, Variable)
+        assert result.dtype == xp.bool
+        assert result.creator is None  # never differentiated
+        np.testing.assert_array_equal(host(result), expected)
+    # the reflected forms: a number or an array on the left
+    np.testing.assert_array_equal(host(op(2.0, x)), op(2.0, DATA))
+    if agrad.current_backend().name != "array_api_strict":  # its arrays raise, never defer
+        np.testing.assert_array_equal(host(op(xp.asarray(other), x)), op(other, DATA))
+
+
+def test_equality_of_values_not_identity(xp):
+    s = Variable(xp.asarray(3.14159))
+    assert s == 3.14159
+    assert (s != 3.14159).item() is False
+    x = Variable(xp.asarray(3.0))
+    (x * x).backward()
+    assert x.grad == 6
+    assert x.grad != 5
+    # a comparison with something that is not an array falls back to identity, as PyTorch
+    assert (x == None) is False  # noqa: E711
+    assert (x != "x") is True
+
+
+def test_float32_compares_in_float32(xp):
+    x = Variable(xp.asarray([0.1], dtype=xp.float32))
+    assert bool(x == 0.1) == bool(np.float32(0.1) == 0.1)  # the weak scalar of NumPy's rules
+    assert (x == x).item() is True
+
+
+def test_comparison_across_backends_is_refused(xp):
+    if agrad.current_backend().name == "numpy":
+        pytest.skip("needs a second backend besides numpy to compare with")
+    x = Variable(xp.asarray([1.0]))
+    with pytest.raises(TypeError, match="different backends"):
+        x == Variable(np.asarray([1.0]))  # noqa: B015
+
+
+def test_hash_stays_identity_and_containers_work_by_identity(xp):
+    a = Variable(xp.asarray([1.0, 2.0]))
+    b = Variable(xp.asarray([1.0, 2.0]))
+    assert hash(a) != hash(b)
+    table = {a: "a", b: "b"}
+    assert table[a] == "a" and table[b] == "b"
+    assert len({a, b}) == 2
+
+
+def test_bool_of_one_element_and_of_larger_variables(xp):
+    assert bool(Variable(xp.asarray([2.0]))) is True
+    assert bool(Variable(xp.asarray(0.0))) is False
+    assert not Variable(xp.asarray([[0.0]]))
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(Variable(xp.zeros(3)))
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(Variable(xp.zeros((0,))))
+    loss = Variable(xp.asarray(0.5))
+    assert "ok" if loss else "zero"  # `if loss:` works on a scalar loss
