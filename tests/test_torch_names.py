@@ -179,3 +179,91 @@ def test_bool_of_one_element_and_of_larger_variables(xp):
         bool(Variable(xp.zeros((0,))))
     loss = Variable(xp.asarray(0.5))
     assert "ok" if loss else "zero"  # `if loss:` works on a scalar loss
+
+
+# -- Variable: PyTorch's names ----------------------------------------------------------------
+def test_numpy_is_a_host_copy(xp):
+    x = Variable(xp.asarray(DATA))
+    host_copy = x.numpy()
+    assert type(host_copy) is np.ndarray
+    np.testing.assert_array_equal(host_copy, DATA)
+    host_copy[0, 0] = 100.0  # writable, and the Variable keeps its value
+    np.testing.assert_array_equal(host(x), DATA)
+    assert Variable(xp.asarray(2.5)).numpy().shape == ()
+
+
+def test_tolist(xp):
+    assert Variable(xp.asarray(DATA)).tolist() == DATA.tolist()
+    assert Variable(xp.asarray(2.5)).tolist() == 2.5
+
+
+def test_detach_shares_data_and_cuts_the_graph(xp):
+    x = Variable(xp.asarray([1.0, 2.0]))
+    y = x * x
+    z = y.detach()
+    assert z.data is y.data
+    assert z.creator is None and z.grad is None and z.is_leaf
+    assert y.creator is not None  # the original keeps its place in the graph
+    F.sum(z * x).backward()
+    np.testing.assert_array_equal(host(x.grad), [1.0, 4.0])  # z is a constant
+
+
+def test_cpu_moves_to_numpy(xp):
+    x = Variable(xp.asarray([1.0, 2.0]))
+    assert x.cpu() is x
+    assert x.backend.name == "numpy"
+    assert x.device == "numpy:cpu"
+
+
+def test_requires_grad_and_is_leaf(xp):
+    x = Variable(xp.asarray([1.0, 2.0]))
+    assert x.requires_grad and x.is_leaf
+    y = x * 2
+    assert y.requires_grad and not y.is_leaf
+    with agrad.no_grad():
+        z = x * 2
+    assert z.is_leaf and z.creator is None
+    assert Variable(xp.asarray([1, 2])).requires_grad is False
+    assert (x > 0).requires_grad is False
+    assert Variable(None).requires_grad is False
+    with pytest.raises(AttributeError):
+        x.requires_grad = False  # read-only: agrad decides by dtype and graph
+
+
+def test_device_names_backend_and_device(xp):
+    backend = agrad.current_backend()
+    device = Variable(xp.asarray([1.0])).device
+    expected = {"cupy": "cupy:0"}.get(backend.name, f"{backend.name}:cpu")
+    assert device == expected
+
+
+@pytest.mark.parametrize(
+    ("method", "function"),
+    [
+        (lambda v: v.mean(), lambda v: F.mean(v)),
+        (lambda v: v.mean(axis=1, keepdims=True), lambda v: F.mean(v, 1, True)),
+        (lambda v: v.sum(0), lambda v: F.sum(v, 0)),
+        (lambda v: v.max(axis=1), lambda v: F.max(v, 1)),
+        (lambda v: v.min(), lambda v: F.min(v)),
+        (lambda v: v.exp(), F.exp),
+        (lambda v: abs(v).log(), lambda v: F.log(F.abs(v))),
+        (lambda v: v.sin(), F.sin),
+        (lambda v: v.cos(), F.cos),
+        (lambda v: v.tanh(), F.tanh),
+        (lambda v: abs(v).sqrt(), lambda v: F.sqrt(F.abs(v))),
+        (lambda v: v.square(), F.square),
+        (lambda v: v.abs(), F.abs),
+        (lambda v: v.sign(), F.sign),
+        (lambda v: v.relu(), F.relu),
+        (lambda v: v.sigmoid(), F.sigmoid),
+        (lambda v: v.clip(-1.0, 1.0), lambda v: F.clip(v, -1.0, 1.0)),
+    ],
+)
+def test_method_forms_match_the_functions(xp, method, function):
+    a = Variable(xp.asarray(DATA))
+    b = Variable(xp.asarray(DATA))
+    ya, yb = method(a), function(b)
+    np.testing.assert_array_equal(host(ya), host(yb))
+    F.sum(ya * ya).backward()
+    F.sum(yb * yb).backward()
+    np.testing.assert_array_equal(host(a.grad), host(b.grad))
