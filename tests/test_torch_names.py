@@ -267,3 +267,169 @@ def test_method_forms_match_the_functions(xp, method, function):
     F.sum(ya * ya).backward()
     F.sum(yb * yb).backward()
     np.testing.assert_array_equal(host(a.grad), host(b.grad))
+
+
+# -- Model / Layer ------------------------------------------------------------------------------
+class Net(agrad.Model):
+    """Linear -> BatchNorm -> dropout -> Linear: every piece that has state or a mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1 = agrad.layers.Linear(4, in_size=3)
+        self.bn = agrad.layers.BatchNorm()
+        self.l2 = agrad.layers.Linear(2, in_size=4)
+
+    def forward(self, x):
+        return self.l2(F.dropout(self.bn(self.l1(x)), 0.5))
+
+
+def batch(xp, seed=0):
+    return xp.asarray(np.random.default_rng(seed).standard_normal((5, 3)))
+
+
+NET_NAMES = ["l1.W", "l1.b", "bn.avg_mean", "bn.avg_var", "bn.gamma", "bn.beta", "l2.W", "l2.b"]
+
+
+def test_parameters_and_named_parameters(xp):
+    model = Net()
+    model(batch(xp))
+    assert [id(p) for p in model.parameters()] == [id(p) for p in model.params()]
+    assert [name for name, _ in model.named_parameters()] == NET_NAMES
+    named = dict(model.named_parameters(prefix="net."))
+    assert named["net.l1.W"] is model.l1.W and named["net.bn.avg_var"] is model.bn.avg_var
+
+
+def test_zero_grad_clears_every_gradient(xp):
+    model = Net()
+    F.sum(model(batch(xp))).backward()
+    assert model.l1.W.grad is not None
+    model.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+
+
+def _run(model, x):
+    """The output and whether BatchNorm's running mean moved."""
+    before = host(model.bn.avg_mean).copy() if model.bn.avg_mean.data is not None else None
+    y = host(model(x))
+    after = host(model.bn.avg_mean)
+    return y, before is None or not np.array_equal(before, after)
+
+
+@pytest.mark.parametrize("layer_train", [True, False])
+@pytest.mark.parametrize("global_train", [True, False])
+def test_train_eval_combine_with_the_global_switch(xp, layer_train, global_train):
+    agrad.seed(0)
+    model = Net()
+    x = batch(xp)
+    model(x)  # create the parameters and move the running statistics once
+    model.train(layer_train)
+    assert all(layer.training is layer_train for layer in (model, model.l1, model.bn, model.l2))
+    with agrad.using_config("train", global_train):
+        first, moved = _run(model, x)
+        second, _ = _run(model, x)
+    training = layer_train and global_train  # a layer trains only if both say so
+    assert moved is training  # batch_norm updates its running statistics only in training
+    # dropout draws a new mask each call in training, none in test mode
+    assert np.array_equal(first, second) is not training
+    assert agrad.Config.train is True  # the global switch is restored after the block
+
+
+def test_eval_mode_matches_global_test_mode(xp):
+    model = Net()
+    x = batch(xp)
+    model(x)
+    with agrad.test_mode():
+        expected = host(model(x))
+    np.testing.assert_array_equal(host(model.eval()(x)), expected)
+    assert agrad.Config.train is True  # eval() changes the model, never the global switch
+    with pytest.raises(TypeError, match="mode must be True or False"):
+        model.train("yes")
+
+
+def test_state_dict_is_a_copy_and_round_trips(xp):
+    model = Net()
+    x = batch(xp)
+    model(x)
+    state = model.state_dict()
+    assert list(state) == NET_NAMES
+    assert all(type(a) is type(model.l1.W.data) for a in state.values())
+    saved = {k: host(v).copy() for k, v in state.items()}
+    F.sum(model(x)).backward()
+    optimizer = agrad.optimizers.SGD(lr=0.5).setup(model)
+    optimizer.update()  # training on changes the model, not the dict taken before
+    for name, value in state.items():
+        np.testing.assert_array_equal(host(value), saved[name])
+    fresh = Net()
+    fresh(x)
+    assert fresh.load_state_dict(state) == ([], [])
+    for name, param in fresh.named_parameters():
+        np.testing.assert_array_equal(host(param), saved[name])
+    model.eval(), fresh.eval()
+    model.load_state_dict(state)
+    np.testing.assert_array_equal(host(model(x)), host(fresh(x)))
+
+
+def test_state_dict_loads_into_a_model_not_run_yet(xp):
+    model = Net()
+    model(batch(xp))
+    fresh = Net()
+    fresh.load_state_dict(model.state_dict())
+    np.testing.assert_array_equal(host(fresh.bn.avg_var), host(model.bn.avg_var))
+    with pytest.raises(ValueError, match="not initialised yet"):
+        Net().state_dict()
+
+
+def test_load_state_dict_is_strict_and_all_or_nothing(xp):
+    model = Net()
+    model(batch(xp))
+    good = model.state_dict()
+    before = {k: host(v).copy() for k, v in good.items()}
+    fresh = Net()
+    fresh(batch(xp, 1))
+    original = {k: host(v).copy() for k, v in fresh.state_dict().items()}
+
+    def unchanged():
+        for name, param in fresh.named_parameters():
+            np.testing.assert_array_equal(host(param), original[name])
+
+    missing = dict(good)
+    del missing["bn.avg_var"]
+    with pytest.raises(agrad.layers.WeightsMismatchError, match=r"missing from .*bn\.avg_var"):
+        fresh.load_state_dict(missing)
+    unchanged()
+    extra = dict(good, **{"l3.W": good["l2.W"]})
+    with pytest.raises(agrad.layers.WeightsMismatchError, match=r"not in the layer: l3\.W"):
+        fresh.load_state_dict(extra)
+    unchanged()
+    wrong_shape = dict(good, **{"l2.W": xp.zeros((5, 2))})
+    with pytest.raises(agrad.layers.WeightsMismatchError, match=r"wrong shape: l2\.W"):
+        fresh.load_state_dict(wrong_shape)
+    unchanged()
+    integral = dict(good, **{"l2.b": xp.asarray([1, 2])})  # int into float: allowed, cast
+    fresh.load_state_dict(integral)
+    assert fresh.l2.b.dtype == fresh.l2.W.dtype
+    np.testing.assert_array_equal(host(fresh.l2.b), [1.0, 2.0])
+    fresh.load_state_dict({k: xp.asarray(v) for k, v in original.items()})
+    with pytest.raises(TypeError, match="must be an array"):
+        fresh.load_state_dict(dict(good, **{"l2.b": [1.0, 2.0]}))
+    with pytest.raises(TypeError, match="must be a dict"):
+        fresh.load_state_dict(list(good.items()))
+    unchanged()
+    # not strict: the names both have, and what was left out
+    partial = {"l1.W": good["l1.W"], "l9.W": good["l1.W"]}
+    result = fresh.load_state_dict(partial, strict=False)
+    assert result == ([n for n in NET_NAMES if n != "l1.W"], ["l9.W"])
+    np.testing.assert_array_equal(host(fresh.l1.W), before["l1.W"])
+    np.testing.assert_array_equal(host(fresh.l2.W), original["l2.W"])
+
+
+def test_load_state_dict_refuses_an_unsafe_cast(xp):
+    model = agrad.layers.Linear(2, in_size=3, dtype="float32")
+    if agrad.current_backend().name == "array_api_strict":
+        bad = {"W": np.full((3, 2), 1e300), "b": np.zeros(2)}
+    else:
+        bad = {"W": xp.asarray(np.full((3, 2), 1e300)), "b": xp.zeros(2)}
+    before = host(model.W).copy()
+    with pytest.raises(ValueError, match=r"too large for the parameter's float32"):
+        model.load_state_dict(bad)
+    np.testing.assert_array_equal(host(model.W), before)  # nothing was assigned
