@@ -433,3 +433,140 @@ def test_load_state_dict_refuses_an_unsafe_cast(xp):
     with pytest.raises(ValueError, match=r"too large for the parameter's float32"):
         model.load_state_dict(bad)
     np.testing.assert_array_equal(host(model.W), before)  # nothing was assigned
+
+
+# -- Optimizer ----------------------------------------------------------------------------------
+class Small(agrad.Model):
+    """No dropout: a resumed run must repeat the uninterrupted one bit for bit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1 = agrad.layers.Linear(4, in_size=3)
+        self.bn = agrad.layers.BatchNorm()
+        self.l2 = agrad.layers.Linear(1, in_size=4)
+
+    def forward(self, x):
+        return self.l2(F.tanh(self.bn(self.l1(x))))
+
+
+def _train_steps(model, optimizer, xp, steps):
+    for step in steps:
+        x = batch(xp, step)
+        loss = F.sum(model(x) ** 2)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+OPTIMIZERS = {
+    "SGD": lambda: agrad.optimizers.SGD(lr=0.1),
+    "MomentumSGD": lambda: agrad.optimizers.MomentumSGD(lr=0.1, momentum=0.8),
+    "Adam": lambda: agrad.optimizers.Adam(alpha=0.05),
+    "AdaGrad": lambda: agrad.optimizers.AdaGrad(lr=0.05),
+    "AdaDelta": lambda: agrad.optimizers.AdaDelta(),
+}
+
+
+@pytest.mark.parametrize("kind", list(OPTIMIZERS))
+def test_checkpoint_and_resume_equals_the_uninterrupted_run(xp, kind):
+    agrad.seed(1)
+    whole = Small()
+    agrad.seed(1)
+    interrupted = Small()
+    for model in (whole, interrupted):
+        model(batch(xp, 99))  # create the parameters from the same seed
+    make = OPTIMIZERS[kind]
+    optimizer = make().setup(whole)
+    _train_steps(whole, optimizer, xp, range(6))
+
+    first = make().setup(interrupted)
+    _train_steps(interrupted, first, xp, range(3))
+    checkpoint = {"model": interrupted.state_dict(), "optimizer": first.state_dict()}
+    _train_steps(interrupted, first, xp, range(3, 5))  # training on must not touch the copy
+
+    resumed = Small()
+    resumed.load_state_dict(checkpoint["model"])
+    second = make().setup(resumed)
+    second.load_state_dict(checkpoint["optimizer"])
+    _train_steps(resumed, second, xp, range(3, 6))
+    for (name, a), (_, b) in zip(whole.named_parameters(), resumed.named_parameters()):
+        np.testing.assert_array_equal(host(a), host(b), err_msg=name)
+    assert second.state_dict()["hyperparameters"] == optimizer.state_dict()["hyperparameters"]
+
+
+def test_optimizer_state_dict_names_and_copies(xp):
+    model = Small()
+    model(batch(xp))
+    optimizer = agrad.optimizers.Adam().setup(model)
+    _train_steps(model, optimizer, xp, range(2))
+    state = optimizer.state_dict()
+    assert state["type"] == "Adam"
+    assert state["hyperparameters"]["t"] == 2
+    trained = [n for n in NET_NAMES if "avg_" not in n]  # running statistics get no gradient
+    assert list(state["state"]["ms"]) == trained and list(state["state"]["vs"]) == trained
+    m = state["state"]["ms"]["l1.W"]
+    assert m is not optimizer.ms[model.l1.W] and type(m) is type(model.l1.W.data)
+    # a list of Parameters is keyed by position
+    p = agrad.Parameter(xp.asarray([1.0, 2.0]))
+    p.grad = Variable(xp.asarray([1.0, 1.0]))
+    momentum = agrad.optimizers.MomentumSGD().setup([p])
+    momentum.step()
+    assert list(momentum.state_dict()["state"]["vs"]) == [0]
+
+
+def test_optimizer_load_state_dict_is_checked_and_all_or_nothing(xp):
+    model = Small()
+    model(batch(xp))
+    adam = agrad.optimizers.Adam().setup(model)
+    _train_steps(model, adam, xp, range(2))
+    good = adam.state_dict()
+    target = agrad.optimizers.Adam(alpha=0.5).setup(model)
+    _train_steps(model, target, xp, range(1))
+    before = target.state_dict()
+
+    def unchanged():
+        after = target.state_dict()
+        assert after["hyperparameters"] == before["hyperparameters"]
+        for slot, entries in before["state"].items():
+            for name, array in entries.items():
+                np.testing.assert_array_equal(host(after["state"][slot][name]), host(array))
+
+    def with_entry(slot, name, value):
+        state = {"type": "Adam", "hyperparameters": dict(good["hyperparameters"]),
+                 "state": {k: dict(v) for k, v in good["state"].items()}}  # fmt: skip
+        state["state"][slot][name] = value
+        return state
+
+    momentum = agrad.optimizers.MomentumSGD().setup(model)
+    _train_steps(model, momentum, xp, range(1))
+    cases = [
+        (momentum.state_dict(), TypeError, "saved from 'MomentumSGD', not from 'Adam'"),
+        ([1, 2], TypeError, "state must be a dict"),
+        (dict(good, hyperparameters={**good["hyperparameters"], "t": -1}), TypeError, "count"),
+        (dict(good, hyperparameters={**good["hyperparameters"], "t": 2.5}), TypeError, "count"),
+        (dict(good, hyperparameters={**good["hyperparameters"], "alpha": "a"}), TypeError,
+         "'alpha'"),
+        (dict(good, hyperparameters={"t": 1}), ValueError, "hyperparameters differ"),
+        (with_entry("ms", "l9.W", good["state"]["ms"]["l1.W"]), ValueError, "'l9.W'"),
+        (with_entry("ms", "l2.b", xp.zeros(3)), ValueError, r"shape \(3,\)"),
+        (with_entry("vs", "l2.b", [0.0]), TypeError, "must be an array"),
+        (with_entry("vs", "l2.b", np.array(["x"])), TypeError, "strings"),
+    ]  # fmt: skip
+    for state, error, message in cases:
+        with pytest.raises(error, match=message):
+            target.load_state_dict(state)
+        unchanged()
+    target.load_state_dict(good)
+    assert target.t == 2 and target.alpha == good["hyperparameters"]["alpha"]
+
+
+def test_optimizer_step_and_zero_grad(xp):
+    p = agrad.Parameter(xp.asarray([1.0, 2.0]))
+    p.grad = Variable(xp.asarray([1.0, -1.0]))
+    optimizer = agrad.optimizers.SGD(lr=0.5).setup([p])
+    optimizer.step()
+    np.testing.assert_array_equal(host(p), [0.5, 2.5])
+    optimizer.zero_grad()
+    assert p.grad is None
+    with pytest.raises(RuntimeError, match="call setup"):
+        agrad.optimizers.SGD().zero_grad()
