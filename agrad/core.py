@@ -544,6 +544,139 @@ class Variable:
         data = self.data
         self.node = _new_node(func, func.generation + 1, 0, data, _weakref(self), True)
 
+    @property
+    def requires_grad(self) -> bool:
+        """Whether this variable takes part in differentiation (read-only; PyTorch's name).
+
+        A leaf does when its dtype is differentiable (floating point); a function's output
+        does when one of its inputs did while the graph was recorded. A Variable with no data
+        yet does not.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> xp = agrad.current_backend().xp
+        >>> x = agrad.Variable(xp.asarray([1.0, 2.0]))
+        >>> x.requires_grad, (x * 2).requires_grad
+        (True, True)
+        >>> agrad.Variable(xp.asarray([1, 2])).requires_grad
+        False
+        """
+        node = self.node
+        if node is None or node.creator is None:
+            if self.data is None:
+                return False
+            node = _leaf_node(self)  # the rule the graph itself applies to a leaf input
+        return bool(node.requires_grad)
+
+    @property
+    def is_leaf(self) -> bool:
+        """True when no function created this variable (PyTorch's name; ``creator is None``).
+
+        Examples
+        --------
+        >>> import agrad
+        >>> x = agrad.Variable(agrad.current_backend().asarray([1.0]))
+        >>> x.is_leaf, (x * 2).is_leaf, (x * 2).detach().is_leaf
+        (True, False, True)
+        """
+        node = self.node
+        return node is None or node.creator is None
+
+    def detach(self) -> Variable:
+        """A new Variable on the same data, cut from the graph (PyTorch's name).
+
+        The data is shared, not copied; the new Variable has no creator and no gradient, so
+        a backward from what is computed from it stops there. ``self`` is unchanged.
+
+        Returns
+        -------
+        Variable
+            A leaf holding ``self.data``.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> x = agrad.Variable(agrad.current_backend().asarray(3.0))
+        >>> y = x * x
+        >>> (y.detach() * x).backward()  # y is a constant here: d(9 x)/dx
+        >>> x.grad
+        variable(9.0)
+        """
+        return Variable(self.data)
+
+    def numpy(self) -> Any:
+        """A NumPy copy of ``data`` on the host, from any backend (PyTorch's name).
+
+        Returns
+        -------
+        numpy.ndarray
+            A new array: writing into it leaves the Variable unchanged.
+
+        Raises
+        ------
+        ValueError
+            If the Variable has no data.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.Variable(agrad.current_backend().asarray([1.0, 2.0])).numpy()
+        array([1., 2.])
+        """
+        if self.data is None:
+            raise ValueError("numpy(): the Variable has no data")
+        backend = self.backend
+        host = backend.to_host(self.data)
+        # NumPy, PyTorch on the CPU and array-api-strict hand out views of the data itself;
+        # a GPU, JAX (immutable) and Dask (computed) give a fresh host array already
+        if backend.mutable_arrays and not backend.gpu and not backend.lazy:
+            host = host.copy()
+        return host
+
+    def tolist(self) -> Any:
+        """``data`` as nested Python lists (a Python number for 0-d data; PyTorch's name).
+
+        Returns
+        -------
+        list or number
+            As ``numpy.ndarray.tolist``.
+
+        Raises
+        ------
+        ValueError
+            If the Variable has no data.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.Variable(agrad.current_backend().asarray([[1.0, 2.0]])).tolist()
+        [[1.0, 2.0]]
+        """
+        if self.data is None:
+            raise ValueError("tolist(): the Variable has no data")
+        return self.backend.to_host(self.data).tolist()
+
+    @property
+    def device(self) -> str:
+        """The backend and device of ``data``: ``'numpy:cpu'``, ``'cupy:0'``, ``'torch:cpu'``...
+
+        Raises
+        ------
+        ValueError
+            If the Variable has no data.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.Variable(agrad.get_backend("numpy").asarray([1.0])).device
+        'numpy:cpu'
+        """
+        if self.data is None:
+            raise ValueError("device: the Variable has no data")
+        backend = self.backend
+        return f"{backend.name}:{backend.array_device(self.data)}"
+
     def cleargrad(self) -> None:
         """Forget the gradient, so the variable can be reused in a new computation.
 
@@ -748,6 +881,33 @@ class Variable:
         def min(self, axis: Any = None, keepdims: bool = False) -> Variable: ...
         def matmul(self, other: Any) -> Variable: ...
         def dot(self, other: Any) -> Variable: ...
+        def __abs__(self) -> Variable: ...
+        def __mod__(self, other: Any) -> Variable: ...
+        def __rmod__(self, other: Any) -> Variable: ...
+        def __floordiv__(self, other: Any) -> Variable: ...
+        def __rfloordiv__(self, other: Any) -> Variable: ...
+        def __round__(self, ndigits: int | None = None) -> Variable: ...
+        def __eq__(self, other: object) -> Any: ...
+        def __ne__(self, other: object) -> Any: ...
+        def __lt__(self, other: Any) -> Variable: ...
+        def __le__(self, other: Any) -> Variable: ...
+        def __gt__(self, other: Any) -> Variable: ...
+        def __ge__(self, other: Any) -> Variable: ...
+        def __hash__(self) -> int: ...
+        def __bool__(self) -> bool: ...
+        def mean(self, axis: Any = None, keepdims: bool = False) -> Variable: ...
+        def exp(self) -> Variable: ...
+        def log(self) -> Variable: ...
+        def sin(self) -> Variable: ...
+        def cos(self) -> Variable: ...
+        def tanh(self) -> Variable: ...
+        def sqrt(self) -> Variable: ...
+        def square(self) -> Variable: ...
+        def abs(self) -> Variable: ...
+        def sign(self) -> Variable: ...
+        def relu(self) -> Variable: ...
+        def sigmoid(self) -> Variable: ...
+        def clip(self, x_min: Any, x_max: Any) -> Variable: ...
 
     # -- moving between backends ------------------------------------------------------------
     def to(self, backend: str | Backend) -> Variable:
@@ -800,6 +960,22 @@ class Variable:
         'numpy'
         """
         return self.to("numpy")
+
+    def cpu(self) -> Variable:
+        """PyTorch's name for :meth:`to_cpu`: moves ``data`` (and ``grad``) to NumPy in place.
+
+        Returns
+        -------
+        Variable
+            ``self``.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.Variable(agrad.current_backend().asarray([1.0])).cpu().device
+        'numpy:cpu'
+        """
+        return self.to_cpu()
 
     def to_gpu(self) -> Variable:
         """Move to CuPy on the current CUDA device.

@@ -24,6 +24,7 @@ from typing import Any
 import agrad.functions as F
 from agrad.backends import Backend, backend_of, current_backend, get_backend
 from agrad.backends.numpy import host
+from agrad.config import _train
 from agrad.core import Function, Parameter, Variable
 from agrad.utils import conv_pair, pair
 
@@ -105,6 +106,9 @@ class Layer:
     variable([4.])
     """
 
+    #: this layer's training flag (PyTorch's ``training``); :meth:`train` and :meth:`eval` set it
+    training: bool = True
+
     def __init__(self) -> None:
         # attribute names of Parameters and Layers, in assignment order (a dict keeps it)
         object.__setattr__(self, "_params", {})
@@ -125,7 +129,14 @@ class Layer:
         object.__delattr__(self, name)
 
     def __call__(self, *inputs: Any) -> Any:
-        outputs = self.forward(*inputs)
+        if self.training:
+            outputs = self.forward(*inputs)
+        else:  # everything this layer runs (dropout, batch_norm, sub-layers) is in test mode
+            token = _train.set(False)
+            try:
+                outputs = self.forward(*inputs)
+            finally:
+                _train.reset(token)
         if not isinstance(outputs, tuple):
             outputs = (outputs,)
         self.inputs = [_weak(x) for x in inputs]
@@ -242,6 +253,222 @@ class Layer:
         """
         for param in self.params():
             param.cleargrad()
+
+    # -- PyTorch's names --------------------------------------------------------------------
+    def parameters(self) -> Iterator[Parameter]:
+        """PyTorch's name for :meth:`params`: every Parameter, in registration order.
+
+        Returns
+        -------
+        iterator of Parameter
+            The same Parameters as :meth:`params`.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> sum(p.size for p in agrad.layers.Linear(3, in_size=2).parameters())
+        9
+        """
+        return self.params()
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """``(name, param)`` pairs with PyTorch's dotted names (``l0.W``); see :meth:`named_params`.
+
+        Parameters
+        ----------
+        prefix : str, default ""
+            Put before every name.
+
+        Returns
+        -------
+        iterator of (str, Parameter)
+            In the order of :meth:`params`.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> [name for name, _ in agrad.models.MLP((4, 1)).named_parameters()]
+        ['l0.W', 'l0.b', 'l1.W', 'l1.b']
+        """
+        for path, param in self.named_params():
+            yield prefix + path.replace("/", "."), param
+
+    def zero_grad(self) -> None:
+        """PyTorch's name for :meth:`cleargrads`: every parameter's ``grad`` becomes None.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> layer = agrad.layers.Linear(1, in_size=2)
+        >>> (layer(agrad.current_backend().asarray([[1.0, 2.0]])) * 1).backward()
+        >>> layer.zero_grad()
+        >>> layer.b.grad is None
+        True
+        """
+        self.cleargrads()
+
+    def train(self, mode: bool = True) -> Layer:
+        """Set the training flag of this layer and every sub-layer (PyTorch's ``train``).
+
+        A layer computes in training mode (dropout drops, batch_norm uses the batch's
+        statistics and updates the running ones) only when both its flag and the global
+        ``agrad.Config.train`` say so: :meth:`eval` or :func:`agrad.test_mode` alone is
+        enough for test mode. A layer in eval mode runs its ``forward`` in test mode, so the
+        layers and functions it calls do too.
+
+        Parameters
+        ----------
+        mode : bool, default True
+            True for training, False for evaluation.
+
+        Returns
+        -------
+        Layer
+            ``self``.
+
+        Raises
+        ------
+        TypeError
+            If ``mode`` is not a bool.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> model = agrad.models.MLP((4, 1))
+        >>> model.eval().training, model.l0.training
+        (False, False)
+        >>> model.train().l0.training
+        True
+        """
+        if not isinstance(mode, bool):
+            raise TypeError(f"train: mode must be True or False, not {mode!r}")
+        for layer in self._all_layers():
+            object.__setattr__(layer, "training", mode)
+        return self
+
+    def eval(self) -> Layer:
+        """Evaluation mode for this layer and every sub-layer: ``train(False)``.
+
+        Returns
+        -------
+        Layer
+            ``self``.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> import agrad.functions as F
+        >>> class Net(agrad.Model):
+        ...     def forward(self, x):
+        ...         return F.dropout(x, 0.5)
+        >>> x = agrad.current_backend().asarray([1.0, 2.0])
+        >>> Net().eval()(x)  # no dropout in evaluation mode
+        variable([1. 2.])
+        """
+        return self.train(False)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every parameter as ``name -> array`` (PyTorch's dotted names), copied.
+
+        BatchNorm's running statistics are Parameters, so they are included. The arrays stay
+        on the layer's backend; they are copies, so training on does not change them.
+
+        Returns
+        -------
+        dict of str to array
+            In the order of :meth:`params`.
+
+        Raises
+        ------
+        ValueError
+            If a parameter is not initialised yet (run the model once first).
+
+        Examples
+        --------
+        >>> import agrad
+        >>> layer = agrad.layers.Linear(2, in_size=3)
+        >>> {name: tuple(a.shape) for name, a in layer.state_dict().items()}
+        {'W': (3, 2), 'b': (2,)}
+        """
+        state = {}
+        for name, param in self.named_parameters():
+            if param.data is None:
+                raise ValueError(
+                    f"state_dict: parameter {name!r} is not initialised yet (its shape is "
+                    "inferred on the first call); run the model on an input first"
+                )
+            state[name] = param.backend.xp.asarray(param.data, copy=True)
+        return state
+
+    def load_state_dict(
+        self, state: dict[str, Any], strict: bool = True
+    ) -> tuple[list[str], list[str]]:
+        """Load ``name -> array`` (as :meth:`state_dict` gives) into the parameters.
+
+        All or nothing, with :meth:`load_weights`' rules: every name, shape and dtype is
+        checked and every array converted before any parameter changes; arrays are cast to
+        their parameter's dtype where NumPy's ``same_kind`` rule allows, and move to the
+        layer's backend. The parameters get copies of the arrays.
+
+        Parameters
+        ----------
+        state : dict of str to array
+            Arrays of any agrad backend (or Variables), keyed by dotted names.
+        strict : bool, default True
+            Every parameter must be in ``state`` and every key of ``state`` a parameter;
+            False loads the names both have (shapes and dtypes are checked all the same).
+
+        Returns
+        -------
+        (list of str, list of str)
+            The names missing from ``state`` and those ``state`` has that the layer lacks
+            (both empty when ``strict``).
+
+        Raises
+        ------
+        WeightsMismatchError
+            If names (``strict``) or shapes differ; the message lists every mismatch.
+        TypeError
+            If ``state`` is not a dict, a value is not an array, or cannot be cast.
+        ValueError
+            If values overflow a parameter's dtype.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> source = agrad.layers.Linear(2, in_size=3)
+        >>> copy = agrad.layers.Linear(2, in_size=3)
+        >>> copy.load_state_dict(source.state_dict())
+        ([], [])
+        >>> bool(agrad.current_backend().xp.all(copy.W.data == source.W.data))
+        True
+        """
+        if not isinstance(state, dict):
+            raise TypeError(
+                f"load_state_dict: state must be a dict of name -> array, not "
+                f"{type(state).__name__}"
+            )
+        if not isinstance(strict, bool):
+            raise TypeError(f"load_state_dict: strict must be True or False, not {strict!r}")
+        by_path = {path.replace("/", "."): path for path, _ in self.named_params()}
+        arrays = {}
+        for name, value in state.items():
+            data = value.data if isinstance(value, Variable) else value
+            backend = backend_of(data, None) if data is not None else None
+            if backend is None:
+                raise TypeError(
+                    f"load_state_dict: {name!r} must be an array of an agrad backend, not "
+                    f"{type(value).__name__}"
+                )
+            arrays[by_path.get(name, name)] = host.array(backend.to_host(data))  # a copy
+        missing = [name for name, path in by_path.items() if path not in arrays]
+        unexpected = [name for name in state if name not in by_path]
+        if not strict:
+            arrays = {path: arrays[path] for path in by_path.values() if path in arrays}
+        self._load_arrays(
+            arrays, "load_state_dict", "the state dict", dotted=True, subset=not strict
+        )
+        return ([], []) if strict else (missing, unexpected)
 
     # -- moving between backends ------------------------------------------------------------
     def to(self, backend: str | Backend) -> Layer:
@@ -425,11 +652,31 @@ class Layer:
         if not os.path.exists(path) and os.path.exists(path + ".npz"):
             path += ".npz"
         arrays = _read_npz(path)
+        self._load_arrays(arrays, f"load_weights({path!r})", "the file")
+
+    def _load_arrays(
+        self,
+        arrays: dict[str, Any],
+        caller: str,
+        source: str,
+        dotted: bool = False,
+        subset: bool = False,
+    ) -> None:
+        """Check every name, shape and dtype of host ``arrays`` (``path -> array``), then
+        assign them all. ``subset``: only the parameters ``arrays`` names are loaded (none is
+        missing); ``dotted``: messages name parameters as ``l0.W``."""
         params = dict(self.named_params())
-        missing = [key for key in params if key not in arrays]
-        extra = [key for key in arrays if key not in params]
+        if subset:
+            params = {key: param for key, param in params.items() if key in arrays}
+
+        def shown(key: str) -> str:
+            return key.replace("/", ".") if dotted else key
+
+        missing = [shown(key) for key in params if key not in arrays]
+        extra = [shown(key) for key in arrays if key not in params]
         wrong = [
-            f"{key}: file {tuple(arrays[key].shape)}, layer {tuple(param.data.shape)}"
+            f"{shown(key)}: {source.split()[-1]} {tuple(arrays[key].shape)}, "
+            f"layer {tuple(param.data.shape)}"
             for key, param in params.items()
             if key in arrays
             and param.data is not None
@@ -438,14 +685,13 @@ class Layer:
         if missing or extra or wrong:
             problems = []
             if missing:
-                problems.append("missing from the file: " + ", ".join(missing))
+                problems.append(f"missing from {source}: " + ", ".join(missing))
             if extra:
                 problems.append("not in the layer: " + ", ".join(extra))
             if wrong:
                 problems.append("wrong shape: " + "; ".join(wrong))
             raise WeightsMismatchError(
-                f"load_weights({path!r}) does not fit {type(self).__name__}: "
-                + " | ".join(problems)
+                f"{caller} does not fit {type(self).__name__}: " + " | ".join(problems)
             )
         layer_dtypes = self._declared_dtypes()
         default = self._backend()
@@ -455,7 +701,7 @@ class Layer:
                 target, dtype_name = param.backend, param.backend.dtype_name(param.data.dtype)
             else:
                 target, dtype_name = default, layer_dtypes.get(key)
-            array = _cast_for_loading(path, key, arrays[key], dtype_name)
+            array = _cast_for_loading(caller, shown(key), arrays[key], dtype_name)
             converted[key] = target.asarray(array)
         for key, param in params.items():  # nothing above changed the layer; this cannot fail
             param.data = converted[key]
@@ -578,12 +824,13 @@ def _read_npz(path: str) -> dict[str, Any]:
         return arrays
 
 
-def _cast_for_loading(path: str, key: str, array: Any, dtype_name: str | None) -> Any:
-    """``array`` from the file, cast to ``dtype_name`` (None: kept) or refused by name."""
+def _cast_for_loading(caller: str, key: str, array: Any, dtype_name: str | None) -> Any:
+    """``array`` (a host array to load), cast to ``dtype_name`` (None: kept) or refused by name;
+    ``caller`` starts the messages (``load_weights('w.npz')``)."""
     kind = array.dtype.kind
     if kind in _NON_NUMERIC_KINDS:
         raise TypeError(
-            f"load_weights({path!r}): {key!r} holds {_NON_NUMERIC_KINDS[kind]} (dtype "
+            f"{caller}: {key!r} holds {_NON_NUMERIC_KINDS[kind]} (dtype "
             f"{array.dtype}), not numbers; only numeric arrays load into parameters"
         )
     if dtype_name is None or array.dtype == host.dtype(dtype_name):
@@ -591,7 +838,7 @@ def _cast_for_loading(path: str, key: str, array: Any, dtype_name: str | None) -
     target = host.dtype(dtype_name)
     if not host.can_cast(array.dtype, target, casting="same_kind"):
         raise TypeError(
-            f"load_weights({path!r}): {key!r} has dtype {array.dtype} in the file and cannot be "
+            f"{caller}: {key!r} has dtype {array.dtype} and cannot be "
             f"cast safely to the parameter's {dtype_name} (allowed: the same kind or a "
             "narrower one, such as float64 into float32 or int into float)"
         )
@@ -599,7 +846,7 @@ def _cast_for_loading(path: str, key: str, array: Any, dtype_name: str | None) -
         cast = array.astype(target)
     if target.kind in "fc" and bool(host.any(host.isinf(cast) & host.isfinite(array))):
         raise ValueError(
-            f"load_weights({path!r}): {key!r} holds values too large for the parameter's "
+            f"{caller}: {key!r} holds values too large for the parameter's "
             f"{dtype_name} (they would become inf)"
         )
     return cast

@@ -25,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from collections.abc import Callable, Iterable, Iterator
@@ -321,6 +322,150 @@ class Optimizer:
         """
         raise NotImplementedError(f"{type(self).__name__}.update_one is not implemented")
 
+    # -- PyTorch's names --------------------------------------------------------------------
+    def step(self) -> None:
+        """PyTorch's name for :meth:`update`.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> p = agrad.Parameter(backend.asarray([1.0]))
+        >>> p.grad = agrad.Variable(backend.asarray([2.0]))
+        >>> agrad.optimizers.SGD(lr=0.5).setup(p).step()
+        >>> p
+        variable([0.])
+        """
+        self.update()
+
+    def zero_grad(self) -> None:
+        """Forget the gradient of every parameter of the target (PyTorch's name).
+
+        Raises
+        ------
+        RuntimeError
+            If ``setup`` was not called.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> p = agrad.Parameter(backend.asarray([1.0]))
+        >>> p.grad = agrad.Variable(backend.asarray([2.0]))
+        >>> agrad.optimizers.SGD().setup(p).zero_grad()
+        >>> p.grad is None
+        True
+        """
+        for param in self._params():
+            param.cleargrad()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's state, to resume training later in this process (PyTorch's name).
+
+        ``{"type": class name, "hyperparameters": {name: number}, "state": {slot: {param:
+        array}}}``: the hyperparameters are every number the optimizer holds (learning rate,
+        step count ``t``, ...); a slot is a per-parameter state (``vs``: MomentumSGD's
+        velocities; ``ms``/``vs``: Adam's moments), keyed by the parameter's dotted name in
+        the target (``l0.W``), or its position when the target is a list of Parameters. The
+        arrays are copies on the parameters' backend.
+
+        Returns
+        -------
+        dict
+            For :meth:`load_state_dict`.
+
+        Raises
+        ------
+        RuntimeError
+            If ``setup`` was not called.
+        ValueError
+            If the state holds a parameter that is not in the target.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> p = agrad.Parameter(backend.asarray([1.0]))
+        >>> p.grad = agrad.Variable(backend.asarray([2.0]))
+        >>> optimizer = agrad.optimizers.MomentumSGD(lr=0.5).setup([p])
+        >>> optimizer.update()
+        >>> state = optimizer.state_dict()
+        >>> state["type"], state["hyperparameters"], list(state["state"]["vs"])
+        ('MomentumSGD', {'lr': 0.5, 'momentum': 0.9}, [0])
+        >>> backend.to_host(state["state"]["vs"][0]).tolist()  # the velocity of parameter 0
+        [-1.0]
+        """
+        names = self._param_names()
+        hyperparameters, slots = _split_state(self)
+        state: dict[str, dict] = {}
+        for slot, store in slots.items():
+            entries = state[slot] = {}
+            for param, array in store.items():
+                name = names.get(id(param))
+                if name is None:
+                    raise ValueError(
+                        f"{type(self).__name__}.state_dict: state {slot!r} holds a parameter "
+                        f"{self._describe(param)} that is not in the target"
+                    )
+                entries[name] = backend_of(array).xp.asarray(array, copy=True)
+        return {"type": type(self).__name__, "hyperparameters": hyperparameters, "state": state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` gave, all or nothing (PyTorch's name).
+
+        Everything is checked before anything changes: the optimizer type, the names of the
+        hyperparameters and slots, the hyperparameters' values (number types, and whatever
+        the constructor refuses), that each entry names a parameter of the target (run the
+        model once, or load its ``state_dict``, so that its parameters exist), and each
+        array's shape and dtype (cast to the parameter's dtype where NumPy's ``same_kind``
+        rule allows, as ``load_weights``). The arrays are copied onto each parameter's
+        backend.
+
+        Parameters
+        ----------
+        state : dict
+            As :meth:`state_dict` returns.
+
+        Raises
+        ------
+        TypeError
+            If ``state`` has the wrong structure, was saved from another optimizer type, or
+            holds a value of the wrong type.
+        ValueError
+            If a name, a shape or a hyperparameter's value does not fit.
+        RuntimeError
+            If ``setup`` was not called.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> p = agrad.Parameter(backend.asarray([1.0]))
+        >>> p.grad = agrad.Variable(backend.asarray([2.0]))
+        >>> first = agrad.optimizers.Adam().setup([p])
+        >>> first.update()
+        >>> second = agrad.optimizers.Adam().setup([p])
+        >>> second.load_state_dict(first.state_dict())
+        >>> second.t
+        1
+        >>> agrad.optimizers.SGD().setup([p]).load_state_dict(first.state_dict())
+        Traceback (most recent call last):
+          ...
+        TypeError: SGD.load_state_dict: the state was saved from 'Adam', not from 'SGD' ...
+        """
+        hyperparameters, slots = _checked_state(self, state)
+        for name, value in hyperparameters.items():
+            setattr(self, name, value)
+        for slot, store in slots.items():
+            setattr(self, slot, store)
+
+    def _param_names(self) -> dict[int, Any]:
+        """id(param) -> its dotted name in the target, or its position in a list."""
+        named = getattr(self.target, "named_parameters", None)
+        if named is not None:
+            return {id(param): name for name, param in named()}
+        return {id(param): i for i, param in enumerate(self._params())}
+
     def add_hook(self, f: Callable[[list[Parameter]], None]) -> None:
         """Call ``f(params)`` before each update (``WeightDecay``, ``ClipGrad``, ...).
 
@@ -351,6 +496,153 @@ class Optimizer:
                 f"parameters (WeightDecay(1e-4), ClipGrad(1.0), ...), not {f!r}"
             )
         self.hooks.append(f)
+
+
+# -- state_dict ---------------------------------------------------------------------------------
+# What an optimizer's state is, read from its attributes (so a new optimizer needs nothing more):
+# plain numbers are hyperparameters and counters; dicts keyed by Parameter are per-parameter
+# slots. ``target`` and ``hooks`` are the setup, not the state.
+_NOT_STATE = ("target", "hooks")
+
+
+def _split_state(optimizer: Optimizer) -> tuple[dict[str, Any], dict[str, dict]]:
+    """(hyperparameters, slots) of ``optimizer``: ``name -> number`` and ``name -> dict``."""
+    hyperparameters, slots = {}, {}
+    for name, value in vars(optimizer).items():
+        if name in _NOT_STATE:
+            continue
+        if isinstance(value, dict) and all(isinstance(k, Parameter) for k in value):
+            slots[name] = value
+        elif isinstance(value, (bool, int, float)) or value is None:
+            hyperparameters[name] = value
+    return hyperparameters, slots
+
+
+def _checked_state(optimizer: Optimizer, state: Any) -> tuple[dict[str, Any], dict[str, dict]]:
+    """The hyperparameters and slots ``state`` gives ``optimizer``, every entry checked and its
+    array converted (a copy on its parameter's backend and dtype); raises naming the first
+    problem, and changes nothing."""
+    from agrad.layers import _cast_for_loading  # the rules of load_weights
+
+    kind = type(optimizer).__name__
+    where = f"{kind}.load_state_dict"
+    if not isinstance(state, dict) or set(state) != {"type", "hyperparameters", "state"}:
+        raise TypeError(
+            f"{where}: state must be a dict with the keys 'type', 'hyperparameters' and "
+            f"'state', as state_dict() returns, not {_describe_value(state)}"
+        )
+    if state["type"] != kind:
+        raise TypeError(
+            f"{where}: the state was saved from {state['type']!r}, not from {kind!r} (an "
+            "optimizer loads only its own type's state)"
+        )
+    own_hyper, own_slots = _split_state(optimizer)
+    given_hyper, given_slots = state["hyperparameters"], state["state"]
+    if not isinstance(given_hyper, dict) or not isinstance(given_slots, dict):
+        raise TypeError(f"{where}: 'hyperparameters' and 'state' must be dicts")
+    for what, own, given in (
+        ("hyperparameters", own_hyper, given_hyper),
+        ("state slots", own_slots, given_slots),
+    ):
+        if set(own) != set(given):
+            raise ValueError(
+                f"{where}: the {what} differ: missing {sorted(set(own) - set(given))}, "
+                f"unexpected {sorted(set(given) - set(own))}"
+            )
+    settings = _constructor_parameters(optimizer)
+    for name, value in given_hyper.items():
+        current = own_hyper[name]
+        if current is None or isinstance(current, bool):
+            fits = value is None or isinstance(value, bool)
+        elif isinstance(current, int) and name not in settings:
+            # a counter the optimizer keeps itself (Adam's step t)
+            fits = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        else:
+            fits = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not fits:
+            allowed = (
+                "a count (an int >= 0)"
+                if isinstance(current, int)
+                and not isinstance(current, bool)
+                and name not in settings
+                else f"of the type the optimizer holds ({type(current).__name__})"
+            )
+            raise TypeError(f"{where}: hyperparameter {name!r} must be {allowed}, not {value!r}")
+    _constructor_accepts(optimizer, given_hyper, where)
+    params = {name: param for param, name in _names_to_params(optimizer)}
+    slots: dict[str, dict] = {}
+    for slot, entries in given_slots.items():
+        if not isinstance(entries, dict):
+            raise TypeError(f"{where}: state {slot!r} must be a dict of parameter -> array")
+        store = slots[slot] = {}
+        for name, value in entries.items():
+            param = params.get(name)
+            if param is None:
+                raise ValueError(
+                    f"{where}: state {slot!r} names {name!r}, which is not a parameter of the "
+                    f"target (its parameters: {', '.join(map(repr, params)) or 'none'})"
+                )
+            if param.data is None:
+                raise ValueError(
+                    f"{where}: parameter {name!r} is not initialised yet; run the model once "
+                    "(or load its state_dict) before the optimizer's state"
+                )
+            source = backend_of(value, None)
+            if source is None:
+                raise TypeError(
+                    f"{where}: state {slot!r} of {name!r} must be an array, not "
+                    f"{_describe_value(value)}"
+                )
+            array = source.to_host(value)
+            if tuple(array.shape) != tuple(param.data.shape):
+                raise ValueError(
+                    f"{where}: state {slot!r} of {name!r} has shape {tuple(array.shape)}, the "
+                    f"parameter {tuple(param.data.shape)}"
+                )
+            target = param.backend
+            dtype_name = target.dtype_name(param.data.dtype)
+            array = _cast_for_loading(where, f"{slot}/{name}", array, dtype_name)
+            store[param] = target.asarray(array.copy())  # never shared with the caller's dict
+    return dict(given_hyper), slots
+
+
+def _names_to_params(optimizer: Optimizer) -> list[tuple[Parameter, Any]]:
+    names = optimizer._param_names()
+    return [(param, names[id(param)]) for param in optimizer._params() if id(param) in names]
+
+
+def _constructor_parameters(optimizer: Optimizer, required: bool = False) -> set[str]:
+    """The names the optimizer's constructor takes by keyword (only those without a default
+    when ``required``)."""
+    try:
+        signature = inspect.signature(type(optimizer).__init__)
+    except (TypeError, ValueError):
+        return set()
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    names = {
+        name
+        for name, p in signature.parameters.items()
+        if p.kind in keyword and (not required or p.default is inspect.Parameter.empty)
+    }
+    return names - {"self"}
+
+
+def _constructor_accepts(optimizer: Optimizer, hyperparameters: dict, where: str) -> None:
+    """Build a new optimizer of the same type from the hyperparameters its constructor takes,
+    so that a value the constructor refuses is refused here too (skipped when the constructor
+    needs an argument the state does not hold under the same name)."""
+    settings = _constructor_parameters(optimizer)
+    kwargs = {name: value for name, value in hyperparameters.items() if name in settings}
+    if not _constructor_parameters(optimizer, required=True) <= set(kwargs):
+        return
+    try:
+        type(optimizer)(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{where}: {exc}") from exc
+
+
+def _describe_value(value: Any) -> str:
+    return repr(value) if isinstance(value, (bool, int, float, str)) else type(value).__name__
 
 
 # -- hooks --------------------------------------------------------------------------------------

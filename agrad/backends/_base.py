@@ -413,6 +413,30 @@ class Backend:
         """
         return "CPU"
 
+    def array_device(self, x: Any) -> str:
+        """The device ``x`` lives on, as a short name: ``'cpu'``, or ``'0'`` for CuPy's first GPU.
+
+        ``Variable.device`` puts the backend's name before it (``numpy:cpu``, ``cupy:0``).
+
+        Parameters
+        ----------
+        x : array
+            An array of this backend.
+
+        Returns
+        -------
+        str
+            The library's own name for the device.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.get_backend("numpy")
+        >>> backend.array_device(backend.asarray([1.0]))
+        'cpu'
+        """
+        return "cpu"
+
     def devices(self) -> list[str]:
         """Human-readable descriptions of every device this backend can use.
 

@@ -75,6 +75,9 @@ class CupyBackend(Backend):
     def dtype_name(self, dtype: Any) -> str:
         return host.dtype(dtype).name
 
+    def array_device(self, x: Any) -> str:
+        return str(x.device.id)
+
     def device_name(self) -> str:
         cupy = importlib.import_module("cupy")
         device = cupy.cuda.Device()

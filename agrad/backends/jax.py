@@ -110,6 +110,10 @@ class JaxBackend(Backend):
     def dtype_name(self, dtype: Any) -> str:
         return host.dtype(dtype).name
 
+    def array_device(self, x: Any) -> str:
+        device = next(iter(x.devices()))
+        return "cpu" if device.platform == "cpu" else f"{device.platform}:{device.id}"
+
     def device_name(self) -> str:
         device = _jax().devices()[0]
         return f"JAX {device.platform}:{device.id} ({device.device_kind})"

@@ -99,6 +99,9 @@ class TorchBackend(Backend):
     def dtype_name(self, dtype: Any) -> str:
         return str(dtype).rsplit(".", 1)[-1]
 
+    def array_device(self, x: Any) -> str:
+        return str(x.device)  # 'cpu', 'cuda:0'
+
     def device_name(self) -> str:
         torch = _torch()
         device = torch.get_default_device()
