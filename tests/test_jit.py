@@ -333,6 +333,8 @@ def test_cache_is_bounded_and_can_be_cleared(xp):
     [
         (lambda v: float(F.sum(v)), "float()"),
         (lambda v: int(F.sum(v)), "int()"),
+        (lambda v: bool(F.sum(v)), "bool()"),
+        (lambda v: 1 if F.sum(v) > 0 else 0, "bool()"),
         (lambda v: 1 if F.sum(v).data > 0 else 0, "bool()"),
         (lambda v: F.sum(v).item(), ".item()"),
         (lambda v: format(F.sum(v).data, ".2f"), "format("),
