@@ -305,9 +305,7 @@ def _run(
         func = node.creator
         if func is None:
             if targets is not None and node in targets[0]:
-                for position in targets[0][node]:
-                    found = targets[1][position]
-                    targets[1][position] = seed if found is None else found + seed
+                _store_target(node, seed, targets)
             continue
         if not func._any_grad:
             continue
@@ -579,6 +577,14 @@ def _capture(func: Function, gys: list, targets: tuple) -> None:
 
 
 def _store_target(node: VariableNode, g: Any, targets: tuple) -> None:
+    """For ``grad``: add ``g`` to the result of the leaf ``node``, which may already hold a
+    gradient (an output that is also an input is its own seed)."""
     wanted, found = targets
     for position in wanted.get(node, ()):
-        found[position] = g
+        previous = found[position]
+        if previous is None:
+            found[position] = g
+        elif isinstance(g, Variable) or isinstance(previous, Variable):
+            found[position] = previous + g
+        else:  # NumPy gives a scalar for the sum of 0-d arrays
+            found[position] = backend_of(g).from_result(previous + g)
