@@ -15,6 +15,7 @@ by :func:`agrad.operators.install_variable_operators`, called once when ``agrad`
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import weakref
@@ -988,7 +989,9 @@ class Function:
     second backward through it raises ``RuntimeError``.
 
     Calling a function with Variables, arrays or Python numbers returns a Variable (a list of
-    them for several outputs); inputs on different backends raise ``TypeError``.
+    them for several outputs); inputs on different backends raise ``TypeError``. Each call is a
+    node of its own: an instance that is already in a graph runs a second call on a shallow copy
+    of itself (``__init__``'s settings kept), so ``e = Exp(); e(a) + e(b)`` differentiates both.
 
     Examples
     --------
@@ -1048,6 +1051,8 @@ class Function:
     def __call__(self, *inputs: Any) -> Any:
         # The hot path of every operation, written for speed: the common one-Variable case skips
         # the general input handling, and recording is inlined (no helper calls per output).
+        if self.input_nodes:  # already a node of a graph: this call makes a node of its own
+            return self._fresh()(*inputs)
         x0 = inputs[0] if len(inputs) == 1 else None
         backend = None
         if isinstance(x0, Variable) and x0.data is not None:
@@ -1113,6 +1118,20 @@ class Function:
                 if keep is None or keep:
                     self._saved_outputs = _select((ys,) if single else ys, keep)
         return outputs[0] if single or len(outputs) == 1 else outputs
+
+    def _fresh(self) -> Function:
+        """A shallow copy of this function without its graph state, for a second call.
+
+        One instance called twice would otherwise be one node standing for two computations:
+        the second call would overwrite the inputs, outputs and arrays the first one's gradient
+        needs. The copy keeps the settings given to ``__init__`` (constants, axes).
+        """
+        clone = copy.copy(self)
+        state = getattr(clone, "__dict__", None)
+        if state is not None:
+            for name in _GRAPH_STATE:
+                state.pop(name, None)
+        return clone
 
     def _prepare(self, inputs: tuple) -> tuple[Backend, tuple]:
         """The backend the inputs share, and their arrays (Python numbers made arrays)."""
@@ -1372,6 +1391,19 @@ class Function:
         self._saved_inputs = self._saved_outputs = None
         for name in self.retain_attributes:
             setattr(self, name, None)
+
+
+#: what ``Function.__call__`` and backward record on a function: a fresh copy starts without it
+_GRAPH_STATE = (
+    "generation",
+    "input_nodes",
+    "outputs",
+    "_saved_inputs",
+    "_saved_outputs",
+    "_released",
+    "_any_grad",
+    "_grads",
+)
 
 
 def _number_to_array(x: Any, xp: Any, inputs: tuple) -> Any:
