@@ -28,6 +28,7 @@ from agrad.core import (
     Variable,
     VariableNode,
     _leaf_node,
+    _UnretainedReadError,
     _weakref,
     is_differentiable_dtype,
 )
@@ -370,7 +371,12 @@ def _run(
                     xs = saved
                 else:
                     xs = tuple([n if a is None else a for n, a in zip(func.input_nodes, saved)])
-                gxs = func.vjp(ops, xs, func._saved_outputs or (None,), gys)
+                ys = func._saved_outputs or (None,)
+                try:
+                    gxs = func.vjp(ops, xs, ys, gys)
+                except Exception as error:
+                    _explain_vjp_error(func, xs, ys, gys, error)
+                    raise
                 if type(gxs) is not tuple:
                     gxs = tuple(gxs) if isinstance(gxs, (list, tuple)) else (gxs,)
                 if len(gxs) != len(func.input_nodes):
@@ -458,7 +464,7 @@ def _input_grads(func: Function, gys: list, graph_mode: bool, ops: Any) -> tuple
         return ()
     if func._vjp_based:
         if graph_mode:
-            gxs = func.vjp(_functions, func._graph_inputs(), func._graph_outputs(), tuple(gys))
+            xs, ys = func._graph_inputs(), func._graph_outputs()
         else:
             saved = func._saved_inputs
             nodes = func.input_nodes
@@ -471,7 +477,11 @@ def _input_grads(func: Function, gys: list, graph_mode: bool, ops: Any) -> tuple
             ys = func._saved_outputs
             if ys is None:
                 ys = (None,) * len(gys)
-            gxs = func.vjp(ops, xs, ys, tuple(gys))
+        try:
+            gxs = func.vjp(_functions if graph_mode else ops, xs, ys, tuple(gys))
+        except Exception as error:
+            _explain_vjp_error(func, xs, ys, gys, error)
+            raise
     else:  # DeZero's rule on Variables; its outputs must be alive for self.outputs[i]()
         saved = func._saved_outputs
         alive = [func._output_variable(i, saved[i] if saved else None) for i in range(len(gys))]
@@ -490,6 +500,48 @@ def _input_grads(func: Function, gys: list, graph_mode: bool, ops: Any) -> tuple
     if len(gxs) != len(func.input_nodes):
         raise _count_error(func, gxs)
     return gxs
+
+
+def _explain_vjp_error(func: Function, xs: tuple, ys: tuple, gys: Any, error: Exception) -> None:
+    """Raise an error naming what ``func`` did not retain, if that is why its vjp failed.
+
+    A vjp gets a :class:`VariableNode` for an input and None for an output that the function did
+    not retain; computing with either fails with a message about operand types that names
+    neither the function nor the declaration to fix. Only the error path pays for this.
+    """
+    name = type(func).__name__
+    message = str(error)
+    read: list[int] = []
+    if isinstance(error, _UnretainedReadError):
+        read = [i for i, x in enumerate(xs) if x is error.node]
+    if not read and "VariableNode" in message:
+        read = [i for i, x in enumerate(xs) if isinstance(x, VariableNode)]
+    if read:
+        kept = [i for i, x in enumerate(xs) if not isinstance(x, VariableNode)]
+        which = ", ".join(str(i) for i in read)
+        raise TypeError(
+            f"{name}.vjp read input {which}, which {name} did not retain "
+            f"(retain_inputs = {func.retain_inputs!r}): a vjp gets a VariableNode (shape and "
+            f"dtype only) for an input that is not retained. Declare every input the vjp reads: "
+            f"retain_inputs = {tuple(sorted(set(kept) | set(read)))!r} on the class, or set "
+            f"self.retain_inputs in forward (None keeps all). Original error: {message}"
+        ) from error
+    missing = [i for i, y in enumerate(ys) if y is None]
+    if missing and "NoneType" in message:
+        which = ", ".join(str(i) for i in missing)
+        also = [i for i, g in enumerate(gys) if g is None]
+        hint = (
+            f"; or it used gys[{', '.join(str(i) for i in also)}], None because that output "
+            "received no gradient"
+            if also
+            else ""
+        )
+        raise TypeError(
+            f"{name}.vjp got None for output {which}, which {name} did not retain "
+            f"(retain_outputs = {func.retain_outputs!r}): declare the outputs the vjp reads, "
+            f"e.g. retain_outputs = {tuple(missing)!r} on the class (None keeps all){hint}. "
+            f"Original error: {message}"
+        ) from error
 
 
 def _count_error(func: Function, gxs: tuple) -> RuntimeError:

@@ -134,6 +134,7 @@ class VariableNode:
         "requires_grad",
         "shape",
     )
+    __array_ufunc__ = None  # NumPy hands `array * node` to the node's operator (which raises)
 
     @property
     def ndim(self) -> int:
@@ -227,6 +228,50 @@ class VariableNode:
     def __repr__(self) -> str:
         creator = type(self.creator).__name__ if self.creator is not None else None
         return f"<VariableNode shape={tuple(self.shape)} dtype={self.dtype} creator={creator}>"
+
+
+class _UnretainedReadError(TypeError):
+    """Arithmetic on a :class:`VariableNode`: a ``vjp`` read an input its function did not
+    retain. Backprop turns it into an error naming the function and the input."""
+
+    def __init__(self, node: VariableNode) -> None:
+        super().__init__(
+            f"a vjp read the value of an input that its function did not retain ({node!r}); "
+            "declare it in the function's retain_inputs"
+        )
+        self.node = node
+
+
+def _read_unretained(self: VariableNode, *args: Any) -> Any:
+    raise _UnretainedReadError(self)
+
+
+# a node stands for an input whose value was not kept: computing with it is the mistake of a vjp
+# that reads more than its function retains, and it gets a message saying so (not the
+# operators' "unsupported operand type(s)")
+for _name in [
+    "add",
+    "radd",
+    "sub",
+    "rsub",
+    "mul",
+    "rmul",
+    "truediv",
+    "rtruediv",
+    "floordiv",
+    "rfloordiv",
+    "mod",
+    "rmod",
+    "pow",
+    "rpow",
+    "matmul",
+    "rmatmul",
+    "neg",
+    "pos",
+    "abs",
+]:
+    setattr(VariableNode, f"__{_name}__", _read_unretained)
+del _name
 
 
 def _new_node(
@@ -977,9 +1022,10 @@ class Function:
     indexes). None means all (the safe default); built-in functions list exactly what they need
     (sigmoid keeps its output; linear its input and weight; add nothing). Every input that is
     not retained reaches ``vjp`` as its :class:`VariableNode`, which knows ``shape``, ``ndim``
-    and ``dtype`` only; an output that is not retained arrives as None. A ``vjp`` never reads
-    ``self.inputs``/``self.outputs``, and keeps constants (exponents, axes, shapes) as plain
-    attributes set in ``__init__``/``forward``.
+    and ``dtype`` only; an output that is not retained arrives as None. A vjp that computes with
+    either raises ``TypeError`` naming the function, the input or output, and the declaration.
+    A ``vjp`` never reads ``self.inputs``/``self.outputs``, and keeps constants (exponents, axes,
+    shapes) as plain attributes set in ``__init__``/``forward``.
 
     **The DeZero rule**: override ``backward(*gys)`` instead, taking and returning Variables and
     reading ``self.inputs`` / ``self.outputs`` as in the book; such a function keeps everything
