@@ -1,8 +1,8 @@
 """Reverse-mode differentiation over the graph of :mod:`agrad.core`: ``backward`` and ``grad``.
 
 Functions run once each, highest generation first, so that every output gradient is complete
-before its function runs. Output gradients wait on their function (``Function._grads``), leaf
-gradients in a dict keyed by the leaf's node; nothing is keyed by the user's Variables, which the
+before its function runs. Output gradients wait in a dict of the pass keyed by their function,
+leaf gradients in one keyed by the leaf's node; nothing is keyed by the user's Variables, which the
 graph does not hold. Unless the graph is retained, each function releases the arrays it kept as
 soon as its gradient is computed.
 
@@ -14,6 +14,7 @@ runs on Variables with ``agrad.functions`` so that the gradients can be differen
 from __future__ import annotations
 
 import heapq
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,9 @@ from agrad.core import (
 from agrad.ops import array_ops
 
 __all__ = ["backward", "grad"]
+
+#: held while a pass adds into a leaf's ``grad``: once per leaf and pass, not per operation
+_leaf_lock = threading.Lock()
 
 
 def _seed(root: Variable) -> Any:
@@ -302,6 +306,9 @@ def _run(
     for ``backward``, which accumulates into the leaves' ``grad`` instead."""
     graph_mode = create_graph
     start: list[Function] = []
+    # the output gradients gathered for each function reached and not yet run: state of this
+    # pass only, so that passes in several threads over one graph do not mix
+    pending: dict[Function, list] = {}
     for node, seed in roots:
         func = node.creator
         if func is None:
@@ -310,9 +317,9 @@ def _run(
             continue
         if not func._any_grad:
             continue
-        grads = func._grads
+        grads = pending.get(func)
         if grads is None:
-            grads = func._grads = [None] * len(func.outputs)
+            grads = pending[func] = [None] * len(func.outputs)
             start.append(func)
         previous = grads[node.index]
         grads[node.index] = seed if previous is None else previous + seed
@@ -341,8 +348,7 @@ def _run(
     try:
         func = heapq.heappop(heap)[2]
         while True:
-            gys = func._grads
-            func._grads = None
+            gys = pending.pop(func)
             if func.backend is not backend:
                 backend = func.backend
                 ops = array_ops(backend)
@@ -406,11 +412,11 @@ def _run(
                         gx if previous is None else _add(previous, gx, ops, owned, node)
                     )
                     continue
-                grads = creator._grads
+                grads = pending.get(creator)
                 if grads is None:
                     if reachable is not None and creator not in reachable:
                         continue  # grad(): it never runs, so it must not keep a gradient
-                    grads = creator._grads = [None] * len(creator.outputs)
+                    grads = pending[creator] = [None] * len(creator.outputs)
                 index = node.index
                 previous = grads[index]
                 grads[index] = (
@@ -442,10 +448,6 @@ def _run(
         _enable_backprop.reset(token)
         if anomaly:
             _entering_backward(None, ())
-        for _, _, waiting in heap:  # an error midway: forget gathered gradients
-            waiting._grads = None
-        for waiting in reached:
-            waiting._grads = None
     if targets is not None:
         for node, g in leaf_grads.items():
             _store_target(node, g, targets)
@@ -587,13 +589,14 @@ def _assign_leaf(node: VariableNode, g: Any, graph_mode: bool, given: set[int]) 
     v = node.ref() if node.ref is not None else None
     if v is None:
         return
-    if graph_mode:
-        v.grad = g if v.grad is None else v.grad + g
-    elif v.grad is None:
-        v.grad = Variable(_writable(backend_of(g), g, given))
-    else:
-        previous = v.grad.data
-        v.grad = Variable(v.grad.backend.from_result(previous + g))  # out of place, as DeZero
+    with _leaf_lock:  # backward passes in other threads may add into the same leaf
+        if graph_mode:
+            v.grad = g if v.grad is None else v.grad + g
+        elif v.grad is None:
+            v.grad = Variable(_writable(backend_of(g), g, given))
+        else:
+            previous = v.grad.data
+            v.grad = Variable(v.grad.backend.from_result(previous + g))  # out of place, as DeZero
     if node.hooks:
         _call_hooks(node, v)
 

@@ -1081,7 +1081,6 @@ class Function:
     _saved_outputs: tuple | None = None
     _released = False
     _any_grad = False  # whether some input wants a gradient
-    _grads: list | None = None  # output gradients gathered during backprop
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -1448,7 +1447,6 @@ _GRAPH_STATE = (
     "_saved_outputs",
     "_released",
     "_any_grad",
-    "_grads",
 )
 
 
