@@ -28,6 +28,8 @@ from agrad.core import (
     RemovableHandle,
     Variable,
     VariableNode,
+    _gets_grad,
+    _grad_dtype,
     _leaf_node,
     _UnretainedReadError,
     _weakref,
@@ -49,14 +51,16 @@ def _seed(root: Variable) -> Any:
     backend = backend_of(data)
     given = root.grad
     if given is None:
-        if not is_differentiable_dtype(data.dtype):
+        if not _gets_grad(data.dtype):
             raise TypeError(
-                f"backward(): only floating-point outputs can be differentiated; this one is "
-                f"{backend.dtype_name(data.dtype)}"
+                f"backward(): only floating-point and integer outputs can be differentiated; "
+                f"this one is {backend.dtype_name(data.dtype)}"
             )
         xp = backend.xp
-        # a broadcast scalar: no full-size array of ones for a large output
-        return xp.broadcast_to(xp.ones((), dtype=data.dtype), data.shape)
+        # a broadcast scalar: no full-size array of ones for a large output; an integer
+        # output's gradient is floating point (DeZero's book starts from integer Variables)
+        dtype = _grad_dtype(data.dtype, backend)
+        return xp.broadcast_to(xp.ones((), dtype=dtype), data.shape)
     seed = given.data if isinstance(given, Variable) else given
     owner = backend_of(seed, None)
     if owner is None:
@@ -156,8 +160,9 @@ def grad(
     Raises
     ------
     TypeError
-        If an output or input is not a Variable, or an output is not floating point (with no
-        ``grad_outputs`` entry), or a ``grad_outputs`` entry is not an array of its backend.
+        If an output or input is not a Variable, or an output is neither floating point nor
+        integer (with no ``grad_outputs`` entry), or a ``grad_outputs`` entry is not an array of
+        its backend.
     ValueError
         If the number of ``grad_outputs`` is not the number of outputs, or one has the wrong
         shape.
@@ -381,8 +386,7 @@ def _run(
                 try:
                     gxs = func.vjp(ops, xs, ys, gys)
                 except Exception as error:
-                    _explain_vjp_error(func, xs, ys, gys, error)
-                    raise
+                    gxs = _vjp_again(func, ops, xs, ys, gys, False, error)
                 if type(gxs) is not tuple:
                     gxs = tuple(gxs) if isinstance(gxs, (list, tuple)) else (gxs,)
                 if len(gxs) != len(func.input_nodes):
@@ -396,7 +400,7 @@ def _run(
                     if gx.shape != node.shape:
                         raise _shape_error(func, gx, node)
                     if gx.dtype != node.dtype:
-                        gx = _functions.astype(gx, node.dtype)
+                        gx = _cast_grad(gx, node.dtype, backend, _functions.astype)
                 else:
                     if type(gx) is not ops.array_type:
                         gx = backend.from_result(gx)
@@ -404,7 +408,7 @@ def _run(
                         raise _shape_error(func, gx, node)
                     dtype = node.dtype
                     if gx.dtype is not dtype and gx.dtype != dtype:
-                        gx = ops.xp.astype(gx, dtype)
+                        gx = _cast_grad(gx, dtype, backend, ops.xp.astype)
                 creator = node.creator
                 if creator is None:
                     previous = leaf_grads.get(node)
@@ -479,11 +483,11 @@ def _input_grads(func: Function, gys: list, graph_mode: bool, ops: Any) -> tuple
             ys = func._saved_outputs
             if ys is None:
                 ys = (None,) * len(gys)
+        d = _functions if graph_mode else ops
         try:
-            gxs = func.vjp(_functions if graph_mode else ops, xs, ys, tuple(gys))
+            gxs = func.vjp(d, xs, ys, tuple(gys))
         except Exception as error:
-            _explain_vjp_error(func, xs, ys, gys, error)
-            raise
+            gxs = _vjp_again(func, d, xs, ys, tuple(gys), graph_mode, error)
     else:  # DeZero's rule on Variables; its outputs must be alive for self.outputs[i]()
         saved = func._saved_outputs
         alive = [func._output_variable(i, saved[i] if saved else None) for i in range(len(gys))]
@@ -502,6 +506,43 @@ def _input_grads(func: Function, gys: list, graph_mode: bool, ops: Any) -> tuple
     if len(gxs) != len(func.input_nodes):
         raise _count_error(func, gxs)
     return gxs
+
+
+def _vjp_again(
+    func: Function, d: Any, xs: tuple, ys: tuple, gys: Any, graph_mode: bool, error: Exception
+) -> Any:
+    """After ``func.vjp`` raised ``error``: its result with integer inputs and outputs made
+    floating point, where a library refuses to mix integers and floats (array-api-strict
+    computing ``int_input * float_gradient``); else the error, explained if it can be.
+
+    Only the error path pays: libraries that promote never get here for integers.
+    """
+    if isinstance(error, TypeError):
+        backend = func.backend
+        changed = False
+
+        def floating(values: tuple) -> tuple:
+            nonlocal changed
+            out = []
+            for v in values:
+                dtype = getattr(v, "dtype", None)
+                if (
+                    dtype is not None
+                    and not isinstance(v, VariableNode)
+                    and not is_differentiable_dtype(dtype)
+                    and _gets_grad(dtype)
+                ):
+                    target = _grad_dtype(dtype, backend)
+                    v = _functions.astype(v, target) if graph_mode else backend.xp.astype(v, target)
+                    changed = True
+                out.append(v)
+            return tuple(out)
+
+        xs, ys = floating(xs), floating(ys)
+        if changed:
+            return func.vjp(d, xs, ys, gys)
+    _explain_vjp_error(func, xs, ys, gys, error)
+    raise error
 
 
 def _explain_vjp_error(func: Function, xs: tuple, ys: tuple, gys: Any, error: Exception) -> None:
@@ -544,6 +585,13 @@ def _explain_vjp_error(func: Function, xs: tuple, ys: tuple, gys: Any, error: Ex
             f"e.g. retain_outputs = {tuple(missing)!r} on the class (None keeps all){hint}. "
             f"Original error: {message}"
         ) from error
+
+
+def _cast_grad(gx: Any, dtype: Any, backend: Any, astype: Any) -> Any:
+    """``gx`` in the gradient dtype of a variable of ``dtype``: ``dtype`` itself where
+    floating, the backend's default float for an integer variable (never truncated)."""
+    target = _grad_dtype(dtype, backend)
+    return gx if gx.dtype == target else astype(gx, target)
 
 
 def _count_error(func: Function, gxs: tuple) -> RuntimeError:

@@ -66,7 +66,11 @@ _DIFFERENTIABLE: dict[tuple[type, Any], bool] = {}
 
 
 def is_differentiable_dtype(dtype: Any) -> bool:
-    """True for floating-point dtypes: the only ones agrad computes gradients for (as PyTorch).
+    """True for floating-point dtypes: those whose gradients keep the variable's own dtype.
+
+    Integer Variables are differentiated too (as in DeZero's book); their gradients come in the
+    backend's default floating dtype. Booleans get none. ``agrad.func`` differentiates floating
+    arguments only.
 
     Parameters
     ----------
@@ -97,6 +101,36 @@ def is_differentiable_dtype(dtype: Any) -> bool:
             known = name.startswith(("float", "complex", "bfloat"))
         _DIFFERENTIABLE[key] = known
     return known
+
+
+# (dtype class, dtype) -> whether gradients flow through a variable of that dtype
+_GETS_GRAD: dict[tuple[type, Any], bool] = {}
+
+
+def _gets_grad(dtype: Any) -> bool:
+    """Floating dtypes, and integer ones: DeZero's book differentiates integer Variables
+    (``Variable(np.array([[1, 2, 3]]))``), whose gradients come in floating point (see
+    :func:`_grad_dtype`). Booleans (masks, comparisons) get none."""
+    key = (type(dtype), dtype)
+    known = _GETS_GRAD.get(key)
+    if known is None:
+        known = is_differentiable_dtype(dtype)
+        if not known:
+            kind = getattr(dtype, "kind", None)
+            if kind is not None:
+                known = kind in "iu"
+            else:
+                known = str(dtype).rsplit(".", 1)[-1].startswith(("int", "uint"))
+        _GETS_GRAD[key] = known
+    return known
+
+
+def _grad_dtype(dtype: Any, backend: Backend) -> Any:
+    """The dtype of a gradient for a variable of ``dtype``: its own where floating, else the
+    backend's default floating dtype (read each time: PyTorch's default can be changed)."""
+    if is_differentiable_dtype(dtype):
+        return dtype
+    return backend.xp.__array_namespace_info__().default_dtypes()["real floating"]
 
 
 _new = object.__new__
@@ -290,12 +324,12 @@ def _leaf_node(x: Variable) -> VariableNode:
     data = x.data
     if node is None:
         dtype = data.dtype
-        node = x.node = _new_node(None, 0, 0, data, _weakref(x), is_differentiable_dtype(dtype))
+        node = x.node = _new_node(None, 0, 0, data, _weakref(x), _gets_grad(dtype))
     elif node.creator is None:
         dtype = data.dtype
         if node.dtype is not dtype and (type(node.dtype) is not type(dtype) or node.dtype != dtype):
             node.dtype = dtype
-            node.requires_grad = is_differentiable_dtype(dtype)
+            node.requires_grad = _gets_grad(dtype)
         node.shape = data.shape
     return node
 
@@ -637,7 +671,9 @@ class Variable:
         arrays it kept once its gradient is computed, and a second backward through it raises.
 
         Backward starts from ``self.grad`` when it is set (a Variable or array of ``self``'s
-        shape and backend), else from ones.
+        shape and backend), else from ones. Integer variables are differentiated as in DeZero's
+        book; their gradients come in the backend's default floating dtype (float64 on NumPy),
+        a floating variable's in its own dtype.
 
         Parameters
         ----------
@@ -653,8 +689,8 @@ class Variable:
         RuntimeError
             If a function on the way was released by an earlier backward.
         TypeError
-            If this variable is not floating point (and ``grad`` is not set), or ``grad`` was
-            set to something that is not an array of its backend.
+            If this variable is neither floating point nor integer (and ``grad`` is not set),
+            or ``grad`` was set to something that is not an array of its backend.
         ValueError
             If it has no data, or ``grad`` was set with another shape.
 
@@ -1335,8 +1371,8 @@ class Function:
         """Whether backward wants the gradient of input ``index``.
 
         False for a constant (a raw array or number passed to the function, say the data batch
-        of ``F.linear(x_array, W)``) and for a leaf of an integer dtype; a ``vjp`` may return
-        None for such an input instead of computing its gradient.
+        of ``F.linear(x_array, W)``) and for a boolean leaf; a ``vjp`` may return None for such
+        an input instead of computing its gradient.
 
         Parameters
         ----------
