@@ -1,8 +1,8 @@
 """Reverse-mode differentiation over the graph of :mod:`agrad.core`: ``backward`` and ``grad``.
 
 Functions run once each, highest generation first, so that every output gradient is complete
-before its function runs. Output gradients wait on their function (``Function._grads``), leaf
-gradients in a dict keyed by the leaf's node; nothing is keyed by the user's Variables, which the
+before its function runs. Output gradients wait in a dict of the pass keyed by their function,
+leaf gradients in one keyed by the leaf's node; nothing is keyed by the user's Variables, which the
 graph does not hold. Unless the graph is retained, each function releases the arrays it kept as
 soon as its gradient is computed.
 
@@ -14,6 +14,7 @@ runs on Variables with ``agrad.functions`` so that the gradients can be differen
 from __future__ import annotations
 
 import heapq
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,13 +28,19 @@ from agrad.core import (
     RemovableHandle,
     Variable,
     VariableNode,
+    _gets_grad,
+    _grad_dtype,
     _leaf_node,
+    _UnretainedReadError,
     _weakref,
     is_differentiable_dtype,
 )
 from agrad.ops import array_ops
 
 __all__ = ["backward", "grad"]
+
+#: held while a pass adds into a leaf's ``grad``: once per leaf and pass, not per operation
+_leaf_lock = threading.Lock()
 
 
 def _seed(root: Variable) -> Any:
@@ -44,14 +51,16 @@ def _seed(root: Variable) -> Any:
     backend = backend_of(data)
     given = root.grad
     if given is None:
-        if not is_differentiable_dtype(data.dtype):
+        if not _gets_grad(data.dtype):
             raise TypeError(
-                f"backward(): only floating-point outputs can be differentiated; this one is "
-                f"{backend.dtype_name(data.dtype)}"
+                f"backward(): only floating-point and integer outputs can be differentiated; "
+                f"this one is {backend.dtype_name(data.dtype)}"
             )
         xp = backend.xp
-        # a broadcast scalar: no full-size array of ones for a large output
-        return xp.broadcast_to(xp.ones((), dtype=data.dtype), data.shape)
+        # a broadcast scalar: no full-size array of ones for a large output; an integer
+        # output's gradient is floating point (DeZero's book starts from integer Variables)
+        dtype = _grad_dtype(data.dtype, backend)
+        return xp.broadcast_to(xp.ones((), dtype=dtype), data.shape)
     seed = given.data if isinstance(given, Variable) else given
     owner = backend_of(seed, None)
     if owner is None:
@@ -152,8 +161,9 @@ def grad(
     Raises
     ------
     TypeError
-        If an output or input is not a Variable, or an output is not floating point (with no
-        ``grad_outputs`` entry), or a ``grad_outputs`` entry is not an array of its backend.
+        If an output or input is not a Variable, or an output is neither floating point nor
+        integer (with no ``grad_outputs`` entry), or a ``grad_outputs`` entry is not an array of
+        its backend.
     ValueError
         If the number of ``grad_outputs`` is not the number of outputs, or one has the wrong
         shape.
@@ -310,19 +320,20 @@ def _run(
     for ``backward``, which accumulates into the leaves' ``grad`` instead."""
     graph_mode = create_graph
     start: list[Function] = []
+    # the output gradients gathered for each function reached and not yet run: state of this
+    # pass only, so that passes in several threads over one graph do not mix
+    pending: dict[Function, list] = {}
     for node, seed in roots:
         func = node.creator
         if func is None:
             if targets is not None and node in targets[0]:
-                for position in targets[0][node]:
-                    found = targets[1][position]
-                    targets[1][position] = seed if found is None else found + seed
+                _store_target(node, seed, targets)
             continue
         if not func._any_grad:
             continue
-        grads = func._grads
+        grads = pending.get(func)
         if grads is None:
-            grads = func._grads = [None] * len(func.outputs)
+            grads = pending[func] = [None] * len(func.outputs)
             start.append(func)
         previous = grads[node.index]
         grads[node.index] = seed if previous is None else previous + seed
@@ -351,8 +362,7 @@ def _run(
     try:
         func = heapq.heappop(heap)[2]
         while True:
-            gys = func._grads
-            func._grads = None
+            gys = pending.pop(func)
             if func.backend is not backend:
                 backend = func.backend
                 ops = array_ops(backend)
@@ -381,7 +391,11 @@ def _run(
                     xs = saved
                 else:
                     xs = tuple([n if a is None else a for n, a in zip(func.input_nodes, saved)])
-                gxs = func.vjp(ops, xs, func._saved_outputs or (None,), gys)
+                ys = func._saved_outputs or (None,)
+                try:
+                    gxs = func.vjp(ops, xs, ys, gys)
+                except Exception as error:
+                    gxs = _vjp_again(func, ops, xs, ys, gys, False, error)
                 if type(gxs) is not tuple:
                     gxs = tuple(gxs) if isinstance(gxs, (list, tuple)) else (gxs,)
                 if len(gxs) != len(func.input_nodes):
@@ -395,7 +409,7 @@ def _run(
                     if gx.shape != node.shape:
                         raise _shape_error(func, gx, node)
                     if gx.dtype != node.dtype:
-                        gx = _functions.astype(gx, node.dtype)
+                        gx = _cast_grad(gx, node.dtype, backend, _functions.astype)
                 else:
                     if type(gx) is not ops.array_type:
                         gx = backend.from_result(gx)
@@ -403,7 +417,7 @@ def _run(
                         raise _shape_error(func, gx, node)
                     dtype = node.dtype
                     if gx.dtype is not dtype and gx.dtype != dtype:
-                        gx = ops.xp.astype(gx, dtype)
+                        gx = _cast_grad(gx, dtype, backend, ops.xp.astype)
                 creator = node.creator
                 if creator is None:
                     previous = leaf_grads.get(node)
@@ -411,11 +425,11 @@ def _run(
                         gx if previous is None else _add(previous, gx, ops, owned, node)
                     )
                     continue
-                grads = creator._grads
+                grads = pending.get(creator)
                 if grads is None:
                     if reachable is not None and creator not in reachable:
                         continue  # grad(): it never runs, so it must not keep a gradient
-                    grads = creator._grads = [None] * len(creator.outputs)
+                    grads = pending[creator] = [None] * len(creator.outputs)
                 index = node.index
                 previous = grads[index]
                 grads[index] = (
@@ -447,10 +461,6 @@ def _run(
         _enable_backprop.reset(token)
         if anomaly:
             _entering_backward(None, ())
-        for _, _, waiting in heap:  # an error midway: forget gathered gradients
-            waiting._grads = None
-        for waiting in reached:
-            waiting._grads = None
     if targets is not None:
         for node, g in leaf_grads.items():
             _store_target(node, g, targets)
@@ -469,7 +479,7 @@ def _input_grads(func: Function, gys: list, graph_mode: bool, ops: Any) -> tuple
         return ()
     if func._vjp_based:
         if graph_mode:
-            gxs = func.vjp(_functions, func._graph_inputs(), func._graph_outputs(), tuple(gys))
+            xs, ys = func._graph_inputs(), func._graph_outputs()
         else:
             saved = func._saved_inputs
             nodes = func.input_nodes
@@ -482,7 +492,11 @@ def _input_grads(func: Function, gys: list, graph_mode: bool, ops: Any) -> tuple
             ys = func._saved_outputs
             if ys is None:
                 ys = (None,) * len(gys)
-            gxs = func.vjp(ops, xs, ys, tuple(gys))
+        d = _functions if graph_mode else ops
+        try:
+            gxs = func.vjp(d, xs, ys, tuple(gys))
+        except Exception as error:
+            gxs = _vjp_again(func, d, xs, ys, tuple(gys), graph_mode, error)
     else:  # DeZero's rule on Variables; its outputs must be alive for self.outputs[i]()
         saved = func._saved_outputs
         alive = [func._output_variable(i, saved[i] if saved else None) for i in range(len(gys))]
@@ -501,6 +515,92 @@ def _input_grads(func: Function, gys: list, graph_mode: bool, ops: Any) -> tuple
     if len(gxs) != len(func.input_nodes):
         raise _count_error(func, gxs)
     return gxs
+
+
+def _vjp_again(
+    func: Function, d: Any, xs: tuple, ys: tuple, gys: Any, graph_mode: bool, error: Exception
+) -> Any:
+    """After ``func.vjp`` raised ``error``: its result with integer inputs and outputs made
+    floating point, where a library refuses to mix integers and floats (array-api-strict
+    computing ``int_input * float_gradient``); else the error, explained if it can be.
+
+    Only the error path pays: libraries that promote never get here for integers.
+    """
+    if isinstance(error, TypeError):
+        backend = func.backend
+        changed = False
+
+        def floating(values: tuple) -> tuple:
+            nonlocal changed
+            out = []
+            for v in values:
+                dtype = getattr(v, "dtype", None)
+                if (
+                    dtype is not None
+                    and not isinstance(v, VariableNode)
+                    and not is_differentiable_dtype(dtype)
+                    and _gets_grad(dtype)
+                ):
+                    target = _grad_dtype(dtype, backend)
+                    v = _functions.astype(v, target) if graph_mode else backend.xp.astype(v, target)
+                    changed = True
+                out.append(v)
+            return tuple(out)
+
+        xs, ys = floating(xs), floating(ys)
+        if changed:
+            return func.vjp(d, xs, ys, gys)
+    _explain_vjp_error(func, xs, ys, gys, error)
+    raise error
+
+
+def _explain_vjp_error(func: Function, xs: tuple, ys: tuple, gys: Any, error: Exception) -> None:
+    """Raise an error naming what ``func`` did not retain, if that is why its vjp failed.
+
+    A vjp gets a :class:`VariableNode` for an input and None for an output that the function did
+    not retain; computing with either fails with a message about operand types that names
+    neither the function nor the declaration to fix. Only the error path pays for this.
+    """
+    name = type(func).__name__
+    message = str(error)
+    read: list[int] = []
+    if isinstance(error, _UnretainedReadError):
+        read = [i for i, x in enumerate(xs) if x is error.node]
+    if not read and "VariableNode" in message:
+        read = [i for i, x in enumerate(xs) if isinstance(x, VariableNode)]
+    if read:
+        kept = [i for i, x in enumerate(xs) if not isinstance(x, VariableNode)]
+        which = ", ".join(str(i) for i in read)
+        raise TypeError(
+            f"{name}.vjp read input {which}, which {name} did not retain "
+            f"(retain_inputs = {func.retain_inputs!r}): a vjp gets a VariableNode (shape and "
+            f"dtype only) for an input that is not retained. Declare every input the vjp reads: "
+            f"retain_inputs = {tuple(sorted(set(kept) | set(read)))!r} on the class, or set "
+            f"self.retain_inputs in forward (None keeps all). Original error: {message}"
+        ) from error
+    missing = [i for i, y in enumerate(ys) if y is None]
+    if missing and ("NoneType" in message or " is None" in message):
+        which = ", ".join(str(i) for i in missing)
+        also = [i for i, g in enumerate(gys) if g is None]
+        hint = (
+            f"; or it used gys[{', '.join(str(i) for i in also)}], None because that output "
+            "received no gradient"
+            if also
+            else ""
+        )
+        raise TypeError(
+            f"{name}.vjp got None for output {which}, which {name} did not retain "
+            f"(retain_outputs = {func.retain_outputs!r}): declare the outputs the vjp reads, "
+            f"e.g. retain_outputs = {tuple(missing)!r} on the class (None keeps all){hint}. "
+            f"Original error: {message}"
+        ) from error
+
+
+def _cast_grad(gx: Any, dtype: Any, backend: Any, astype: Any) -> Any:
+    """``gx`` in the gradient dtype of a variable of ``dtype``: ``dtype`` itself where
+    floating, the backend's default float for an integer variable (never truncated)."""
+    target = _grad_dtype(dtype, backend)
+    return gx if gx.dtype == target else astype(gx, target)
 
 
 def _count_error(func: Function, gxs: tuple) -> RuntimeError:
@@ -546,13 +646,14 @@ def _assign_leaf(node: VariableNode, g: Any, graph_mode: bool, given: set[int]) 
     v = node.ref() if node.ref is not None else None
     if v is None:
         return
-    if graph_mode:
-        v.grad = g if v.grad is None else v.grad + g
-    elif v.grad is None:
-        v.grad = Variable(_writable(backend_of(g), g, given))
-    else:
-        previous = v.grad.data
-        v.grad = Variable(v.grad.backend.from_result(previous + g))  # out of place, as DeZero
+    with _leaf_lock:  # backward passes in other threads may add into the same leaf
+        if graph_mode:
+            v.grad = g if v.grad is None else v.grad + g
+        elif v.grad is None:
+            v.grad = Variable(_writable(backend_of(g), g, given))
+        else:
+            previous = v.grad.data
+            v.grad = Variable(v.grad.backend.from_result(previous + g))  # out of place, as DeZero
     if node.hooks:
         _call_hooks(node, v)
 
@@ -588,6 +689,14 @@ def _capture(func: Function, gys: list, targets: tuple) -> None:
 
 
 def _store_target(node: VariableNode, g: Any, targets: tuple) -> None:
+    """For ``grad``: add ``g`` to the result of the leaf ``node``, which may already hold a
+    gradient (an output that is also an input is its own seed)."""
     wanted, found = targets
     for position in wanted.get(node, ()):
-        found[position] = g
+        previous = found[position]
+        if previous is None:
+            found[position] = g
+        elif isinstance(g, Variable) or isinstance(previous, Variable):
+            found[position] = previous + g
+        else:  # NumPy gives a scalar for the sum of 0-d arrays
+            found[position] = backend_of(g).from_result(previous + g)

@@ -15,6 +15,7 @@ by :func:`agrad.operators.install_variable_operators`, called once when ``agrad`
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import weakref
@@ -70,12 +71,14 @@ def _dtype_name(dtype: Any) -> str:
 
 
 def is_differentiable_dtype(dtype: Any) -> bool:
-    """True for real floating-point dtypes: the only ones agrad computes gradients for.
+    """True for real floating-point dtypes: those whose gradients keep the variable's own dtype.
 
-    Complex dtypes are refused by name: agrad implements no convention for complex gradients
-    (PyTorch's conjugate Wirtinger derivatives), so a gradient it gave would be wrong. Complex
-    arrays still work in a forward pass without gradients (raw arrays, or Variables under
-    :func:`agrad.no_grad`).
+    Integer Variables are differentiated too (as in DeZero's book); their gradients come in the
+    backend's default floating dtype. Booleans get none. ``agrad.func`` differentiates floating
+    arguments only. Complex dtypes are refused by name: agrad implements no convention for
+    complex gradients (PyTorch's conjugate Wirtinger derivatives), so a gradient it gave would
+    be wrong. Complex arrays still work in a forward pass without gradients (raw arrays, or
+    Variables under :func:`agrad.no_grad`).
 
     Parameters
     ----------
@@ -125,6 +128,36 @@ def is_differentiable_dtype(dtype: Any) -> bool:
     return known
 
 
+# (dtype class, dtype) -> whether gradients flow through a variable of that dtype
+_GETS_GRAD: dict[tuple[type, Any], bool] = {}
+
+
+def _gets_grad(dtype: Any) -> bool:
+    """Floating dtypes, and integer ones: DeZero's book differentiates integer Variables
+    (``Variable(np.array([[1, 2, 3]]))``), whose gradients come in floating point (see
+    :func:`_grad_dtype`). Booleans (masks, comparisons) get none."""
+    key = (type(dtype), dtype)
+    known = _GETS_GRAD.get(key)
+    if known is None:
+        known = is_differentiable_dtype(dtype)
+        if not known:
+            kind = getattr(dtype, "kind", None)
+            if kind is not None:
+                known = kind in "iu"
+            else:
+                known = str(dtype).rsplit(".", 1)[-1].startswith(("int", "uint"))
+        _GETS_GRAD[key] = known
+    return known
+
+
+def _grad_dtype(dtype: Any, backend: Backend) -> Any:
+    """The dtype of a gradient for a variable of ``dtype``: its own where floating, else the
+    backend's default floating dtype (read each time: PyTorch's default can be changed)."""
+    if is_differentiable_dtype(dtype):
+        return dtype
+    return backend.xp.__array_namespace_info__().default_dtypes()["real floating"]
+
+
 _new = object.__new__
 _weakref = weakref.ref
 
@@ -160,6 +193,7 @@ class VariableNode:
         "requires_grad",
         "shape",
     )
+    __array_ufunc__ = None  # NumPy hands `array * node` to the node's operator (which raises)
 
     @property
     def ndim(self) -> int:
@@ -255,6 +289,50 @@ class VariableNode:
         return f"<VariableNode shape={tuple(self.shape)} dtype={self.dtype} creator={creator}>"
 
 
+class _UnretainedReadError(TypeError):
+    """Arithmetic on a :class:`VariableNode`: a ``vjp`` read an input its function did not
+    retain. Backprop turns it into an error naming the function and the input."""
+
+    def __init__(self, node: VariableNode) -> None:
+        super().__init__(
+            f"a vjp read the value of an input that its function did not retain ({node!r}); "
+            "declare it in the function's retain_inputs"
+        )
+        self.node = node
+
+
+def _read_unretained(self: VariableNode, *args: Any) -> Any:
+    raise _UnretainedReadError(self)
+
+
+# a node stands for an input whose value was not kept: computing with it is the mistake of a vjp
+# that reads more than its function retains, and it gets a message saying so (not the
+# operators' "unsupported operand type(s)")
+for _name in [
+    "add",
+    "radd",
+    "sub",
+    "rsub",
+    "mul",
+    "rmul",
+    "truediv",
+    "rtruediv",
+    "floordiv",
+    "rfloordiv",
+    "mod",
+    "rmod",
+    "pow",
+    "rpow",
+    "matmul",
+    "rmatmul",
+    "neg",
+    "pos",
+    "abs",
+]:
+    setattr(VariableNode, f"__{_name}__", _read_unretained)
+del _name
+
+
 def _new_node(
     creator: Any, generation: int, index: int, data: Any, ref: Any, requires_grad: bool
 ) -> VariableNode:
@@ -271,12 +349,12 @@ def _leaf_node(x: Variable) -> VariableNode:
     data = x.data
     if node is None:
         dtype = data.dtype
-        node = x.node = _new_node(None, 0, 0, data, _weakref(x), is_differentiable_dtype(dtype))
+        node = x.node = _new_node(None, 0, 0, data, _weakref(x), _gets_grad(dtype))
     elif node.creator is None:
         dtype = data.dtype
         if node.dtype is not dtype and (type(node.dtype) is not type(dtype) or node.dtype != dtype):
             node.dtype = dtype
-            node.requires_grad = is_differentiable_dtype(dtype)
+            node.requires_grad = _gets_grad(dtype)
         node.shape = data.shape
     return node
 
@@ -757,7 +835,9 @@ class Variable:
         arrays it kept once its gradient is computed, and a second backward through it raises.
 
         Backward starts from ``self.grad`` when it is set (a Variable or array of ``self``'s
-        shape and backend), else from ones.
+        shape and backend), else from ones. Integer variables are differentiated as in DeZero's
+        book; their gradients come in the backend's default floating dtype (float64 on NumPy),
+        a floating variable's in its own dtype.
 
         Parameters
         ----------
@@ -773,8 +853,8 @@ class Variable:
         RuntimeError
             If a function on the way was released by an earlier backward.
         TypeError
-            If this variable is not floating point (and ``grad`` is not set), or ``grad`` was
-            set to something that is not an array of its backend.
+            If this variable is neither floating point nor integer (and ``grad`` is not set),
+            or ``grad`` was set to something that is not an array of its backend.
         ValueError
             If it has no data, or ``grad`` was set with another shape.
 
@@ -1185,9 +1265,10 @@ class Function:
     indexes). None means all (the safe default); built-in functions list exactly what they need
     (sigmoid keeps its output; linear its input and weight; add nothing). Every input that is
     not retained reaches ``vjp`` as its :class:`VariableNode`, which knows ``shape``, ``ndim``
-    and ``dtype`` only; an output that is not retained arrives as None. A ``vjp`` never reads
-    ``self.inputs``/``self.outputs``, and keeps constants (exponents, axes, shapes) as plain
-    attributes set in ``__init__``/``forward``.
+    and ``dtype`` only; an output that is not retained arrives as None. A vjp that computes with
+    either raises ``TypeError`` naming the function, the input or output, and the declaration.
+    A ``vjp`` never reads ``self.inputs``/``self.outputs``, and keeps constants (exponents, axes,
+    shapes) as plain attributes set in ``__init__``/``forward``.
 
     **The DeZero rule**: override ``backward(*gys)`` instead, taking and returning Variables and
     reading ``self.inputs`` / ``self.outputs`` as in the book; such a function keeps everything
@@ -1197,7 +1278,9 @@ class Function:
     second backward through it raises ``RuntimeError``.
 
     Calling a function with Variables, arrays or Python numbers returns a Variable (a list of
-    them for several outputs); inputs on different backends raise ``TypeError``.
+    them for several outputs); inputs on different backends raise ``TypeError``. Each call is a
+    node of its own: an instance that is already in a graph runs a second call on a shallow copy
+    of itself (``__init__``'s settings kept), so ``e = Exp(); e(a) + e(b)`` differentiates both.
 
     Examples
     --------
@@ -1241,7 +1324,6 @@ class Function:
     _saved_outputs: tuple | None = None
     _released = False
     _any_grad = False  # whether some input wants a gradient
-    _grads: list | None = None  # output gradients gathered during backprop
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -1257,6 +1339,8 @@ class Function:
     def __call__(self, *inputs: Any) -> Any:
         # The hot path of every operation, written for speed: the common one-Variable case skips
         # the general input handling, and recording is inlined (no helper calls per output).
+        if self.input_nodes:  # already a node of a graph: this call makes a node of its own
+            return self._fresh()(*inputs)
         x0 = inputs[0] if len(inputs) == 1 else None
         backend = None
         if isinstance(x0, Variable) and x0.data is not None:
@@ -1322,6 +1406,20 @@ class Function:
                 if keep is None or keep:
                     self._saved_outputs = _select((ys,) if single else ys, keep)
         return outputs[0] if single or len(outputs) == 1 else outputs
+
+    def _fresh(self) -> Function:
+        """A shallow copy of this function without its graph state, for a second call.
+
+        One instance called twice would otherwise be one node standing for two computations:
+        the second call would overwrite the inputs, outputs and arrays the first one's gradient
+        needs. The copy keeps the settings given to ``__init__`` (constants, axes).
+        """
+        clone = copy.copy(self)
+        state = getattr(clone, "__dict__", None)
+        if state is not None:
+            for name in _GRAPH_STATE:
+                state.pop(name, None)
+        return clone
 
     def _prepare(self, inputs: tuple) -> tuple[Backend, tuple]:
         """The backend the inputs share, and their arrays (Python numbers made arrays)."""
@@ -1480,8 +1578,8 @@ class Function:
         """Whether backward wants the gradient of input ``index``.
 
         False for a constant (a raw array or number passed to the function, say the data batch
-        of ``F.linear(x_array, W)``) and for a leaf of an integer dtype; a ``vjp`` may return
-        None for such an input instead of computing its gradient.
+        of ``F.linear(x_array, W)``) and for a boolean leaf; a ``vjp`` may return None for such
+        an input instead of computing its gradient.
 
         Parameters
         ----------
@@ -1581,6 +1679,18 @@ class Function:
         self._saved_inputs = self._saved_outputs = None
         for name in self.retain_attributes:
             setattr(self, name, None)
+
+
+#: what ``Function.__call__`` and backward record on a function: a fresh copy starts without it
+_GRAPH_STATE = (
+    "generation",
+    "input_nodes",
+    "outputs",
+    "_saved_inputs",
+    "_saved_outputs",
+    "_released",
+    "_any_grad",
+)
 
 
 def _number_to_array(x: Any, xp: Any, inputs: tuple) -> Any:

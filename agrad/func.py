@@ -220,7 +220,7 @@ class _Traced:
 
 
 def _reaches_other_leaves(outs: list[Variable], inputs: list[Variable]) -> bool:
-    """Whether the graph behind ``outs`` holds a differentiable leaf other than ``inputs`` that
+    """Whether the graph behind ``outs`` holds a floating leaf other than ``inputs`` that
     somebody still holds (a parameter ``f`` closes over; not a Variable ``f`` made and dropped,
     which nobody can ask a gradient for)."""
     own = {x.node for x in inputs}
@@ -232,7 +232,13 @@ def _reaches_other_leaves(outs: list[Variable], inputs: list[Variable]) -> bool:
                 continue
             creator = node.creator
             if creator is None:
-                if node not in own and node.ref is not None and node.ref() is not None:
+                # an integer leaf (labels, indexes) is data here, as for the arguments
+                if (
+                    node not in own
+                    and node.ref is not None
+                    and node.ref() is not None
+                    and is_differentiable_dtype(node.dtype)
+                ):
                     return True
             elif creator not in seen:
                 seen.add(creator)

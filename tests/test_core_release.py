@@ -257,14 +257,16 @@ def test_retained_intermediate_gradients_are_writable(xp):
     assert host(x.grad).tolist() == [1.0] * 3
 
 
-def test_integer_leaves_get_no_gradient_and_integer_outputs_refuse_backward(xp):
+def test_integer_leaves_get_floating_gradients_and_boolean_outputs_refuse_backward(xp):
+    # DeZero's book differentiates integer Variables (steps 37-40): see test_engine_integers.py
     n = Variable(xp.asarray([1, 2, 3]))
     x = Variable(xp.asarray([1.0, 2.0, 3.0]))
     y = F.sum(x * F.astype(n, x.dtype))
     y.backward()
-    assert n.grad is None and host(x.grad).tolist() == [1.0, 2.0, 3.0]
-    with pytest.raises(TypeError, match="only floating-point outputs"):
-        F.sum(n * 2).backward()
+    assert host(n.grad).tolist() == [1.0, 2.0, 3.0] and host(x.grad).tolist() == [1.0, 2.0, 3.0]
+    assert n.grad.dtype == x.dtype
+    with pytest.raises(TypeError, match="only floating-point and integer outputs"):
+        Variable(xp.asarray([True, False])).backward()
 
 
 def test_gradients_take_their_variables_dtype(xp):

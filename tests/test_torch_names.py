@@ -223,7 +223,9 @@ def test_requires_grad_and_is_leaf(xp):
     with agrad.no_grad():
         z = x * 2
     assert z.is_leaf and z.creator is None
-    assert Variable(xp.asarray([1, 2])).requires_grad is False
+    # integer Variables take part, as in DeZero's book (their gradients come in floating point)
+    assert Variable(xp.asarray([1, 2])).requires_grad is True
+    assert Variable(xp.asarray([True, False])).requires_grad is False
     assert (x > 0).requires_grad is False
     assert Variable(None).requires_grad is False
     with pytest.raises(AttributeError):

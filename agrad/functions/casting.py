@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agrad.core import Function, Variable, as_variable
+from agrad.core import Function, Variable, as_variable, is_differentiable_dtype
 
 __all__ = ["AsType", "astype"]
 
@@ -39,6 +39,8 @@ class AsType(Function):
         return self.xp.astype(x, self.dtype)
 
     def vjp(self, d, xs, ys, gys):
+        if not is_differentiable_dtype(xs[0].dtype):  # an integer input: floats, not truncated
+            return gys[0]
         return d.astype(gys[0], xs[0].dtype)
 
 
