@@ -626,9 +626,9 @@ class Variable:
     def requires_grad(self) -> bool:
         """Whether this variable takes part in differentiation (read-only; PyTorch's name).
 
-        A leaf does when its dtype is differentiable (floating point); a function's output
-        does when one of its inputs did while the graph was recorded. A Variable with no data
-        yet does not.
+        A leaf does when its dtype takes gradients (floating point, and integers as in DeZero's
+        book; not booleans); a function's output does when one of its inputs did while the graph
+        was recorded. A Variable with no data yet does not.
 
         Examples
         --------
@@ -637,7 +637,7 @@ class Variable:
         >>> x = agrad.Variable(xp.asarray([1.0, 2.0]))
         >>> x.requires_grad, (x * 2).requires_grad
         (True, True)
-        >>> agrad.Variable(xp.asarray([1, 2])).requires_grad
+        >>> agrad.Variable(xp.asarray([True, False])).requires_grad
         False
         """
         node = self.node
