@@ -354,6 +354,41 @@ def resume_second(comm, outdir: Path) -> None:
     _resume_save(comm, model, outdir, "resumed.npz")
 
 
+def _outcome(action) -> list:
+    try:
+        action()
+    except Exception as exc:
+        return [type(exc).__name__, str(exc)]
+    return ["ok", ""]
+
+
+def checkpoint_errors(comm, outdir: Path) -> None:
+    """Each failure, wherever it happens, is raised on both processes, and neither hangs."""
+    agrad.seed(0)
+    model = models.MLP((4, 3))
+    model(np.ones((1, 3), dtype=np.float32))
+    opt = optimizers.MomentumSGD().setup(model)
+    path = outdir / "ckpt.npz"
+    results = {"saved": _outcome(lambda: dist.save_checkpoint(path, comm, model, opt))}
+    if comm.rank == 0:
+        data = path.read_bytes()
+        path.with_name("truncated.npz").write_bytes(data[: len(data) // 2])
+    comm.barrier()
+    results["truncated"] = _outcome(
+        lambda: dist.load_checkpoint(outdir / "truncated.npz", comm, model, opt)
+    )
+    results["missing"] = _outcome(lambda: dist.load_checkpoint(outdir / "no.npz", comm, model))
+    other = models.MLP((4 + comm.rank, 3))  # rank 1's model differs
+    other(np.ones((1, 3), dtype=np.float32))
+    results["rank1_model"] = _outcome(lambda: dist.load_checkpoint(path, comm, other))
+    adam = optimizers.Adam().setup(model)
+    results["adam"] = _outcome(lambda: dist.load_checkpoint(path, comm, model, adam))
+    lazy = models.MLP((2,))
+    results["lazy_save"] = _outcome(lambda: dist.save_checkpoint(path, comm, lazy))
+    results["ok"] = _outcome(lambda: dist.load_checkpoint(path, comm, model, opt))
+    (outdir / f"checkpoint_errors.{comm.rank}.json").write_text(json.dumps(results))
+
+
 def abort(comm, outdir: Path) -> None:
     if comm.rank == 1:
         raise ValueError("boom on rank 1")
@@ -399,6 +434,7 @@ SCENARIOS = {
         uninterrupted,
         resume_first,
         resume_second,
+        checkpoint_errors,
         mismatch,
         mismatch_count,
     )

@@ -166,6 +166,23 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path):
 
 
 @pytest.mark.mpi
+def test_checkpoint_failures_on_any_rank_are_raised_on_every_rank(tmp_path):
+    check(launch(2, "checkpoint_errors", tmp_path, timeout=90))
+    ranks = [json.loads((tmp_path / f"checkpoint_errors.{r}.json").read_text()) for r in range(2)]
+    assert ranks[0] == ranks[1]  # the same error, word for word, on both processes
+    r = ranks[0]
+    assert r["saved"] == r["ok"] == ["ok", ""]
+    assert r["truncated"][0] == "ValueError" and "truncated.npz" in r["truncated"][1]
+    assert "damaged" in r["truncated"][1]
+    assert r["missing"][0] == "FileNotFoundError" and "no.npz" in r["missing"][1]
+    assert r["rank1_model"][0] == "ValueError"
+    assert "l0/W: file (3, 4), model (3, 5)" in r["rank1_model"][1]
+    assert "(on rank 1)" in r["rank1_model"][1]
+    assert "state of a MomentumSGD optimizer, not of the Adam given" in r["adam"][1]
+    assert r["lazy_save"][0] == "ValueError" and "not initialised yet" in r["lazy_save"][1]
+
+
+@pytest.mark.mpi
 def test_an_exception_on_one_rank_aborts_the_job(tmp_path):
     result = launch(2, "abort", tmp_path, timeout=60)
     assert result.returncode != 0
