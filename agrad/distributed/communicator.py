@@ -6,6 +6,8 @@ import atexit
 import importlib
 import os
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Iterable
 from typing import Any
@@ -25,6 +27,76 @@ from agrad.distributed.exchange import (
 
 ENGINES = ("mpi", "nccl")
 MAX_EXCHANGES = 8  # gradient buffers kept for this many parameter lists
+# long enough for one process to evaluate or save a checkpoint while the others wait in a
+# barrier; short enough that a process that is gone ends the job within minutes, not never
+DEFAULT_TIMEOUT = 300.0
+
+
+class _Watchdog:
+    """Ends the job when one collective has waited longer than ``comm.timeout``.
+
+    The collectives stay MPI's blocking ones (the fast ones: nonblocking collectives polled for
+    a deadline cost twice the latency); around each, the caller notes what it waits for and
+    since when, in one attribute, and a daemon thread looks once in a while. MPI cannot cancel
+    a collective, so the only way out of one that never completes is ending the job."""
+
+    def __init__(self, comm: Communicator) -> None:
+        self.comm = comm
+        self.current: tuple[str, float] | None = None
+        self.thread: threading.Thread | None = None
+
+    def enter(self, what: str) -> tuple[str, float] | None:
+        previous = self.current
+        self.current = (what, time.monotonic())
+        if self.thread is None:
+            self.thread = threading.Thread(
+                target=self._watch, name="agrad-collective-watchdog", daemon=True
+            )
+            self.thread.start()
+        return previous
+
+    def _watch(self) -> None:
+        while True:
+            timeout = self.comm.timeout
+            time.sleep(1.0 if timeout is None else min(1.0, timeout / 10))
+            current = self.current
+            if timeout is None or current is None:
+                continue
+            what, since = current
+            waited = time.monotonic() - since
+            if waited > timeout:
+                comm = self.comm
+                sys.stderr.write(
+                    f"[agrad.distributed] rank {comm.rank} of {comm.size}: {what} did not "
+                    f"complete within {timeout:g} s (the communicator's timeout); another "
+                    "process has stopped taking part: it ended, crashed or was killed, or ran "
+                    "out of data (let processes with uneven data finish inside `with "
+                    "optimizer.join():`). Ending the job. Raise the timeout if a process may "
+                    "legitimately work alone that long.\n"
+                )
+                sys.stderr.flush()
+                comm.abort(1)
+                return
+
+
+def _timeout_setting(timeout: Any) -> float | None:
+    """``timeout`` checked; the default from ``$AGRAD_DISTRIBUTED_TIMEOUT`` (seconds, or
+    ``none``), else ``DEFAULT_TIMEOUT``."""
+    source = "timeout"
+    if timeout == "default":
+        source = "AGRAD_DISTRIBUTED_TIMEOUT"
+        timeout = os.environ.get(source, "").strip() or DEFAULT_TIMEOUT
+        if isinstance(timeout, str) and timeout.lower() == "none":
+            return None
+    if timeout is None:
+        return None
+    try:
+        value = float(timeout)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(timeout, bool) or not value > 0 or value == float("inf"):
+        raise ValueError(f"{source} must be a positive number of seconds or None, not {timeout!r}")
+    return value
 
 
 class Communicator:
@@ -37,7 +109,10 @@ class Communicator:
     go through MPI.
 
     ``allreduce_grad_dtype='float16'`` sends floating gradients as float16 (half the bytes, about
-    3 significant digits); ``bucket_cap_mb`` is the size of one gradient bucket.
+    3 significant digits); ``bucket_cap_mb`` is the size of one gradient bucket; ``timeout``
+    bounds every wait in a collective (MPI collectives, and the object collectives of every
+    engine): when one waits longer, the process reports which collective it waited in and
+    ends the whole job, so that a process that is gone does not leave the others waiting.
 
     Made by :func:`create_communicator`, not directly.
 
@@ -50,6 +125,10 @@ class Communicator:
         None sends each in its own dtype.
     bucket_cap_mb : float, default 25.0
         The size of one gradient bucket, in MiB.
+    timeout : float or None, default 300.0
+        Seconds a collective may wait for the other processes before the job is ended with a
+        message naming this process and the collective; None waits forever. The default
+        comes from ``$AGRAD_DISTRIBUTED_TIMEOUT`` (seconds, or ``none``) when set.
 
     Attributes
     ----------
@@ -61,8 +140,8 @@ class Communicator:
     Raises
     ------
     ValueError
-        If ``allreduce_grad_dtype`` is not one of those dtypes or None, or ``bucket_cap_mb`` is
-        not positive.
+        If ``allreduce_grad_dtype`` is not one of those dtypes or None, or ``bucket_cap_mb`` or
+        ``timeout`` is not positive.
 
     Examples
     --------
@@ -101,7 +180,11 @@ class Communicator:
     name = ""
 
     def __init__(
-        self, mpi_comm: Any, allreduce_grad_dtype: Any = None, bucket_cap_mb: float = 25.0
+        self,
+        mpi_comm: Any,
+        allreduce_grad_dtype: Any = None,
+        bucket_cap_mb: float = 25.0,
+        timeout: Any = "default",
     ) -> None:
         self.mpi_comm = mpi_comm
         self.rank: int = mpi_comm.Get_rank()
@@ -120,6 +203,8 @@ class Communicator:
             raise ValueError(f"bucket_cap_mb must be a positive number, not {bucket_cap_mb!r}")
         self.allreduce_grad_dtype: str | None = allreduce_grad_dtype
         self.bucket_cap_mb = float(bucket_cap_mb)
+        self.timeout: float | None = _timeout_setting(timeout)
+        self._watchdog = _Watchdog(self)
         # one exchange per list of parameters (a GAN's two optimizers keep one each)
         self._exchanges: dict[tuple[int, ...], GradExchange] = {}
 
@@ -135,6 +220,18 @@ class Communicator:
 
     def _start_allreduce(self, buffer: Any, blocking: bool = True) -> Pending:
         raise NotImplementedError
+
+    # -- waiting with a deadline ----------------------------------------------------------------
+    def _enter(self, what: str) -> Any:
+        """Note that this process now waits in the collective ``what`` (for the watchdog);
+        returns what ``_leave`` restores."""
+        if self.timeout is None or self.size < 2:
+            return None
+        return self._watchdog.enter(what)
+
+    def _leave(self, previous: Any) -> None:
+        if self.timeout is not None and self.size > 1:
+            self._watchdog.current = previous
 
     # -- Python objects -------------------------------------------------------------------------
     def bcast_obj(self, obj: Any, root: int = 0) -> Any:
@@ -160,7 +257,11 @@ class Communicator:
 
             config = comm.bcast_obj(read_config() if comm.rank == 0 else None)
         """
-        return self.mpi_comm.bcast(obj, root=root)
+        previous = self._enter("bcast_obj")
+        try:
+            return self.mpi_comm.bcast(obj, root=root)
+        finally:
+            self._leave(previous)
 
     def gather_obj(self, obj: Any, root: int = 0) -> list[Any] | None:
         """Every process's ``obj``, in rank order, on ``root``; None on the others.
@@ -185,7 +286,11 @@ class Communicator:
 
             hosts = comm.gather_obj(socket.gethostname())  # a list on rank 0, else None
         """
-        return self.mpi_comm.gather(obj, root=root)
+        previous = self._enter("gather_obj")
+        try:
+            return self.mpi_comm.gather(obj, root=root)
+        finally:
+            self._leave(previous)
 
     def allgather_obj(self, obj: Any) -> list[Any]:
         """Every process's ``obj``, in rank order, on every process.
@@ -208,7 +313,11 @@ class Communicator:
 
             counts = comm.allgather_obj(len(shard))  # the same list on every process
         """
-        return self.mpi_comm.allgather(obj)
+        previous = self._enter("allgather_obj")
+        try:
+            return self.mpi_comm.allgather(obj)
+        finally:
+            self._leave(previous)
 
     def allreduce_obj(self, obj: Any, op: str = "sum") -> Any:
         """Sum (``'sum'``), mean, max or min of a picklable value (numbers, or anything with
@@ -264,7 +373,11 @@ class Communicator:
                 download_data()
             comm.barrier()  # the others wait for the download
         """
-        self.mpi_comm.Barrier()
+        previous = self._enter("barrier")
+        try:
+            self.mpi_comm.Barrier()
+        finally:
+            self._leave(previous)
 
     def abort(self, code: int = 1) -> None:
         """End every process of the job (used when one of them fails).
@@ -426,10 +539,14 @@ class Communicator:
         displacements = [sum(counts[:r]) for r in range(self.size)]
         received = host.empty(sum(counts), dtype=local.dtype) if root in (None, self.rank) else None
         spec = [received, counts, displacements, None] if received is not None else None
-        if root is None:
-            self.mpi_comm.Allgatherv(host.reshape(local, (-1,)), spec)
-        else:
-            self.mpi_comm.Gatherv(host.reshape(local, (-1,)), spec, root=root)
+        previous = self._enter("allgather" if root is None else "gather")
+        try:
+            if root is None:
+                self.mpi_comm.Allgatherv(host.reshape(local, (-1,)), spec)
+            else:
+                self.mpi_comm.Gatherv(host.reshape(local, (-1,)), spec, root=root)
+        finally:
+            self._leave(previous)
         if received is None:
             return None
         return [
@@ -702,7 +819,7 @@ def create_communicator(name: str = "auto", mpi_comm: Any = None, **options: Any
     mpi_comm : mpi4py.MPI.Comm, optional
         The processes taking part; ``MPI.COMM_WORLD`` when omitted.
     **options
-        Passed to the engine: ``allreduce_grad_dtype``, ``bucket_cap_mb`` (see
+        Passed to the engine: ``allreduce_grad_dtype``, ``bucket_cap_mb``, ``timeout`` (see
         :class:`Communicator`); ``device`` (the GPU number) for NCCL.
 
     Returns

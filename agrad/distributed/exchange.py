@@ -35,8 +35,9 @@ class Pending:
     """A collective in flight: ``test()`` moves it on (MPI progresses only inside MPI calls) and
     says whether it is done; ``wait()`` blocks until it is."""
 
-    def __init__(self, request: Any = None) -> None:
+    def __init__(self, request: Any = None, comm: Any = None) -> None:
         self.request = request
+        self.comm = comm  # for the watchdog of its timeout, if given
 
     def test(self) -> bool:
         """Whether the collective has completed (and a chance for MPI to progress it)."""
@@ -45,7 +46,12 @@ class Pending:
     def wait(self) -> None:
         """Block until the collective has completed."""
         if self.request is not None:
-            self.request.Wait()
+            previous = self.comm._enter("allreduce") if self.comm is not None else None
+            try:
+                self.request.Wait()
+            finally:
+                if self.comm is not None:
+                    self.comm._leave(previous)
             self.request = None
 
 

@@ -65,9 +65,14 @@ class MpiCommunicator(Communicator):
         if backend_of(buffer).gpu:
             buffer.device.synchronize()  # MPI reads device memory outside CuPy's stream order
         if blocking:
-            self.mpi_comm.Allreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM)
+            previous = self._enter("allreduce")
+            try:
+                self.mpi_comm.Allreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM)
+            finally:
+                self._leave(previous)
             return DONE
-        return Pending(self.mpi_comm.Iallreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM))
+        request = self.mpi_comm.Iallreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM)
+        return Pending(request, self)
 
     def _allreduce_flat(self, buffer: Any) -> Any:
         backend = backend_of(buffer)
@@ -85,8 +90,15 @@ class MpiCommunicator(Communicator):
             out = backend.xp.asarray(buffer, copy=True)
             if backend.gpu:
                 out.device.synchronize()
-            self.mpi_comm.Bcast(out, root=root)
+            self._bcast_buffer(out, root)
             return out
         out = host.array(backend.to_host(buffer), copy=True)
-        self.mpi_comm.Bcast(out, root=root)
+        self._bcast_buffer(out, root)
         return backend.asarray(out)
+
+    def _bcast_buffer(self, buffer: Any, root: int) -> None:
+        previous = self._enter("bcast")
+        try:
+            self.mpi_comm.Bcast(buffer, root=root)
+        finally:
+            self._leave(previous)

@@ -111,18 +111,106 @@ class MultiNodeOptimizer:
             loss.backward()
             optimizer.update()  # mean gradient over all processes, then the wrapped step
         """
+        self._step(joined=False)
+
+    def _step(self, joined: bool) -> bool:
+        """One update; ``joined``: this process has no data left and shadows the others (its
+        gradients count as absent). Returns False, having done nothing, once every process has
+        joined. Every process issues the same collectives in the same order either way."""
         target = self.actual_optimizer.target
         if target is None:
             raise RuntimeError("MultiNodeOptimizer.update(): call setup(model) first")
+        joining = self.__dict__.get("_joining", False)
+        active = self.communicator.size
+        if joining:  # how many processes still have data: they share the mean
+            active = self.communicator.allreduce_obj(0 if joined else 1)
+            if active == 0:
+                return False
         if self.needs_broadcast:
             self.communicator.bcast_data(target)
             self.__dict__["needs_broadcast"] = False
         exchange = self.communicator.grad_exchange(target)
         self.__dict__["_exchange"] = exchange
-        exchange.finish()
-        if self.overlap and not exchange.armed:
+        if joined:
+            for param in exchange.params:
+                param.grad = None  # contributes zeros, and a "no gradient" flag
+        exchange.inverse_size = 1.0 / active
+        try:
+            exchange.finish()
+        finally:
+            exchange.inverse_size = 1.0 / self.communicator.size
+        if self.overlap and not exchange.armed and not joining:
             exchange.arm()
+        # every process steps with the same mean gradients, so the joined ones stay in step
         self.actual_optimizer.update()
+        return True
+
+    @contextlib.contextmanager
+    def join(self) -> Iterator[None]:
+        """Train on uneven data (PyTorch DDP's ``join``): a process that leaves this block
+        before the others (its data ran out) keeps taking part in their updates, contributing
+        no gradient, until every process has left it.
+
+        Each ``update()`` inside the block averages the gradients over the processes that still
+        have data (a process done contributes zeros and is not counted) and every process,
+        done or not, takes the same step, so the parameters stay identical everywhere. Enter
+        the block on every process at the same point; inside it, only the optimizer's own
+        collectives are shadowed (a ``comm.allreduce`` for logging, or an evaluator, must not
+        be called by some processes only). Costs one small extra collective per update;
+        gradient buckets are not sent during backward inside the block.
+
+        Yields
+        ------
+        None
+
+        Raises
+        ------
+        RuntimeError
+            If ``setup`` was not called, or blocks are nested.
+
+        Examples
+        --------
+        Under ``mpiexec`` (not run here), shards of different lengths:
+
+        .. code-block:: python
+
+            with optimizer.join():
+                for x, t in agrad.DataLoader(my_uneven_shard, batch_size=32):
+                    loss = F.softmax_cross_entropy(model(x), t)
+                    model.cleargrads()
+                    loss.backward()
+                    optimizer.update()
+            # every process gets here, with the same parameters
+
+        Outside MPI (a stand-in communicator of one process) the block is transparent:
+
+        >>> import agrad
+        >>> from types import SimpleNamespace
+        >>> from agrad.distributed import create_multi_node_optimizer
+        >>> comm = SimpleNamespace(rank=0, size=1, allreduce_obj=lambda n: n)
+        >>> optimizer = create_multi_node_optimizer(agrad.optimizers.SGD(), comm)
+        >>> with optimizer.join():
+        ...     pass
+        """
+        if self.__dict__.get("_joining", False):
+            raise RuntimeError("MultiNodeOptimizer.join(): blocks cannot be nested")
+        exchange = self.__dict__.get("_exchange")
+        if exchange is not None:  # buckets sent from backward would not be mirrored
+            exchange.disarm()
+        self.__dict__["_joining"] = True
+        try:
+            yield
+        except BaseException:
+            self.__dict__["_joining"] = False
+            raise
+        try:
+            if self.communicator.size > 1:
+                if self.actual_optimizer.target is None:
+                    raise RuntimeError("MultiNodeOptimizer.join(): call setup(model) first")
+                while self._step(joined=True):
+                    pass
+        finally:
+            self.__dict__["_joining"] = False
 
     @contextlib.contextmanager
     def no_sync(self) -> Iterator[None]:

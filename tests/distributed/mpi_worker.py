@@ -354,6 +354,115 @@ def resume_second(comm, outdir: Path) -> None:
     _resume_save(comm, model, outdir, "resumed.npz")
 
 
+def _outcome(action) -> list:
+    try:
+        action()
+    except Exception as exc:
+        return [type(exc).__name__, str(exc)]
+    return ["ok", ""]
+
+
+def checkpoint_errors(comm, outdir: Path) -> None:
+    """Each failure, wherever it happens, is raised on both processes, and neither hangs."""
+    agrad.seed(0)
+    model = models.MLP((4, 3))
+    model(np.ones((1, 3), dtype=np.float32))
+    opt = optimizers.MomentumSGD().setup(model)
+    path = outdir / "ckpt.npz"
+    results = {"saved": _outcome(lambda: dist.save_checkpoint(path, comm, model, opt))}
+    if comm.rank == 0:
+        data = path.read_bytes()
+        path.with_name("truncated.npz").write_bytes(data[: len(data) // 2])
+    comm.barrier()
+    results["truncated"] = _outcome(
+        lambda: dist.load_checkpoint(outdir / "truncated.npz", comm, model, opt)
+    )
+    results["missing"] = _outcome(lambda: dist.load_checkpoint(outdir / "no.npz", comm, model))
+    other = models.MLP((4 + comm.rank, 3))  # rank 1's model differs
+    other(np.ones((1, 3), dtype=np.float32))
+    results["rank1_model"] = _outcome(lambda: dist.load_checkpoint(path, comm, other))
+    adam = optimizers.Adam().setup(model)
+    results["adam"] = _outcome(lambda: dist.load_checkpoint(path, comm, model, adam))
+    lazy = models.MLP((2,))
+    results["lazy_save"] = _outcome(lambda: dist.save_checkpoint(path, comm, lazy))
+    results["ok"] = _outcome(lambda: dist.load_checkpoint(path, comm, model, opt))
+    (outdir / f"checkpoint_errors.{comm.rank}.json").write_text(json.dumps(results))
+
+
+def _uneven_batch(step: int, rank: int):
+    rng = np.random.default_rng(1000 * rank + step)
+    return rng.standard_normal((3, 3)).astype(np.float32)
+
+
+def _uneven_loss(model, x):
+    return F.sum(F.tanh(model(x)) ** 2)
+
+
+def uneven_join(comm, outdir: Path) -> None:
+    """Rank 0 has 4 batches, rank 1 has 3; then rank 0 has 2 and rank 1 none."""
+    plans = [{0: 4, 1: 3}, {0: 2, 1: 0}]
+    agrad.seed(0)
+    model = models.MLP((4, 2))
+    model(np.ones((1, 3), dtype=np.float32))
+    opt = dist.create_multi_node_optimizer(optimizers.SGD(lr=0.1), comm).setup(model)
+    first = 0
+    for plan in plans:
+        with opt.join():
+            for step in range(first, first + plan[comm.rank]):
+                model.cleargrads()
+                _uneven_loss(model, _uneven_batch(step, comm.rank)).backward()
+                opt.update()
+        first += max(plan.values())
+    model.cleargrads()  # after the blocks, an ordinary update with overlap works again
+    _uneven_loss(model, _uneven_batch(99, comm.rank)).backward()
+    opt.update()
+    results = {"params": [p.data.tolist() for p in model.params()]}
+    if comm.rank == 0:  # the same steps in one process: the mean over the ranks with data
+        agrad.seed(0)
+        ref = models.MLP((4, 2))
+        ref(np.ones((1, 3), dtype=np.float32))
+        first = 0
+        schedule = []
+        for plan in plans:
+            for k in range(max(plan.values())):
+                schedule.append([(first + k, r) for r in range(2) if k < plan[r]])
+            first += max(plan.values())
+        schedule.append([(99, 0), (99, 1)])
+        for batches in schedule:
+            total = None
+            for step, rank in batches:
+                ref.cleargrads()
+                _uneven_loss(ref, _uneven_batch(step, rank)).backward()
+                grads = [p.grad.data.copy() for p in ref.params()]
+                total = grads if total is None else [a + b for a, b in zip(total, grads)]
+            for p, g in zip(ref.params(), total):
+                p.data = p.data - 0.1 * g / len(batches)
+        results["reference"] = [p.data.tolist() for p in ref.params()]
+    (outdir / f"uneven_join.{comm.rank}.json").write_text(json.dumps(results))
+
+
+def uneven_no_join(comm, outdir: Path) -> None:
+    """Rank 1 has 3 batches, rank 0 has 4, and no join: rank 0 must not wait forever."""
+    model = models.MLP((4, 2))
+    model(np.ones((1, 3), dtype=np.float32))
+    opt = dist.create_multi_node_optimizer(optimizers.SGD(), comm).setup(model)
+    for step in range(4 - comm.rank):
+        model.cleargrads()
+        _uneven_loss(model, _uneven_batch(step, comm.rank)).backward()
+        opt.update()
+
+
+def exit_zero_midway(comm, outdir: Path) -> None:
+    model = models.MLP((4, 2))
+    model(np.ones((1, 3), dtype=np.float32))
+    opt = dist.create_multi_node_optimizer(optimizers.SGD(), comm).setup(model)
+    for step in range(3):
+        if comm.rank == 1 and step == 1:
+            sys.exit(0)
+        F.sum(model(np.ones((2, 3), dtype=np.float32))).backward()
+        opt.update()
+
+
 def abort(comm, outdir: Path) -> None:
     if comm.rank == 1:
         raise ValueError("boom on rank 1")
@@ -399,6 +508,10 @@ SCENARIOS = {
         uninterrupted,
         resume_first,
         resume_second,
+        checkpoint_errors,
+        uneven_join,
+        uneven_no_join,
+        exit_zero_midway,
         mismatch,
         mismatch_count,
     )

@@ -35,9 +35,10 @@ pytestmark = pytest.mark.skipif(
 
 
 def launch(
-    n: int, *args: object, timeout: float = 90, script: Path = WORKER
+    n: int, *args: object, timeout: float = 90, script: Path = WORKER, **variables: str
 ) -> subprocess.CompletedProcess:
     env = {
+        **variables,
         **os.environ,
         "OMPI_ALLOW_RUN_AS_ROOT": "1",
         "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
@@ -166,6 +167,43 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path):
 
 
 @pytest.mark.mpi
+def test_checkpoint_failures_on_any_rank_are_raised_on_every_rank(tmp_path):
+    check(launch(2, "checkpoint_errors", tmp_path, timeout=90))
+    ranks = [json.loads((tmp_path / f"checkpoint_errors.{r}.json").read_text()) for r in range(2)]
+    assert ranks[0] == ranks[1]  # the same error, word for word, on both processes
+    r = ranks[0]
+    assert r["saved"] == r["ok"] == ["ok", ""]
+    assert r["truncated"][0] == "ValueError" and "truncated.npz" in r["truncated"][1]
+    assert "damaged" in r["truncated"][1]
+    assert r["missing"][0] == "FileNotFoundError" and "no.npz" in r["missing"][1]
+    assert r["rank1_model"][0] == "ValueError"
+    assert "l0/W: file (3, 4), model (3, 5)" in r["rank1_model"][1]
+    assert "(on rank 1)" in r["rank1_model"][1]
+    assert "state of a MomentumSGD optimizer, not of the Adam given" in r["adam"][1]
+    assert r["lazy_save"][0] == "ValueError" and "not initialised yet" in r["lazy_save"][1]
+
+
+@pytest.mark.mpi
+def test_join_lets_ranks_with_uneven_data_finish_in_step(tmp_path):
+    check(launch(2, "uneven_join", tmp_path, timeout=120))
+    ranks = [json.loads((tmp_path / f"uneven_join.{r}.json").read_text()) for r in range(2)]
+    assert ranks[0]["params"] == ranks[1]["params"]  # the rank that joined early kept in step
+    for got, want in zip(ranks[0]["params"], ranks[0]["reference"]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("scenario", ["uneven_no_join", "exit_zero_midway"])
+def test_a_rank_that_stops_early_is_an_error_on_the_others_within_the_timeout(tmp_path, scenario):
+    # 3 s instead of the default 300 s; the subprocess timeout stops the test if it hangs
+    result = launch(2, scenario, tmp_path, timeout=90, AGRAD_DISTRIBUTED_TIMEOUT="3")
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "rank 0 of 2: allreduce did not complete within 3 s" in output
+    assert "optimizer.join()" in output
+
+
+@pytest.mark.mpi
 def test_an_exception_on_one_rank_aborts_the_job(tmp_path):
     result = launch(2, "abort", tmp_path, timeout=60)
     assert result.returncode != 0
@@ -221,12 +259,25 @@ def test_nccl_engine_refuses_a_cupy_built_without_nccl():
         nccl_module(CupyWithoutNccl())
 
 
-def test_bad_communicator_options_are_named():
+def test_bad_communicator_options_are_named(monkeypatch):
+    monkeypatch.delenv("AGRAD_DISTRIBUTED_TIMEOUT", raising=False)
     comm = types.SimpleNamespace(Get_rank=lambda: 0, Get_size=lambda: 1)
     with pytest.raises(ValueError, match=r"allreduce_grad_dtype must be one of .* not int8"):
         dist.Communicator(comm, allreduce_grad_dtype="int8")
     with pytest.raises(ValueError, match="bucket_cap_mb must be a positive number, not 0"):
         dist.Communicator(comm, bucket_cap_mb=0)
+    for bad in (0, -1, "soon", True, float("inf")):
+        with pytest.raises(ValueError, match=r"timeout must be a positive number of seconds"):
+            dist.Communicator(comm, timeout=bad)
+    assert dist.Communicator(comm, timeout=None).timeout is None
+    assert dist.Communicator(comm).timeout == 300.0
+    monkeypatch.setenv("AGRAD_DISTRIBUTED_TIMEOUT", "2.5")
+    assert dist.Communicator(comm).timeout == 2.5
+    monkeypatch.setenv("AGRAD_DISTRIBUTED_TIMEOUT", "none")
+    assert dist.Communicator(comm).timeout is None
+    monkeypatch.setenv("AGRAD_DISTRIBUTED_TIMEOUT", "-3")
+    with pytest.raises(ValueError, match="AGRAD_DISTRIBUTED_TIMEOUT must be a positive"):
+        dist.Communicator(comm)
 
 
 def test_nccl_needs_a_gpu():
