@@ -323,11 +323,7 @@ def _read(path: str) -> tuple[dict[str, Any], dict]:
 
 def _cast(path: str, key: str, array: Any, dtype_name: str | None) -> Any:
     """As ``load_weights`` casts: same kind only, no overflow to inf, numbers only."""
-    try:
-        return _cast_for_loading(path, key, array, dtype_name)
-    except (TypeError, ValueError) as exc:
-        text = str(exc).replace(f"load_weights({path!r})", f"load_checkpoint({path!r})", 1)
-        raise type(exc)(text) from exc
+    return _cast_for_loading(f"load_checkpoint({path!r})", key, array, dtype_name)
 
 
 def _prepare(path: str, contents: dict, meta: dict, model: Any, optimizer: Any) -> Any:

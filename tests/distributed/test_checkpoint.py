@@ -176,7 +176,7 @@ def test_a_string_array_in_the_last_parameter_is_refused_before_anything_changes
     ("value", "error", "expected"),
     [
         (1e300, ValueError, "too large for the parameter's float32"),
-        (1 + 2j, TypeError, "complex128 in the file and cannot be cast safely"),
+        (1 + 2j, TypeError, "has dtype complex128 and cannot be cast safely"),
     ],
 )
 def test_values_that_do_not_fit_the_dtype_are_refused_as_load_weights_refuses(
