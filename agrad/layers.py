@@ -37,6 +37,8 @@ __all__ = [
     "RNN",
     "LSTM",
     "EmbedID",
+    "Embedding",
+    "LayerNorm",
     "BatchNorm",
 ]
 
@@ -1375,3 +1377,67 @@ class BatchNorm(Layer):
             decay=self.decay,
             eps=self.eps,
         )
+
+
+class Embedding(EmbedID):
+    """PyTorch's name for :class:`EmbedID`: a table of ``num_embeddings`` rows of
+    ``embedding_dim``, drawn from a standard normal (as ``torch.nn.Embedding``).
+
+    Parameters
+    ----------
+    num_embeddings : int
+        Number of ids.
+    embedding_dim : int
+        Size of each embedding.
+    dtype : str or dtype, default "float32"
+        Of ``W``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> embed = agrad.layers.Embedding(10, 4)
+    >>> embed(agrad.current_backend().asarray([1, 2])).shape
+    (2, 4)
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, dtype: Any = "float32") -> None:
+        super().__init__(num_embeddings, embedding_dim, dtype)
+
+
+class LayerNorm(Layer):
+    """Layer normalisation over the trailing ``normalized_shape`` (``torch.nn.LayerNorm``):
+    ``weight`` starts at ones and ``bias`` at zeros.
+
+    Parameters
+    ----------
+    normalized_shape : int or tuple of int
+        The trailing shape of the inputs.
+    eps : float, default 1e-5
+        Added to the variance.
+    dtype : str or dtype, default "float32"
+        Of ``weight`` and ``bias``.
+
+    Examples
+    --------
+    >>> import agrad
+    >>> norm = agrad.layers.LayerNorm(3)
+    >>> norm(agrad.current_backend().asarray([[1.0, 2.0, 3.0]], dtype="float32")).shape
+    (1, 3)
+    """
+
+    def __init__(self, normalized_shape: Any, eps: float = 1e-5, dtype: Any = "float32") -> None:
+        super().__init__()
+        shape = (
+            (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        )
+        for n in shape:
+            _positive_size("LayerNorm", "normalized_shape", n)
+        self.normalized_shape = shape
+        self.eps = eps
+        backend = current_backend()
+        name = _dtype_name(dtype)
+        self.weight = Parameter(backend.asarray(host.ones(shape), dtype=name), name="weight")
+        self.bias = Parameter(backend.asarray(host.zeros(shape), dtype=name), name="bias")
+
+    def forward(self, x: Any) -> Variable:
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)

@@ -682,6 +682,37 @@ class Backend:
                 out = self.set_at(out, at, out[at] + piece if overlapping else piece)
         return out
 
+    def erf(self, x: Any) -> Any:
+        """The error function, elementwise (the Array API standard has none).
+
+        This default computes on the host with Python's ``math.erf`` (correctly rounded in
+        float64) and moves the result back; libraries that have one use their own.
+
+        Parameters
+        ----------
+        x : array
+            A floating-point array of this backend.
+
+        Returns
+        -------
+        array
+            ``erf(x)``, of ``x``'s shape and dtype.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> backend.to_host(backend.erf(backend.asarray([0.0]))).tolist()
+        [0.0]
+        """
+        import math
+
+        from agrad.backends.numpy import host
+
+        values = host.asarray(self.to_host(x))
+        out = host.vectorize(math.erf, otypes=[values.dtype])(values) if values.size else values
+        return self.asarray(out, dtype=values.dtype.name)
+
     def compile(self, fn: Any) -> Any:
         """``fn`` compiled by this library's compiler, or None where agrad replays it in Python.
 

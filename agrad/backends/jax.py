@@ -68,6 +68,9 @@ class JaxBackend(Backend):
     mutable_arrays = False
     checks_index_bounds = False  # out-of-range indices clamp to the last row
 
+    def erf(self, x: Any) -> Any:
+        return importlib.import_module("jax.scipy.special").erf(x)
+
     def __init__(self) -> None:
         super().__init__()
         self._key: Any = None

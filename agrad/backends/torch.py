@@ -32,6 +32,9 @@ class TorchBackend(Backend):
 
     name = "torch"
 
+    def erf(self, x: Any) -> Any:
+        return importlib.import_module("torch").special.erf(x)
+
     def _check(self) -> None:
         torch = _torch()
         device = os.environ.get(DEVICE_VARIABLE, "").strip()

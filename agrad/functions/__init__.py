@@ -11,3 +11,4 @@ from agrad.functions.loss import *  # noqa: F403
 from agrad.functions.reduction import *  # noqa: F403
 from agrad.functions.regularization import *  # noqa: F403
 from agrad.functions.shape import *  # noqa: F403
+from agrad.functions.transformer import *  # noqa: F403
