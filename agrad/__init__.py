@@ -36,8 +36,8 @@ from agrad.dataloaders import DataLoader, SeqDataLoader
 from agrad.datasets import Dataset
 from agrad.layers import Layer
 from agrad.models import Model
-from agrad.tracing import TraceError, jit
 from agrad.operators import install_variable_operators
+from agrad.tracing import TraceError, jit
 
 install_variable_operators()
 
