@@ -1444,6 +1444,12 @@ class Function:
                         "expected a Variable, an array of an agrad backend, or a Python number"
                     )
             if b is not backend:
+                # under agrad.jit an array of the traced library is a constant of the program
+                if getattr(b, "real", None) is backend:
+                    backend = b
+                    continue
+                if backend is not None and getattr(backend, "real", None) is b:
+                    continue
                 if backend is not None:
                     raise TypeError(
                         f"{type(self).__name__}: inputs live on different backends "

@@ -571,3 +571,13 @@ def test_a_layer_switch_read_at_the_trace_is_checked_at_each_call(xp):
         gate.enabled = True
         assert_same(f(x), host(x) * 2)
     assert f.cache_info()["traces"] == 2
+
+
+def test_an_array_of_the_traced_library_is_a_constant(xp):
+    constant = data((3,), 7)  # a raw array held outside any Variable, in a tuple: read once
+    held = (constant,)
+    f = agrad.jit(lambda v: F.sum(v * held[0]))
+    x = Variable(data((3,)))
+    with agrad.no_grad():
+        for _ in range(2):
+            assert_same(f(x), np.sum(host(x) * host(constant)))
