@@ -682,6 +682,37 @@ class Backend:
                 out = self.set_at(out, at, out[at] + piece if overlapping else piece)
         return out
 
+    def einsum_on_host(self, subscripts: str, *operands: Any) -> Any:
+        """NumPy's ``einsum`` on host copies of ``operands``, back on this backend.
+
+        For namespaces without an ``einsum`` (the Array API standard names none:
+        array_api_strict); the others use their own.
+
+        Parameters
+        ----------
+        subscripts : str
+            As for ``numpy.einsum``.
+        *operands : array
+            Arrays of this backend.
+
+        Returns
+        -------
+        array
+            The result, on this backend, in the operands' result dtype.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> a = backend.asarray([1.0, 2.0])
+        >>> backend.to_host(backend.einsum_on_host("i,i->", a, a)).tolist()
+        5.0
+        """
+        from agrad.backends.numpy import host
+
+        result = host.asarray(host.einsum(subscripts, *[self.to_host(x) for x in operands]))
+        return self.xp.asarray(result, dtype=self.xp.result_type(*operands))
+
     def erf(self, x: Any) -> Any:
         """The error function, elementwise (the Array API standard has none).
 

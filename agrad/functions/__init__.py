@@ -4,6 +4,7 @@ from agrad.functions.activation import *  # noqa: F403
 from agrad.functions.arithmetic import *  # noqa: F403
 from agrad.functions.casting import *  # noqa: F403
 from agrad.functions.conv import *  # noqa: F403
+from agrad.functions.einsum import *  # noqa: F403
 from agrad.functions.elementwise import *  # noqa: F403
 from agrad.functions.indexing import *  # noqa: F403
 from agrad.functions.linalg import *  # noqa: F403
