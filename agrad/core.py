@@ -145,7 +145,7 @@ def _gets_grad(dtype: Any) -> bool:
             if kind is not None:
                 known = kind in "iu"
             else:
-                known = str(dtype).rsplit(".", 1)[-1].startswith(("int", "uint"))
+                known = _dtype_name(dtype).startswith(("int", "uint"))
         _GETS_GRAD[key] = known
     return known
 

@@ -85,6 +85,11 @@ class Einsum(Function):
     variable([11.])
     """
 
+    # the gradient of each operand reads all the others: forward sets retain_inputs to every
+    # operand's index once it knows how many there are
+    retain_inputs: tuple[int, ...] = ()
+    retain_outputs = ()
+
     def __init__(self, subscripts: str) -> None:
         self.subscripts = subscripts
 

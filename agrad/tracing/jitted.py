@@ -660,17 +660,10 @@ def _compiled(replay: Any, trace: Trace, ops: list, input_slots: list, outputs: 
     host_needed = [s for s in device_reads if _is_host(values[s])]
     early_slots = [s for op in early for s in _program.op_outputs(op)]
     host_inputs = [s for s in input_slots if _is_host(values[s])]
-    before = _program.generate(
-        host_ops + early,
-        host_inputs,
-        list(
-            dict.fromkeys(host_needed + early_slots + [s for s in outputs if _is_host(values[s])])
-        ),
-        name="before",
-    )
     before_outputs = list(
         dict.fromkeys(host_needed + early_slots + [s for s in outputs if _is_host(values[s])])
     )
+    before = _program.generate(host_ops + early, host_inputs, before_outputs, name="before")
     device = _program.generate(device_ops, device_reads, device_outputs, name="device")
     compiled = compiler(device)
     position = {s: i for i, s in enumerate(input_slots)}

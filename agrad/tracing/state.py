@@ -15,6 +15,7 @@ replay reads and writes the objects that are there then.
 
 from __future__ import annotations
 
+import sys
 import types
 from typing import Any
 
@@ -156,10 +157,7 @@ def walk(roots: list[tuple[tuple, Any]], globals_: dict | None) -> Snapshot:
             for member in vars(t).values():
                 if isinstance(member, types.FunctionType):
                     _code_names(member.__code__, names)
-            scope = globals_ if globals_ is not None else {}
-            module_globals = getattr(__import__("sys").modules.get(t.__module__), "__dict__", None)
-            if module_globals is not None:
-                scope = module_globals
+            scope = getattr(sys.modules.get(t.__module__), "__dict__", None)
         else:
             continue
         if scope is not globals_:
