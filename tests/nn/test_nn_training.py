@@ -27,7 +27,7 @@ def test_spiral_demo_reaches_95_percent(xp):
         pytest.skip(
             "dask builds and computes a task graph per operation: the demo's 3,000 steps take "
             "~13 minutes, most of CI's budget. test_demo_prints_the_same_losses_on_every_backend "
-            "holds the demo's losses on dask equal to NumPy's (3 epochs, every batch), and this "
+            "holds the demo's losses on dask equal to NumPy's (3 epochs, per epoch), and this "
             "test holds NumPy's run reaching 95 %"
         )
     result = demo.train(progress=False, log=lambda message: None)  # the default settings
