@@ -355,7 +355,7 @@ def _run(
     tick = len(start)
     reached: list[Function] = []
     seen = set(start)
-    ops = backend = None
+    ops = backend = array_type = from_result = None
     rare = targets is not None or retain_grad
     anomaly = _detect_anomaly.get()
     token = _enable_backprop.set(graph_mode)
@@ -366,6 +366,7 @@ def _run(
             if func.backend is not backend:
                 backend = func.backend
                 ops = array_ops(backend)
+                array_type, from_result = ops.array_type, backend.from_result
             runs = True
             if rare:  # grad()'s targets, retain_grad
                 if targets is not None:
@@ -375,23 +376,24 @@ def _run(
                     _retain_output_grads(func, gys, graph_mode, backend, given)
             if anomaly:
                 _entering_backward(func, gys)
+            saved = func._saved_inputs
+            saved_outputs = func._saved_outputs
             if not runs or not func._any_grad:
                 gxs = ()
-            elif func._released:
-                raise _released_error(func)
-            elif graph_mode or not func._vjp_based or len(gys) != 1:
+            elif saved is None and saved_outputs is None and func._released:
+                raise _released_error(func)  # (a released function keeps nothing)
+            elif graph_mode or len(gys) != 1 or not func._vjp_based:
                 gxs = _input_grads(func, gys, graph_mode, ops)
             elif gys[0] is None:
                 gxs = ()
             else:  # the common case, inlined: a vjp on arrays, one output
-                saved = func._saved_inputs
                 if saved is None:
                     xs = func.input_nodes
                 elif len(saved) == 1:  # one input, retained
                     xs = saved
                 else:
                     xs = tuple([n if a is None else a for n, a in zip(func.input_nodes, saved)])
-                ys = func._saved_outputs or (None,)
+                ys = saved_outputs or (None,)
                 try:
                     gxs = func.vjp(ops, xs, ys, gys)
                 except Exception as error:
@@ -411,8 +413,8 @@ def _run(
                     if gx.dtype != node.dtype:
                         gx = _cast_grad(gx, node.dtype, backend, _functions.astype)
                 else:
-                    if type(gx) is not ops.array_type:
-                        gx = backend.from_result(gx)
+                    if type(gx) is not array_type:
+                        gx = from_result(gx)
                     if gx.shape != node.shape:
                         raise _shape_error(func, gx, node)
                     dtype = node.dtype
@@ -441,7 +443,7 @@ def _run(
             if not retain_graph and runs:  # Function.release(), inlined for the common case
                 if func.retain_attributes:
                     func.release()
-                elif func._saved_inputs is not None or func._saved_outputs is not None:
+                elif saved is not None or saved_outputs is not None:
                     func._saved_inputs = func._saved_outputs = None
                     func._released = True
             if hooked:

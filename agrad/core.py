@@ -1239,6 +1239,31 @@ def _select(values: tuple, indexes: tuple[int, ...] | None) -> tuple | None:
     return tuple([v if i in indexes else None for i, v in enumerate(values)])
 
 
+# array type -> (backend, its namespace, its array type, its from_result): what the hot path
+# needs, in one dict lookup (attribute reads on a backend are slow: it loads its library lazily)
+_HOT: dict[type, tuple[Backend, Any, type, Any]] = {}
+
+
+def _hot_entry(array_type: type) -> tuple[Backend, Any, type, Any] | None:
+    backend = backend_for_type(array_type)
+    if backend is None:
+        return None  # not met yet: the general path looks it up
+    entry = _HOT[array_type] = (backend, backend.xp, backend.array_type, backend.from_result)
+    return entry
+
+
+def _unrecorded_outputs(ys: Any, backend: Backend, array_type: type) -> Any:
+    """The outputs as Variables outside the graph (``no_grad``)."""
+    single = not isinstance(ys, tuple)
+    outputs = []
+    for y in (ys,) if single else ys:
+        v = _new(Variable)
+        v.data = y if type(y) is array_type else backend.from_result(y)
+        v.name = v.grad = v.node = None
+        outputs.append(v)
+    return outputs[0] if len(outputs) == 1 else outputs
+
+
 class Function:
     """An operation of the graph. Subclasses write ``forward`` and one of two gradient rules.
 
@@ -1337,75 +1362,147 @@ class Function:
                 break
 
     def __call__(self, *inputs: Any) -> Any:
-        # The hot path of every operation, written for speed: the common one-Variable case skips
-        # the general input handling, and recording is inlined (no helper calls per output).
+        # The hot path of every operation, written for speed (issue 21: count instructions with
+        # benchmarks/instructions.py before and after a change here). One or two Variables on a
+        # backend already met skip the general input handling (`_prepare`), one output skips the
+        # output loop, recording is inlined (no helper calls, lists or zips), and the tuple of
+        # input arrays is built only where something keeps it.
         if self.input_nodes:  # already a node of a graph: this call makes a node of its own
             return self._fresh()(*inputs)
-        x0 = inputs[0] if len(inputs) == 1 else None
-        backend = None
-        if isinstance(x0, Variable) and x0.data is not None:
-            backend = backend_for_type(type(x0.data))
-            xs = (x0.data,)
-        if backend is None:
+        n_inputs = len(inputs)
+        hot = None
+        if n_inputs == 1:
+            x0 = inputs[0]
+            if isinstance(x0, Variable):
+                d0 = x0.data
+                hot = _HOT.get(type(d0))
+                if hot is None and d0 is not None:
+                    hot = _hot_entry(type(d0))
+        elif n_inputs == 2:
+            x0, x1 = inputs
+            if isinstance(x0, Variable) and isinstance(x1, Variable):
+                d0, d1 = x0.data, x1.data
+                if type(d0) is type(d1):
+                    hot = _HOT.get(type(d0))
+                    if hot is None and d0 is not None:
+                        hot = _hot_entry(type(d0))
+        if hot is not None:
+            backend, xp, array_type, from_result = hot
+            self.backend = backend
+            self.xp = xp
+            xs = None
+            ys = self.forward(d0) if n_inputs == 1 else self.forward(d0, d1)
+        else:
             backend, xs = self._prepare(inputs)
-        self.backend = backend
-        self.xp = backend.xp
-        ys = self.forward(*xs)
-        record = _enable_backprop.get()
-        if record:  # link the inputs' nodes; outputs get theirs below
-            generation = 0
-            any_grad = False
-            nodes = []
-            for x, data in zip(inputs, xs):
-                if data is None:
-                    node = None
-                elif isinstance(x, Variable):
-                    node = x.node
-                    if node is None or node.creator is None:
-                        node = _leaf_node(x)
-                    if node.generation > generation:
-                        generation = node.generation
-                    if node.requires_grad:
-                        any_grad = True
-                else:  # a raw array or a number: a constant, never differentiated
-                    node = _new_node(None, 0, 0, data, None, False)
-                nodes.append(node)
-            self.generation = generation
-            self.input_nodes = tuple(nodes)
-            self._any_grad = any_grad
-            generation += 1
-            refs = []
-        array_type = backend.array_type
-        single = not isinstance(ys, tuple)
-        outputs = []
-        for index, y in enumerate((ys,) if single else ys):
-            v = _new(Variable)
-            if type(y) is not array_type:
-                y = backend.from_result(y)
-            v.data = y
-            v.name = v.grad = None
-            if record:
-                ref = _weakref(v)
-                node = v.node = _new(VariableNode)
-                node.creator, node.generation, node.index = self, generation, index
-                node.shape, node.dtype = y.shape, y.dtype
-                node.ref, node.requires_grad, node.hooks = ref, any_grad, None
-                refs.append(ref)
+            self.backend = backend
+            xp = self.xp = backend.xp
+            array_type = backend.array_type
+            from_result = backend.from_result
+            ys = self.forward(*xs)
+        if not _enable_backprop.get():
+            return _unrecorded_outputs(ys, backend, array_type)
+        if hot is not None:  # Variables only: link their nodes; outputs get theirs below
+            node = x0.node
+            if node is None or node.creator is None:
+                node = _leaf_node(x0)
+            generation = node.generation
+            any_grad = node.requires_grad
+            if n_inputs == 1:
+                self.input_nodes = (node,)
             else:
-                v.node = None
-            outputs.append(v)
-        if record:
-            self.outputs = tuple(refs)
+                node1 = x1.node
+                if node1 is None or node1.creator is None:
+                    node1 = _leaf_node(x1)
+                if node1.generation > generation:
+                    generation = node1.generation
+                if node1.requires_grad:
+                    any_grad = True
+                self.input_nodes = (node, node1)
+        else:
+            generation, any_grad = self._link_inputs(inputs, xs)
+        self.generation = generation
+        self._any_grad = any_grad
+        generation += 1
+        if not isinstance(ys, tuple):  # one output
+            if type(ys) is not array_type:
+                ys = from_result(ys)
+            v = _new(Variable)
+            v.data = ys
+            v.name = v.grad = None
+            node = v.node = _new(VariableNode)
+            node.creator = self
+            node.generation = generation
+            node.index = 0
+            node.shape = ys.shape
+            node.dtype = ys.dtype
+            node.ref = ref = _weakref(v)
+            node.requires_grad = any_grad
+            node.hooks = None
+            self.outputs = (ref,)
             if any_grad:  # keep what the gradient rule reads, and nothing else
                 keep = self.retain_inputs
-                if keep is None or len(keep) == len(xs):
+                if keep is None or len(keep) == n_inputs:
+                    if xs is None:
+                        xs = (d0,) if n_inputs == 1 else (d0, d1)
                     self._saved_inputs = xs
                 elif keep:
+                    if xs is None:
+                        xs = (d0,) if n_inputs == 1 else (d0, d1)
                     self._saved_inputs = _select(xs, keep)
                 keep = self.retain_outputs
                 if keep is None or keep:
-                    self._saved_outputs = _select((ys,) if single else ys, keep)
-        return outputs[0] if single or len(outputs) == 1 else outputs
+                    self._saved_outputs = (ys,)
+            return v
+        if xs is None:
+            xs = (d0,) if n_inputs == 1 else (d0, d1)
+        outputs = []
+        refs = []
+        ys = tuple([y if type(y) is array_type else from_result(y) for y in ys])
+        for index, y in enumerate(ys):
+            v = _new(Variable)
+            v.data = y
+            v.name = v.grad = None
+            node = v.node = _new(VariableNode)
+            node.creator, node.generation, node.index = self, generation, index
+            node.shape, node.dtype = y.shape, y.dtype
+            node.ref = ref = _weakref(v)
+            node.requires_grad, node.hooks = any_grad, None
+            refs.append(ref)
+            outputs.append(v)
+        self.outputs = tuple(refs)
+        if any_grad:
+            keep = self.retain_inputs
+            if keep is None or len(keep) == n_inputs:
+                self._saved_inputs = xs
+            elif keep:
+                self._saved_inputs = _select(xs, keep)
+            keep = self.retain_outputs
+            if keep is None or keep:
+                self._saved_outputs = _select(ys, keep)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def _link_inputs(self, inputs: tuple, xs: tuple) -> tuple[int, bool]:
+        """Record the inputs' nodes (general case); returns (generation, whether any input
+        wants a gradient)."""
+        generation = 0
+        any_grad = False
+        nodes = []
+        for x, data in zip(inputs, xs):
+            if data is None:
+                node = None
+            elif isinstance(x, Variable):
+                node = x.node
+                if node is None or node.creator is None:
+                    node = _leaf_node(x)
+                if node.generation > generation:
+                    generation = node.generation
+                if node.requires_grad:
+                    any_grad = True
+            else:  # a raw array or a number: a constant, never differentiated
+                node = _new_node(None, 0, 0, data, None, False)
+            nodes.append(node)
+        self.input_nodes = tuple(nodes)
+        return generation, any_grad
 
     def _fresh(self) -> Function:
         """A shallow copy of this function without its graph state, for a second call.

@@ -9,6 +9,7 @@ signature and meaning (a test checks this). Elementwise functions that need no a
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from agrad.backends import Backend
@@ -29,6 +30,8 @@ def array_twin(name: str):
         if name in _TWINS and _TWINS[name] is not func:
             raise ValueError(f"array twin {name!r} is registered twice")
         _TWINS[name] = func
+        for ops in _CACHE.values():  # ArrayOps made before this registration get it too
+            ops._bind(name, func)
         return func
 
     return register
@@ -51,7 +54,10 @@ def _normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
 
 
 class ArrayOps:
-    """agrad's function vocabulary on plain arrays of one namespace."""
+    """agrad's function vocabulary on plain arrays of one namespace.
+
+    A name missing here (``AttributeError``) is registered with :func:`array_twin`.
+    """
 
     # straight from the namespace: the Array API elementwise functions agrad also exposes
     _DIRECT = (
@@ -66,20 +72,13 @@ class ArrayOps:
         self.array_type = backend.array_type
         for name in self._DIRECT:
             setattr(self, name, getattr(xp, name))
+        for name, twin in _TWINS.items():
+            self._bind(name, twin)
 
-    def __getattr__(self, name: str) -> Any:
-        twin = _TWINS.get(name)
-        if twin is None:
-            raise AttributeError(
-                f"ArrayOps has no {name!r}: register its array version with @array_twin({name!r})"
-            )
-        xp = self.xp
-
-        def bound(*args: Any, **kwargs: Any) -> Any:
-            return twin(xp, *args, **kwargs)
-
-        setattr(self, name, bound)  # cached: later lookups skip __getattr__
-        return bound
+    def _bind(self, name: str, twin: Any) -> None:
+        # a plain instance attribute: `d.<name>` in a vjp is then one specialised attribute read
+        # (a class with __getattr__ makes every attribute read of its instances a slow one)
+        setattr(self, name, partial(twin, self.xp))
 
     def astype(self, x: Any, dtype: Any) -> Any:
         """``x`` in ``dtype`` (no copy when it already has it)."""
