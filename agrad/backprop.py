@@ -33,6 +33,7 @@ from agrad.core import (
     _leaf_node,
     _UnretainedReadError,
     _weakref,
+    _wrap,
     is_differentiable_dtype,
 )
 from agrad.ops import array_ops
@@ -60,6 +61,8 @@ def _seed(root: Variable) -> Any:
         # a broadcast scalar: no full-size array of ones for a large output; an integer
         # output's gradient is floating point (DeZero's book starts from integer Variables)
         dtype = _grad_dtype(data.dtype, backend)
+        if not data.shape:  # a 0-d output (a loss): the array of one 1 itself
+            return xp.ones((), dtype=dtype)
         return xp.broadcast_to(xp.ones((), dtype=dtype), data.shape)
     seed = given.data if isinstance(given, Variable) else given
     owner = backend_of(seed, None)
@@ -354,7 +357,6 @@ def _run(
         heapq.heappush(heap, (-func.generation, tick, func))
     tick = len(start)
     reached: list[Function] = []
-    seen = set(start)
     ops = backend = array_type = from_result = None
     rare = targets is not None or retain_grad
     anomaly = _detect_anomaly.get()
@@ -428,18 +430,18 @@ def _run(
                     )
                     continue
                 grads = pending.get(creator)
-                if grads is None:
+                if grads is None:  # the first gradient to reach `creator` in this pass
                     if reachable is not None and creator not in reachable:
                         continue  # grad(): it never runs, so it must not keep a gradient
                     grads = pending[creator] = [None] * len(creator.outputs)
+                    # (a function runs after all its consumers, so its gradients gather only
+                    # while it waits: it cannot be reached again once it ran)
+                    reached.append(creator)
                 index = node.index
                 previous = grads[index]
                 grads[index] = (
                     gx if previous is None else _add(previous, gx, ops, owned, (creator, index))
                 )
-                if creator not in seen:
-                    seen.add(creator)
-                    reached.append(creator)
             if not retain_graph and runs:  # Function.release(), inlined for the common case
                 if func.retain_attributes:
                     func.release()
@@ -652,10 +654,10 @@ def _assign_leaf(node: VariableNode, g: Any, graph_mode: bool, given: set[int]) 
         if graph_mode:
             v.grad = g if v.grad is None else v.grad + g
         elif v.grad is None:
-            v.grad = Variable(_writable(backend_of(g), g, given))
+            v.grad = _wrap(_writable(backend_of(g), g, given))
         else:
             previous = v.grad.data
-            v.grad = Variable(v.grad.backend.from_result(previous + g))  # out of place, as DeZero
+            v.grad = _wrap(v.grad.backend.from_result(previous + g))  # out of place, as DeZero
     if node.hooks:
         _call_hooks(node, v)
 

@@ -34,6 +34,8 @@ _number_types_token = [get_cache_token()]
 
 def _is_number(x: Any) -> bool:
     """Python numbers and NumPy-style scalars (anything registered as ``numbers.Number``)."""
+    if type(x) is float or type(x) is int:  # the usual case, before the cache checks
+        return True
     if _number_types_token[0] != get_cache_token():
         _NUMBER_TYPES.clear()
         _number_types_token[0] = get_cache_token()
@@ -160,6 +162,15 @@ def _grad_dtype(dtype: Any, backend: Backend) -> Any:
 
 _new = object.__new__
 _weakref = weakref.ref
+_BACKWARD: list[Any] = [None]  # agrad.backprop.backward, once imported
+
+
+def _wrap(data: Any) -> Variable:
+    """A new Variable holding ``data``, an array of a backend (no checks: for agrad's own use)."""
+    v = _new(Variable)
+    v.data = data
+    v.name = v.grad = v.node = None
+    return v
 
 
 class VariableNode:
@@ -880,11 +891,12 @@ class Variable:
         ...
         RuntimeError: backward through Mul a second time: ...
         """
-        from agrad.backprop import backward
+        run = _BACKWARD[0]
+        if run is None:  # agrad.backprop imports this module: bound on first use
+            from agrad.backprop import backward as run
 
-        backward(
-            self, retain_grad, create_graph, create_graph if retain_graph is None else retain_graph
-        )
+            _BACKWARD[0] = run
+        run(self, retain_grad, create_graph, create_graph if retain_graph is None else retain_graph)
 
     def register_post_accumulate_grad_hook(self, hook: Any) -> RemovableHandle:
         """Call ``hook(self)`` in every ``backward()`` as soon as this leaf's ``grad`` is final.
@@ -1403,16 +1415,26 @@ class Function:
             return _unrecorded_outputs(ys, backend, array_type)
         if hot is not None:  # Variables only: link their nodes; outputs get theirs below
             node = x0.node
-            if node is None or node.creator is None:
+            if node is None:
                 node = _leaf_node(x0)
+            elif node.creator is None:  # a leaf's node follows x0.data (`_leaf_node`, inlined)
+                if node.dtype is d0.dtype:
+                    node.shape = d0.shape
+                else:
+                    node = _leaf_node(x0)
             generation = node.generation
             any_grad = node.requires_grad
             if n_inputs == 1:
                 self.input_nodes = (node,)
             else:
                 node1 = x1.node
-                if node1 is None or node1.creator is None:
+                if node1 is None:
                     node1 = _leaf_node(x1)
+                elif node1.creator is None:
+                    if node1.dtype is d1.dtype:
+                        node1.shape = d1.shape
+                    else:
+                        node1 = _leaf_node(x1)
                 if node1.generation > generation:
                     generation = node1.generation
                 if node1.requires_grad:
