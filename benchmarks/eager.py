@@ -13,7 +13,7 @@ machine hits them all; the table shows the median over repetitions of each child
 Only API that agrad 0.1 already had is used (``Variable``, ``agrad.functions``, operators,
 ``cleargrad``, ``backward``).
 
-``benchmarks/instructions.py`` counts the instructions of the same steps (:func:`build`).
+``benchmarks/instructions.py`` counts the instructions of the same three steps, for CI.
 
 The scenarios (the same math as ``scenarios/overhead.py``, ``deep.py``, ``cleargrad.py``):
 

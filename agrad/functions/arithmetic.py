@@ -13,6 +13,7 @@ def _unbroadcast(d: Any, g: Any, shape: tuple[int, ...]) -> Any:
 
 
 def _refuse_none(op: str, x0: Any, x1: Any) -> None:
+    # called only when an operand is None: the check itself stays inline in each operator
     # Function inputs may be None (an optional bias), so the operators name the slip themselves
     for name, x in (("x0", x0), ("x1", x1)):
         if x is None:
@@ -474,7 +475,8 @@ def add(x0: Any, x1: Any) -> Variable:
         return AddConstant(_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
         return AddConstant(_scalar(x0))(x1)
-    _refuse_none("add (+)", x0, x1)
+    if x0 is None or x1 is None:
+        _refuse_none("add (+)", x0, x1)
     return Add()(x0, x1)
 
 
@@ -512,7 +514,8 @@ def sub(x0: Any, x1: Any) -> Variable:
         return AddConstant(-_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
         return RSubConstant(_scalar(x0))(x1)
-    _refuse_none("sub (-)", x0, x1)
+    if x0 is None or x1 is None:
+        _refuse_none("sub (-)", x0, x1)
     return Sub()(x0, x1)
 
 
@@ -580,7 +583,8 @@ def mul(x0: Any, x1: Any) -> Variable:
         return MulConstant(_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
         return MulConstant(_scalar(x0))(x1)
-    _refuse_none("mul (*)", x0, x1)
+    if x0 is None or x1 is None:
+        _refuse_none("mul (*)", x0, x1)
     return Mul()(x0, x1)
 
 
@@ -618,7 +622,8 @@ def div(x0: Any, x1: Any) -> Variable:
         return DivConstant(_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
         return RDivConstant(_scalar(x0))(x1)
-    _refuse_none("div (/)", x0, x1)
+    if x0 is None or x1 is None:
+        _refuse_none("div (/)", x0, x1)
     return Div()(x0, x1)
 
 
