@@ -120,8 +120,8 @@ def gradient_check(
     directions : int, None or "auto"
         None: every element in turn (the error is located to one element). ``k``: ``k`` random
         directions, ``2k`` evaluations of ``f`` whatever ``x``'s size. "auto" (the default):
-        None, except on a lazy backend (Dask), where each evaluation builds and runs a task
-        graph: 3.
+        None, except where each operation is slow to dispatch (``Backend.slow_dispatch``: Dask
+        builds and runs a task graph, JAX dispatches through XLA): 3.
 
     Returns
     -------
@@ -164,7 +164,7 @@ def gradient_check(
             f"{tuple(data.shape)}"
         )
     if directions == "auto":
-        directions = 3 if backend_of(data).lazy else None
+        directions = 3 if backend_of(data).slow_dispatch else None
     if directions is not None:
         return _check_directions(f, x64.data, backprop, directions, rtol, atol, args, kwargs)
     numeric = host.asarray(backend_of(data).to_host(numerical_grad(f, x64.data, *args, **kwargs)))

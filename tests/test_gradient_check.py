@@ -68,7 +68,7 @@ def test_directions_must_be_positive(xp):
         gradient_check(F.tanh, xp.asarray(X), directions=0)
 
 
-def test_a_lazy_backend_checks_along_directions_by_default(xp):
+def test_a_slow_dispatch_backend_checks_along_directions_by_default(xp):
     calls = []
 
     def counted(v):
@@ -77,4 +77,9 @@ def test_a_lazy_backend_checks_along_directions_by_default(xp):
 
     gradient_check(counted, xp.asarray(X))
     evaluations = len(calls) - 1  # the first call is the one differentiated by backward
-    assert evaluations == (6 if agrad.current_backend().lazy else 2 * X.size)
+    assert evaluations == (6 if agrad.current_backend().slow_dispatch else 2 * X.size)
+
+
+def test_the_backends_that_dispatch_slowly_are_jax_and_dask():
+    slow = {name for name in agrad.known_backends() if agrad.get_backend(name).slow_dispatch}
+    assert slow == {"jax", "dask"}

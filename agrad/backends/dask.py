@@ -84,6 +84,7 @@ class DaskBackend(Backend):
     name = "dask"
     known_shapes = False
     lazy = True
+    slow_dispatch = True
     checks_index_bounds = False  # a Dask index array is never checked (a NumPy one is)
     ints_are_advanced = False
     mutable_arrays = False  # no buffer to write into: `x += y` makes a new Dask array

@@ -66,6 +66,7 @@ class JaxBackend(Backend):
 
     name = "jax"
     mutable_arrays = False
+    slow_dispatch = True
     checks_index_bounds = False  # out-of-range indices clamp to the last row
 
     def erf(self, x: Any) -> Any:
