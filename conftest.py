@@ -12,6 +12,11 @@ raises ``ValueError: assignment destination is read-only``), as JAX's immutable 
 Another, ``dask_chunked``, runs the function library's tests (``tests/functions``) on Dask with
 every array the tests make cut into chunks of two along each axis, so each function meets
 arrays of several chunks (the plain ``dask`` entry's small arrays have one).
+
+A run that names no backend leaves out the repeats that cost most for least (``FULL_ONLY``):
+``dask_chunked``, and the documentation's examples on JAX and Dask, where each eager operation
+takes a millisecond or more. Together they were a quarter of the suite's time. ``--full`` adds
+them; a run that names a backend (``--backend jax``, each nox session) runs everything on it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ VARIANTS = {"numpy_readonly": "numpy", "dask_chunked": "dask"}
 BACKENDS = agrad.known_backends() + list(VARIANTS)
 #: entries that run only the tests under one folder (their cost elsewhere buys nothing new)
 ONLY_UNDER = {"dask_chunked": "tests/functions"}
+#: entry -> the test files it runs only with --full or when named (None: every file)
+FULL_ONLY = {"dask_chunked": None, "jax": "tests/test_docs.py", "dask": "tests/test_docs.py"}
 
 
 def _frozen(value: Any) -> Any:
@@ -122,6 +129,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=BACKENDS,
         help="run the xp-parametrized tests on this backend only (repeatable)",
     )
+    parser.addoption(
+        "--full",
+        action="store_true",
+        help="also run the slow repeats a run that names no backend leaves out (FULL_ONLY)",
+    )
 
 
 def _selected(config: pytest.Config) -> list[str]:
@@ -165,17 +177,49 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return lines
 
 
+def _explicit(config: pytest.Config) -> bool:
+    return bool(config.getoption("--backend") or os.environ.get("AGRAD_TEST_BACKENDS", "").strip())
+
+
+def _full_only(name: str, nodeid: str) -> bool:
+    if name not in FULL_ONLY:
+        return False
+    path = FULL_ONLY[name]
+    return path is None or nodeid.startswith(path + "::")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     selected = set(_selected(config))
-    keep, drop = [], []
+    trimmed = not config.getoption("--full") and not _explicit(config)
+    keep, drop, slow = [], [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
         name = callspec.params.get("xp") if callspec is not None else None
         outside = name in ONLY_UNDER and not item.nodeid.startswith(ONLY_UNDER[name] + "/")
-        (drop if name is not None and (name not in selected or outside) else keep).append(item)
-    if drop:
-        config.hook.pytest_deselected(items=drop)
+        if name is not None and (name not in selected or outside):
+            drop.append(item)
+        elif trimmed and name is not None and _full_only(name, item.nodeid):
+            slow.append(item)
+        else:
+            keep.append(item)
+    config.stash[_SLOW_LEFT_OUT] = len(slow)  # (under xdist the workers collect, not this process)
+    if drop or slow:
+        config.hook.pytest_deselected(items=drop + slow)
         items[:] = keep
+
+
+_SLOW_LEFT_OUT = pytest.StashKey[int]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if config.getoption("--full") or _explicit(config):
+        return
+    left_out = config.stash.get(_SLOW_LEFT_OUT, 0)
+    count = f"{left_out} " if left_out else ""
+    terminalreporter.write_line(
+        f"left out: {count}slow repeats (dask_chunked; the docs' examples on jax and dask); "
+        "--full runs them"
+    )
 
 
 @pytest.fixture(params=BACKENDS)

@@ -586,3 +586,15 @@ def test_agrad_jax_x64_0_keeps_jax_32_bit_default():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "float32", "float32"]
+
+
+def test_a_run_naming_no_backend_leaves_out_only_the_listed_slow_repeats():
+    from conftest import _full_only
+
+    assert _full_only("dask_chunked", "tests/functions/test_conv.py::test_gradients[x]")
+    assert _full_only("jax", "tests/test_docs.py::test_page_examples[jax-docs/guides/jit.md]")
+    assert _full_only("dask", "tests/test_docs.py::test_readme_code_blocks[dask-README.md:1]")
+    assert not _full_only("jax", "tests/functions/test_conv.py::test_gradients[jax-pooling]")
+    assert not _full_only("dask", "tests/test_docs_helpers.py::test_x[dask]")
+    assert not _full_only("numpy", "tests/test_docs.py::test_page_examples[numpy-x]")
+    assert not _full_only("torch", "tests/test_docs.py::test_page_examples[torch-x]")
