@@ -517,6 +517,20 @@ class Backend:
         target[key] = value
         return target
 
+    def add_at(self, target: Any, key: Any, value: Any) -> Any:
+        """``target`` with ``value`` added to ``target[key]`` (a basic index: no repeats), in
+        place where arrays are mutable (the caller allocated ``target``), a new array otherwise.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> out = backend.add_at(backend.xp.zeros(3), slice(1, 3), backend.asarray([1.0, 2.0]))
+        >>> backend.to_host(out).tolist()
+        [0.0, 1.0, 2.0]
+        """
+        return self.set_at(target, key, target[key] + value)
+
     def scatter_add(self, target: Any, indices: Any, values: Any) -> Any:
         """Return a copy of ``target`` with ``values`` added at ``indices``; repeats accumulate.
 
@@ -683,7 +697,8 @@ class Backend:
             for j in range(KW):
                 at = (..., _span(i, SH, OH), _span(j, SW, OW))
                 piece = col[..., i, j, :, :]
-                out = self.set_at(out, at, out[at] + piece if overlapping else piece)
+                write = self.add_at if overlapping else self.set_at
+                out = write(out, at, piece)
         return out
 
     def einsum_on_host(self, subscripts: str, *operands: Any) -> Any:

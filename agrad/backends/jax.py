@@ -131,6 +131,9 @@ class JaxBackend(Backend):
     def set_at(self, target: Any, key: Any, value: Any) -> Any:
         return target.at[key].set(value)
 
+    def add_at(self, target: Any, key: Any, value: Any) -> Any:
+        return target.at[key].add(value)  # one dispatch, not a read, an add and a write
+
     def scatter_add(self, target: Any, indices: Any, values: Any) -> Any:
         # repeated indices accumulate; an index out of range clamps, as in the gather of x[key]
         # (the default, "drop", would lose the gradient of a row the forward did read)

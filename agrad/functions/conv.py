@@ -1090,7 +1090,8 @@ def _pooling_grad_forward(gy: Any, indexes: Any, input_shape: tuple, geometry: G
     overlapping = SH < KH or SW < KW
     for k, at in enumerate(_offsets(geometry, OH, OW)):
         routed = xp.astype(indexes == k, gy.dtype) * gy
-        image = backend.set_at(image, at, image[at] + routed if overlapping else routed)
+        write = backend.add_at if overlapping else backend.set_at
+        image = write(image, at, routed)
     return image[..., PH : PH + H, PW : PW + W]
 
 
