@@ -1267,12 +1267,10 @@ def _hot_entry(array_type: type) -> tuple[Backend, Any, type, Any] | None:
 def _unrecorded_outputs(ys: Any, backend: Backend, array_type: type) -> Any:
     """The outputs as Variables outside the graph (``no_grad``)."""
     single = not isinstance(ys, tuple)
-    outputs = []
-    for y in (ys,) if single else ys:
-        v = _new(Variable)
-        v.data = y if type(y) is array_type else backend.from_result(y)
-        v.name = v.grad = v.node = None
-        outputs.append(v)
+    outputs = [
+        _wrap(y if type(y) is array_type else backend.from_result(y))
+        for y in ((ys,) if single else ys)
+    ]
     return outputs[0] if len(outputs) == 1 else outputs
 
 
@@ -1463,14 +1461,11 @@ class Function:
             self.outputs = (ref,)
             if any_grad:  # keep what the gradient rule reads, and nothing else
                 keep = self.retain_inputs
-                if keep is None or len(keep) == n_inputs:
+                if keep is None or keep:
                     if xs is None:
                         xs = (d0,) if n_inputs == 1 else (d0, d1)
-                    self._saved_inputs = xs
-                elif keep:
-                    if xs is None:
-                        xs = (d0,) if n_inputs == 1 else (d0, d1)
-                    self._saved_inputs = _select(xs, keep)
+                    whole = keep is None or len(keep) == n_inputs
+                    self._saved_inputs = xs if whole else _select(xs, keep)
                 keep = self.retain_outputs
                 if keep is None or keep:
                     self._saved_outputs = (ys,)
@@ -1494,10 +1489,9 @@ class Function:
         self.outputs = tuple(refs)
         if any_grad:
             keep = self.retain_inputs
-            if keep is None or len(keep) == n_inputs:
-                self._saved_inputs = xs
-            elif keep:
-                self._saved_inputs = _select(xs, keep)
+            if keep is None or keep:
+                whole = keep is None or len(keep) == n_inputs
+                self._saved_inputs = xs if whole else _select(xs, keep)
             keep = self.retain_outputs
             if keep is None or keep:
                 self._saved_outputs = _select(ys, keep)
