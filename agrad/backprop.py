@@ -332,7 +332,7 @@ def _run(
             if targets is not None and node in targets[0]:
                 _store_target(node, seed, targets)
             continue
-        if not func._any_grad:
+        if not node.requires_grad:  # no input of `func` wants a gradient
             continue
         grads = pending.get(func)
         if grads is None:
@@ -380,7 +380,10 @@ def _run(
                 _entering_backward(func, gys)
             saved = func._saved_inputs
             saved_outputs = func._saved_outputs
-            if not runs or not func._any_grad:
+            nodes = func.input_nodes
+            # (a function reached here has an input that wants a gradient: the loop below
+            # follows only such edges, and the roots were checked)
+            if not runs:
                 gxs = ()
             elif saved is None and saved_outputs is None and func._released:
                 raise _released_error(func)  # (a released function keeps nothing)
@@ -390,11 +393,11 @@ def _run(
                 gxs = ()
             else:  # the common case, inlined: a vjp on arrays, one output
                 if saved is None:
-                    xs = func.input_nodes
+                    xs = nodes
                 elif len(saved) == 1:  # one input, retained
                     xs = saved
                 else:
-                    xs = tuple([n if a is None else a for n, a in zip(func.input_nodes, saved)])
+                    xs = tuple([n if a is None else a for n, a in zip(nodes, saved)])
                 ys = saved_outputs or (None,)
                 try:
                     gxs = func.vjp(ops, xs, ys, gys)
@@ -402,11 +405,11 @@ def _run(
                     gxs = _vjp_again(func, ops, xs, ys, gys, False, error)
                 if type(gxs) is not tuple:
                     gxs = tuple(gxs) if isinstance(gxs, (list, tuple)) else (gxs,)
-                if len(gxs) != len(func.input_nodes):
+                if len(gxs) != len(nodes):
                     raise _count_error(func, gxs)
             if anomaly:
                 _check_backward(func, gys, gxs)
-            for node, gx in zip(func.input_nodes, gxs):
+            for node, gx in zip(nodes, gxs):
                 if gx is None or node is None or not node.requires_grad:
                     continue
                 if graph_mode:
@@ -477,7 +480,7 @@ def _input_grads(func: Function, gys: list, graph_mode: bool, ops: Any) -> tuple
     """One gradient per input of ``func`` (None where none), from its output gradients.
 
     The general case: graph mode, DeZero-style rules, several outputs. The loop in ``_run``
-    inlines the common one (a vjp on arrays, one output) and has already checked ``_any_grad``.
+    inlines the common one (a vjp on arrays, one output).
     """
     if all(gy is None for gy in gys):
         return ()

@@ -15,6 +15,7 @@ by :func:`agrad.operators.install_variable_operators`, called once when ``agrad`
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import numbers
@@ -347,7 +348,7 @@ del _name
 def _new_node(
     creator: Any, generation: int, index: int, data: Any, ref: Any, requires_grad: bool
 ) -> VariableNode:
-    node = _new(VariableNode)
+    node = VariableNode()
     node.creator, node.generation, node.index = creator, generation, index
     node.shape, node.dtype = data.shape, data.dtype
     node.ref, node.requires_grad, node.hooks = ref, requires_grad, None
@@ -1358,7 +1359,6 @@ class Function:
     _saved_inputs: tuple | None = None
     _saved_outputs: tuple | None = None
     _released = False
-    _any_grad = False  # whether some input wants a gradient
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -1370,13 +1370,14 @@ class Function:
             if "vjp" in klass.__dict__:
                 cls._vjp_based = True
                 break
+        _reserve_instance_keys(cls)
 
     def __call__(self, *inputs: Any) -> Any:
         # The hot path of every operation, written for speed (issue 21: count instructions with
         # benchmarks/instructions.py before and after a change here). One or two Variables on a
-        # backend already met skip the general input handling (`_prepare`), one output skips the
-        # output loop, recording is inlined (no helper calls, lists or zips), and the tuple of
-        # input arrays is built only where something keeps it.
+        # backend already met each get a straight block for the input side (forward, their
+        # nodes, the arrays their gradient rule reads); everything else goes through `_prepare`
+        # and `_link_inputs`. The output side is shared, with one output inlined.
         if self.input_nodes:  # already a node of a graph: this call makes a node of its own
             return self._fresh()(*inputs)
         n_inputs = len(inputs)
@@ -1396,35 +1397,50 @@ class Function:
                     hot = _HOT.get(type(d0))
                     if hot is None and d0 is not None:
                         hot = _hot_entry(type(d0))
-        if hot is not None:
-            backend, xp, array_type, from_result = hot
-            self.backend = backend
-            self.xp = xp
-            xs = None
-            ys = self.forward(d0) if n_inputs == 1 else self.forward(d0, d1)
-        else:
+        if hot is None:  # the general case
             backend, xs = self._prepare(inputs)
             self.backend = backend
             xp = self.xp = backend.xp
-            array_type = backend.array_type
-            from_result = backend.from_result
+            array_type, from_result = backend.array_type, backend.from_result
             ys = self.forward(*xs)
-        if not _enable_backprop.get():
-            return _unrecorded_outputs(ys, backend, array_type)
-        if hot is not None:  # Variables only: link their nodes; outputs get theirs below
-            node = x0.node
-            if node is None:
-                node = _leaf_node(x0)
-            elif node.creator is None:  # a leaf's node follows x0.data (`_leaf_node`, inlined)
-                if node.dtype is d0.dtype:
-                    node.shape = d0.shape
-                else:
-                    node = _leaf_node(x0)
-            generation = node.generation
-            any_grad = node.requires_grad
+            if not _enable_backprop.get():
+                return _unrecorded_outputs(ys, backend, array_type)
+            generation, any_grad = self._link_inputs(inputs, xs)
+        else:
+            backend, xp, array_type, from_result = hot
+            self.backend = backend
+            self.xp = xp
             if n_inputs == 1:
+                ys = self.forward(d0)
+                if not _enable_backprop.get():
+                    return _unrecorded_outputs(ys, backend, array_type)
+                node = x0.node
+                if node is None:
+                    node = _leaf_node(x0)
+                elif node.creator is None:  # a leaf's node follows x0.data (`_leaf_node`, inlined)
+                    if node.dtype is d0.dtype:
+                        node.shape = d0.shape
+                    else:
+                        node = _leaf_node(x0)
                 self.input_nodes = (node,)
+                generation = node.generation
+                any_grad = node.requires_grad
+                if any_grad:  # keep what the gradient rule reads, and nothing else
+                    keep = self.retain_inputs
+                    if keep is None or keep:
+                        self._saved_inputs = (d0,)
             else:
+                ys = self.forward(d0, d1)
+                if not _enable_backprop.get():
+                    return _unrecorded_outputs(ys, backend, array_type)
+                node = x0.node
+                if node is None:
+                    node = _leaf_node(x0)
+                elif node.creator is None:
+                    if node.dtype is d0.dtype:
+                        node.shape = d0.shape
+                    else:
+                        node = _leaf_node(x0)
                 node1 = x1.node
                 if node1 is None:
                     node1 = _leaf_node(x1)
@@ -1433,15 +1449,18 @@ class Function:
                         node1.shape = d1.shape
                     else:
                         node1 = _leaf_node(x1)
+                self.input_nodes = (node, node1)
+                generation = node.generation
                 if node1.generation > generation:
                     generation = node1.generation
-                if node1.requires_grad:
-                    any_grad = True
-                self.input_nodes = (node, node1)
-        else:
-            generation, any_grad = self._link_inputs(inputs, xs)
+                any_grad = node.requires_grad or node1.requires_grad
+                if any_grad:
+                    keep = self.retain_inputs
+                    if keep is None or len(keep) == 2:
+                        self._saved_inputs = (d0, d1)
+                    elif keep:
+                        self._saved_inputs = (d0, None) if keep[0] == 0 else (None, d1)
         self.generation = generation
-        self._any_grad = any_grad
         generation += 1
         if not isinstance(ys, tuple):  # one output
             if type(ys) is not array_type:
@@ -1449,7 +1468,7 @@ class Function:
             v = _new(Variable)
             v.data = ys
             v.name = v.grad = None
-            node = v.node = _new(VariableNode)
+            node = v.node = VariableNode()
             node.creator = self
             node.generation = generation
             node.index = 0
@@ -1459,19 +1478,11 @@ class Function:
             node.requires_grad = any_grad
             node.hooks = None
             self.outputs = (ref,)
-            if any_grad:  # keep what the gradient rule reads, and nothing else
-                keep = self.retain_inputs
-                if keep is None or keep:
-                    if xs is None:
-                        xs = (d0,) if n_inputs == 1 else (d0, d1)
-                    whole = keep is None or len(keep) == n_inputs
-                    self._saved_inputs = xs if whole else _select(xs, keep)
+            if any_grad:
                 keep = self.retain_outputs
                 if keep is None or keep:
                     self._saved_outputs = (ys,)
             return v
-        if xs is None:
-            xs = (d0,) if n_inputs == 1 else (d0, d1)
         outputs = []
         refs = []
         ys = tuple([y if type(y) is array_type else from_result(y) for y in ys])
@@ -1479,7 +1490,7 @@ class Function:
             v = _new(Variable)
             v.data = y
             v.name = v.grad = None
-            node = v.node = _new(VariableNode)
+            node = v.node = VariableNode()
             node.creator, node.generation, node.index = self, generation, index
             node.shape, node.dtype = y.shape, y.dtype
             node.ref = ref = _weakref(v)
@@ -1488,18 +1499,14 @@ class Function:
             outputs.append(v)
         self.outputs = tuple(refs)
         if any_grad:
-            keep = self.retain_inputs
-            if keep is None or keep:
-                whole = keep is None or len(keep) == n_inputs
-                self._saved_inputs = xs if whole else _select(xs, keep)
             keep = self.retain_outputs
             if keep is None or keep:
                 self._saved_outputs = _select(ys, keep)
         return outputs[0] if len(outputs) == 1 else outputs
 
     def _link_inputs(self, inputs: tuple, xs: tuple) -> tuple[int, bool]:
-        """Record the inputs' nodes (general case); returns (generation, whether any input
-        wants a gradient)."""
+        """Record the inputs' nodes and keep the arrays the gradient rule reads (general case);
+        returns (generation, whether any input wants a gradient)."""
         generation = 0
         any_grad = False
         nodes = []
@@ -1518,6 +1525,12 @@ class Function:
                 node = _new_node(None, 0, 0, data, None, False)
             nodes.append(node)
         self.input_nodes = tuple(nodes)
+        if any_grad:
+            keep = self.retain_inputs
+            if keep is None or keep:
+                self._saved_inputs = (
+                    xs if keep is None or len(keep) == len(xs) else _select(xs, keep)
+                )
         return generation, any_grad
 
     def _fresh(self) -> Function:
@@ -1808,8 +1821,26 @@ _GRAPH_STATE = (
     "_saved_inputs",
     "_saved_outputs",
     "_released",
-    "_any_grad",
 )
+
+
+def _reserve_instance_keys(cls: type) -> None:
+    """Store the names that release writes once, on a throwaway instance of ``cls``.
+
+    CPython (3.11 on) keeps the attribute names of a class's instances in one shared table,
+    which stops taking new names once many instances exist; an instance that later stores a
+    name not in it gets a dict of its own, built on the spot. ``backward`` releasing a function
+    stores ``_released`` (and ``_saved_inputs`` on functions that kept only outputs) long after
+    thousands of instances were made, so without this every release built a dict: 1,700
+    instructions per operation in the tanh chain (benchmarks/README.md).
+    """
+    try:
+        probe = object.__new__(cls)
+    except TypeError:  # a subclass with a __new__ of its own: it keeps the default behaviour
+        return
+    for name in ("_saved_inputs", "_saved_outputs", "_released"):
+        with contextlib.suppress(AttributeError, TypeError):  # a property or slot of cls
+            object.__setattr__(probe, name, None)
 
 
 def _number_to_array(x: Any, xp: Any, inputs: tuple) -> Any:
