@@ -436,10 +436,16 @@ def _run(
                 if grads is None:  # the first gradient to reach `creator` in this pass
                     if reachable is not None and creator not in reachable:
                         continue  # grad(): it never runs, so it must not keep a gradient
-                    grads = pending[creator] = [None] * len(creator.outputs)
                     # (a function runs after all its consumers, so its gradients gather only
                     # while it waits: it cannot be reached again once it ran)
                     reached.append(creator)
+                    n_outputs = len(creator.outputs)
+                    if n_outputs == 1:
+                        pending[creator] = [gx]
+                    else:
+                        grads = pending[creator] = [None] * n_outputs
+                        grads[node.index] = gx
+                    continue
                 index = node.index
                 previous = grads[index]
                 grads[index] = (
@@ -449,7 +455,10 @@ def _run(
                 if func.retain_attributes:
                     func.release()
                 elif saved is not None or saved_outputs is not None:
-                    func._saved_inputs = func._saved_outputs = None
+                    if saved is not None:  # (most functions keep one of the two)
+                        func._saved_inputs = None
+                    if saved_outputs is not None:
+                        func._saved_outputs = None
                     func._released = True
             if hooked:
                 _finish_hooked_leaves(func, hooked, leaf_grads, graph_mode, given)
