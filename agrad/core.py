@@ -180,7 +180,8 @@ class VariableNode:
     ``ref`` is a weak reference to the user's Variable (None for a constant: a raw array or a
     number passed straight to a function). ``index`` is the variable's position among its
     creator's outputs. A node that is not retained by any function is also what a ``vjp``
-    receives in place of the array: it answers ``shape``, ``ndim`` and ``dtype``.
+    receives in place of the array: it answers ``shape``, ``ndim``, ``dtype`` and
+    ``requires_grad`` (whether backward wants its gradient).
 
     Nodes are made by the graph (``Variable.node``, ``Function.input_nodes``), never by hand.
 
@@ -1300,9 +1301,10 @@ class Function:
     ``retain_attributes`` the attributes of ``self`` holding arrays it reads (masks, argmax
     indexes). None means all (the safe default); built-in functions list exactly what they need
     (sigmoid keeps its output; linear its input and weight; add nothing). Every input that is
-    not retained reaches ``vjp`` as its :class:`VariableNode`, which knows ``shape``, ``ndim``
-    and ``dtype`` only; an output that is not retained arrives as None. A vjp that computes with
-    either raises ``TypeError`` naming the function, the input or output, and the declaration.
+    not retained reaches ``vjp`` as its :class:`VariableNode`, which knows ``shape``, ``ndim``,
+    ``dtype`` and ``requires_grad`` only; an output that is not retained arrives as None. A vjp
+    that computes with either raises ``TypeError`` naming the function, the input or output,
+    and the declaration.
     A ``vjp`` never reads ``self.inputs``/``self.outputs``, and keeps constants (exponents, axes,
     shapes) as plain attributes set in ``__init__``/``forward``.
 
