@@ -14,9 +14,11 @@ every array the tests make cut into chunks of two along each axis, so each funct
 arrays of several chunks (the plain ``dask`` entry's small arrays have one).
 
 A run that names no backend leaves out the repeats that cost most for least (``FULL_ONLY``):
-``dask_chunked``, and the documentation's examples on JAX and Dask, where each eager operation
-takes a millisecond or more. Together they were a quarter of the suite's time. ``--full`` adds
-them; a run that names a backend (``--backend jax``, each nox session) runs everything on it.
+``dask_chunked``, the documentation's examples on JAX and Dask, where each eager operation
+takes a millisecond or more, and the longest trainings on JAX, PyTorch and Dask, whose numbers
+``tests/test_same_numbers.py`` holds equal to NumPy's. Together they were over a quarter of the
+suite's time. ``--full`` adds them; a run that names a backend (``--backend jax``, each nox
+session) runs everything on it.
 """
 
 from __future__ import annotations
@@ -42,8 +44,23 @@ VARIANTS = {"numpy_readonly": "numpy", "dask_chunked": "dask"}
 BACKENDS = agrad.known_backends() + list(VARIANTS)
 #: entries that run only the tests under one folder (their cost elsewhere buys nothing new)
 ONLY_UNDER = {"dask_chunked": "tests/functions"}
-#: entry -> the test files it runs only with --full or when named (None: every file)
-FULL_ONLY = {"dask_chunked": None, "jax": "tests/test_docs.py", "dask": "tests/test_docs.py"}
+#: entry -> (what it leaves out, the test-id prefixes it runs only with --full or when named;
+#: None: every test). Each is a repeat whose check is held elsewhere: the docs' examples on the
+#: other backends, and the long trainings' numbers against NumPy's by tests/test_same_numbers.py
+_SPIRAL_DEMO = "tests/nn/test_nn_training.py::test_spiral_demo_reaches_95_percent["
+FULL_ONLY: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    "dask_chunked": ("all of it", None),
+    "jax": ("the docs' examples, the 300-epoch demo", ("tests/test_docs.py::", _SPIRAL_DEMO)),
+    "torch": ("the 300-epoch demo", (_SPIRAL_DEMO,)),
+    "dask": (
+        "the docs' examples, a 30-epoch dropout training, the demo under jit",
+        (
+            "tests/test_docs.py::",
+            "tests/nn/test_nn_training.py::test_training_loop_with_dropout_and_test_mode[",
+            "tests/test_jit.py::test_demo_with_jit_equals_the_eager_demo[",
+        ),
+    ),
+}
 
 
 def _frozen(value: Any) -> Any:
@@ -184,8 +201,8 @@ def _explicit(config: pytest.Config) -> bool:
 def _full_only(name: str, nodeid: str) -> bool:
     if name not in FULL_ONLY:
         return False
-    path = FULL_ONLY[name]
-    return path is None or nodeid.startswith(path + "::")
+    prefixes = FULL_ONLY[name][1]
+    return prefixes is None or nodeid.startswith(prefixes)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -216,10 +233,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     left_out = config.stash.get(_SLOW_LEFT_OUT, 0)
     count = f"{left_out} " if left_out else ""
-    terminalreporter.write_line(
-        f"left out: {count}slow repeats (dask_chunked; the docs' examples on jax and dask); "
-        "--full runs them"
-    )
+    what = "; ".join(f"{name}: {described}" for name, (described, _) in FULL_ONLY.items())
+    terminalreporter.write_line(f"left out: {count}slow repeats ({what}); --full runs them")
 
 
 @pytest.fixture(params=BACKENDS)

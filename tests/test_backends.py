@@ -598,3 +598,10 @@ def test_a_run_naming_no_backend_leaves_out_only_the_listed_slow_repeats():
     assert not _full_only("dask", "tests/test_docs_helpers.py::test_x[dask]")
     assert not _full_only("numpy", "tests/test_docs.py::test_page_examples[numpy-x]")
     assert not _full_only("torch", "tests/test_docs.py::test_page_examples[torch-x]")
+    demo = "tests/nn/test_nn_training.py::test_spiral_demo_reaches_95_percent"
+    assert _full_only("torch", demo + "[torch]")
+    assert _full_only("jax", demo + "[jax]")
+    assert not _full_only("numpy", demo + "[numpy]")
+    assert not _full_only("array_api_strict", demo + "[array_api_strict]")
+    assert _full_only("dask", "tests/test_jit.py::test_demo_with_jit_equals_the_eager_demo[dask]")
+    assert not _full_only("dask", "tests/test_jit.py::test_training_steps_equal_eager[dask-SGD]")
