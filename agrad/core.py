@@ -1451,7 +1451,7 @@ class Function:
                     if keep is None or len(keep) == 2:
                         self._saved_inputs = (d0, d1)
                     elif keep:
-                        self._saved_inputs = (d0, None) if keep[0] == 0 else (None, d1)
+                        self._saved_inputs = _select((d0, d1), keep)
         self.generation = generation
         generation += 1
         if not isinstance(ys, tuple):  # one output

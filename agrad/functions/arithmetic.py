@@ -74,9 +74,8 @@ class Add(Function):
         # neither input is retained, so xs are their nodes, which say whether they want a
         # gradient (`needs_input_grad` without its call: this is the commonest vjp)
         (gy,), (x0, x1) = gys, xs
-        shape = gy.shape
-        gx0 = (gy if x0.shape == shape else d.sum_to(gy, x0.shape)) if x0.requires_grad else None
-        gx1 = (gy if x1.shape == shape else d.sum_to(gy, x1.shape)) if x1.requires_grad else None
+        gx0 = _unbroadcast(d, gy, x0.shape) if x0.requires_grad else None
+        gx1 = _unbroadcast(d, gy, x1.shape) if x1.requires_grad else None
         return gx0, gx1
 
 
