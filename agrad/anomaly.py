@@ -43,12 +43,19 @@ from typing import Any
 
 from agrad.backends import backend_of
 from agrad.config import _detect_anomaly
-from agrad.core import Function, Variable, _is_number, is_differentiable_dtype
+from agrad.core import (
+    _FUNCTION_CALL,
+    Function,
+    Variable,
+    _install_call,
+    _is_number,
+    is_differentiable_dtype,
+)
 
 __all__ = ["AnomalyError", "detect_anomaly", "is_anomaly_enabled", "set_detect_anomaly"]
 
 _AGRAD_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_plain_call = Function.__call__
+_plain_call = _FUNCTION_CALL
 _lock = threading.Lock()
 _contexts_on = 0  # contexts with the mode on: the checking __call__ is installed while > 0
 
@@ -114,8 +121,8 @@ def _count(change: int) -> None:
     global _contexts_on
     with _lock:
         _contexts_on += change
-        # the class attribute: subclasses look it up there, so every function is covered
-        Function.__call__ = _checking_call if _contexts_on > 0 else _plain_call
+        # on Function and on every subclass's own copy of its __call__
+        _install_call(_checking_call if _contexts_on > 0 else None)
 
 
 def set_detect_anomaly(mode: bool) -> None:

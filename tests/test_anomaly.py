@@ -120,6 +120,27 @@ def test_off_by_default_and_nothing_installed_outside_the_mode(xp):
     assert Function.__call__ is PLAIN_CALL
 
 
+def test_the_mode_reaches_every_function_class_and_leaves_each_its_own_call(xp):
+    # each Function subclass runs its own copy of Function.__call__ (agrad.core._give_own_call);
+    # the mode must replace those copies too, also on a class defined while it is on
+    own_log_call = vars(F.Log)["__call__"]
+    x = agrad.Variable(xp.asarray([0.0]))
+    with agrad.detect_anomaly():
+
+        class MyLog(Function):
+            def forward(self, x):
+                return self.xp.log(x)
+
+        with pytest.raises(AnomalyError, match="MyLog"):
+            MyLog()(x)
+        with pytest.raises(AnomalyError, match="Log"):
+            F.log(x)
+    assert vars(F.Log)["__call__"] is own_log_call
+    assert vars(MyLog)["__call__"] is not PLAIN_CALL
+    assert vars(MyLog)["__call__"].__code__.co_code == PLAIN_CALL.__code__.co_code
+    assert not bool(xp.all(xp.isfinite(MyLog()(x).data)))  # the mode is off again
+
+
 def test_set_detect_anomaly_and_errors():
     agrad.set_detect_anomaly(True)
     try:

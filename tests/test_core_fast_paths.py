@@ -174,3 +174,43 @@ def test_no_grad_outputs_have_no_creator(xp):
     assert z.creator is None and z.generation == 0
     w = F.sin(x)
     assert w.creator is not None and w.generation == 1 and w.creator.generation == 0
+
+
+def test_each_function_class_runs_its_own_copy_of_call_unless_it_has_its_own():
+    # copies of Function.__call__ keep CPython's per-code-object specializations monomorphic
+    # (benchmarks/README.md); a class with a __call__ of its own, and its subclasses, keep it
+    tanh_call, exp_call = vars(F.Tanh)["__call__"], vars(F.Exp)["__call__"]
+    assert tanh_call is not exp_call
+    assert tanh_call.__code__ is not Function.__call__.__code__
+    assert tanh_call.__code__.co_code == Function.__call__.__code__.co_code
+    assert tanh_call.__qualname__ == "Tanh.__call__"
+
+    calls = []
+
+    class Counted(Function):
+        def __call__(self, *inputs):
+            calls.append(type(self).__name__)
+            return super().__call__(*inputs)
+
+        def forward(self, x):
+            return x * 2
+
+        def vjp(self, d, xs, ys, gys):
+            return gys[0] * 2
+
+    class CountedToo(Counted):
+        pass
+
+    class Plain(Function):
+        def forward(self, x):
+            return x + 1
+
+    assert vars(Counted)["__call__"] is Counted.__call__
+    assert "__call__" not in vars(CountedToo)
+    assert "__call__" in vars(Plain)
+    x = Variable(np.array([1.0, 2.0]))
+    y = CountedToo()(Counted()(x))
+    y.backward()
+    assert calls == ["Counted", "CountedToo"]
+    np.testing.assert_array_equal(x.grad.data, [4.0, 4.0])
+    np.testing.assert_array_equal(Plain()(x).data, [2.0, 3.0])

@@ -263,7 +263,8 @@ class Jitted:
         func = fn.__func__ if isinstance(fn, types.MethodType) else fn
         if not isinstance(func, types.FunctionType):  # a callable object: its __call__
             owner, func = func, vars(type(func)).get("__call__")
-            if not isinstance(func, types.FunctionType):
+            # (a Function's own copy of Function.__call__ is agrad's code, not the user's)
+            if not isinstance(func, types.FunctionType) or getattr(func, "_own_call", False):
                 return (owner, (), {}, ())
         return (owner, func.__closure__ or (), func.__globals__, func.__defaults__ or ())
 
