@@ -1456,27 +1456,34 @@ class Function:
                         self._saved_inputs = _select((d0, d1), keep)
         self.generation = generation
         generation += 1
-        if not isinstance(ys, tuple):  # one output
-            if type(ys) is not array_type:
-                ys = from_result(ys)
-            v = _new(Variable)
-            v.data = ys
-            v.name = v.grad = None
-            node = v.node = VariableNode()
-            node.creator = self
-            node.generation = generation
-            node.index = 0
-            node.shape = ys.shape
-            node.dtype = ys.dtype
-            node.ref = ref = _weakref(v)
-            node.requires_grad = any_grad
-            node.hooks = None
-            self.outputs = (ref,)
-            if any_grad:
-                keep = self.retain_outputs
-                if keep is None or keep:
-                    self._saved_outputs = (ys,)
-            return v
+        if type(ys) is not array_type:
+            if isinstance(ys, tuple):
+                return self._record_outputs(ys, generation, any_grad, array_type, from_result)
+            ys = from_result(ys)
+        v = _new(Variable)  # one output
+        v.data = ys
+        v.name = v.grad = None
+        node = v.node = VariableNode()
+        node.creator = self
+        node.generation = generation
+        node.index = 0
+        node.shape = ys.shape
+        node.dtype = ys.dtype
+        node.ref = ref = _weakref(v)
+        node.requires_grad = any_grad
+        node.hooks = None
+        self.outputs = (ref,)
+        if any_grad:
+            keep = self.retain_outputs
+            if keep is None or keep:
+                self._saved_outputs = (ys,)
+        return v
+
+    def _record_outputs(
+        self, ys: tuple, generation: int, any_grad: bool, array_type: type, from_result: Any
+    ) -> Any:
+        """Variables for a tuple of outputs, recorded as this function's outputs at
+        ``generation`` (``__call__``'s output side for several outputs)."""
         outputs = []
         refs = []
         ys = tuple([y if type(y) is array_type else from_result(y) for y in ys])
