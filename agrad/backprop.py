@@ -403,8 +403,11 @@ def _run(
                     gxs = func.vjp(ops, xs, ys, gys)
                 except Exception as error:
                     gxs = _vjp_again(func, ops, xs, ys, gys, False, error)
-                if type(gxs) is not tuple:
-                    gxs = tuple(gxs) if isinstance(gxs, (list, tuple)) else (gxs,)
+                if type(gxs) is not tuple:  # one input's gradient, or a list
+                    if type(gxs) is array_type or not isinstance(gxs, (list, tuple)):
+                        gxs = (gxs,)
+                    else:
+                        gxs = tuple(gxs)
                 if len(gxs) != len(nodes):
                     raise _count_error(func, gxs)
             if anomaly:

@@ -214,3 +214,32 @@ def test_each_function_class_runs_its_own_copy_of_call_unless_it_has_its_own():
     assert calls == ["Counted", "CountedToo"]
     np.testing.assert_array_equal(x.grad.data, [4.0, 4.0])
     np.testing.assert_array_equal(Plain()(x).data, [2.0, 3.0])
+
+
+@pytest.mark.parametrize("container", [tuple, list])
+def test_a_vjp_may_return_its_gradients_as_a_list_or_a_tuple(xp, container):
+    # the backward loop takes a lone array as one input's gradient and a list or tuple as one
+    # gradient per input; a one-input vjp may also wrap its gradient in either
+    class Scale(Function):
+        retain_inputs = retain_outputs = ()
+
+        def forward(self, x0, x1):
+            return x0 * 3 + x1
+
+        def vjp(self, d, xs, ys, gys):
+            return container([gys[0] * 3, gys[0]])
+
+    class Twice(Function):
+        retain_inputs = retain_outputs = ()
+
+        def forward(self, x):
+            return x * 2
+
+        def vjp(self, d, xs, ys, gys):
+            return container([gys[0] * 2])
+
+    a = Variable(xp.asarray([1.0, 2.0]))
+    b = Variable(xp.asarray([5.0, 6.0]))
+    Twice()(Scale()(a, b)).backward()
+    assert as_numpy(a.grad.data).tolist() == [6.0, 6.0]
+    assert as_numpy(b.grad.data).tolist() == [2.0, 2.0]
