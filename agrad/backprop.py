@@ -28,11 +28,11 @@ from agrad.core import (
     RemovableHandle,
     Variable,
     VariableNode,
+    _dezero_rule,
     _gets_grad,
     _grad_dtype,
     _leaf_node,
     _UnretainedReadError,
-    _weakref,
     _wrap,
     is_differentiable_dtype,
 )
@@ -387,11 +387,12 @@ def _run(
                 gxs = ()
             elif saved is None and saved_outputs is None and func._released:
                 raise _released_error(func)  # (a released function keeps nothing)
-            elif graph_mode or len(gys) != 1 or not func._vjp_based:
+            elif graph_mode or len(gys) != 1:
                 gxs = _input_grads(func, gys, graph_mode, ops)
             elif gys[0] is None:
                 gxs = ()
-            else:  # the common case, inlined: a vjp on arrays, one output
+            else:  # the common case, inlined: a vjp on arrays, one output (a DeZero-style
+                # function's vjp runs its backward)
                 if saved is None:
                     xs = nodes
                 elif len(saved) == 1:  # one input, retained
@@ -516,21 +517,10 @@ def _input_grads(func: Function, gys: list, graph_mode: bool, ops: Any) -> tuple
             gxs = func.vjp(d, xs, ys, tuple(gys))
         except Exception as error:
             gxs = _vjp_again(func, d, xs, ys, tuple(gys), graph_mode, error)
-    else:  # DeZero's rule on Variables; its outputs must be alive for self.outputs[i]()
-        saved = func._saved_outputs
-        alive = [func._output_variable(i, saved[i] if saved else None) for i in range(len(gys))]
-        func.outputs = tuple(
-            [_weakref(v) if v is not None else ref for v, ref in zip(alive, func.outputs)]
-        )
-        if graph_mode:
-            gxs = func.backward(*gys)
-        else:
-            gxs = func.backward(*[Variable(gy) if gy is not None else None for gy in gys])
-        del alive
+    else:
+        gxs = _dezero_rule(func, gys, graph_mode)
     if not isinstance(gxs, tuple):
         gxs = tuple(gxs) if isinstance(gxs, list) else (gxs,)
-    if not graph_mode and not func._vjp_based:
-        gxs = tuple([g.data if isinstance(g, Variable) else g for g in gxs])
     if len(gxs) != len(func.input_nodes):
         raise _count_error(func, gxs)
     return gxs
@@ -545,6 +535,8 @@ def _vjp_again(
 
     Only the error path pays: libraries that promote never get here for integers.
     """
+    if not func._vjp_based:  # a DeZero-style backward's own error, as it raised it
+        raise error
     if isinstance(error, TypeError):
         backend = func.backend
         changed = False

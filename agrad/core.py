@@ -1311,7 +1311,7 @@ class Function:
 
     **The DeZero rule**: override ``backward(*gys)`` instead, taking and returning Variables and
     reading ``self.inputs`` / ``self.outputs`` as in the book; such a function keeps everything
-    unless it declares otherwise.
+    unless it declares otherwise, and its ``vjp`` runs that ``backward`` on arrays.
 
     After a ``backward()`` without ``retain_graph`` a function drops what it retained, and a
     second backward through it raises ``RuntimeError``.
@@ -1370,9 +1370,11 @@ class Function:
             if klass is Function or "backward" in klass.__dict__:
                 cls._vjp_based = False
                 break
-            if "vjp" in klass.__dict__:
+            if "vjp" in klass.__dict__ and klass.__dict__["vjp"] is not _dezero_vjp:
                 cls._vjp_based = True
                 break
+        if not cls._vjp_based:  # its vjp runs its backward: backprop calls every vjp alike
+            type.__setattr__(cls, "vjp", _dezero_vjp)
         _reserve_instance_keys(cls)
         _give_own_call(cls)
 
@@ -1842,6 +1844,34 @@ def _reserve_instance_keys(cls: type) -> None:
     for name in ("_saved_inputs", "_saved_outputs", "_released"):
         with contextlib.suppress(AttributeError, TypeError):  # a property or slot of cls
             object.__setattr__(probe, name, None)
+
+
+def _dezero_rule(func: Function, gys: Any, graph_mode: bool) -> tuple:
+    """Input gradients by a DeZero-style ``func.backward`` (Variables in and out): one per
+    input, arrays unless ``graph_mode``. Its outputs must be alive for ``self.outputs[i]()``, so
+    those the user dropped are rebuilt from what the function kept."""
+    saved = func._saved_outputs
+    alive = [func._output_variable(i, saved[i] if saved else None) for i in range(len(gys))]
+    func.outputs = tuple(
+        [_weakref(v) if v is not None else ref for v, ref in zip(alive, func.outputs)]
+    )
+    if graph_mode:
+        gxs = func.backward(*gys)
+    else:
+        gxs = func.backward(*[Variable(gy) if gy is not None else None for gy in gys])
+    del alive
+    if not isinstance(gxs, tuple):
+        gxs = tuple(gxs) if isinstance(gxs, list) else (gxs,)
+    if not graph_mode:
+        gxs = tuple([g.data if isinstance(g, Variable) else g for g in gxs])
+    return gxs
+
+
+def _dezero_vjp(self: Function, d: Any, xs: tuple, ys: tuple, gys: Any) -> tuple:
+    """``vjp`` of a function written with DeZero's ``backward``: that backward (``xs`` and
+    ``ys`` unused; in graph mode when the gradients are Variables)."""
+    graph_mode = any(isinstance(gy, Variable) for gy in gys)
+    return _dezero_rule(self, gys, graph_mode)
 
 
 #: ``Function.__call__`` as written; each subclass runs a copy of it (``_give_own_call``)

@@ -243,3 +243,41 @@ def test_a_vjp_may_return_its_gradients_as_a_list_or_a_tuple(xp, container):
     Twice()(Scale()(a, b)).backward()
     assert as_numpy(a.grad.data).tolist() == [6.0, 6.0]
     assert as_numpy(b.grad.data).tolist() == [2.0, 2.0]
+
+
+def test_a_dezero_style_rule_wins_over_an_inherited_vjp_and_raises_its_own_errors(xp):
+    # the backward loop calls every function's vjp; a class that overrides DeZero's backward
+    # gets a vjp that runs it, also below a vjp-based base and in its own subclasses
+    class DoubledExp(F.Exp):
+        def backward(self, gy):
+            (y,) = [o() for o in self.outputs]
+            return 2 * gy * y
+
+    class StillDoubled(DoubledExp):
+        pass
+
+    class Broken(Function):
+        def forward(self, x):
+            return x * 1
+
+        def backward(self, gy):
+            raise LookupError("from the user's backward")
+
+    assert not StillDoubled._vjp_based and F.Exp._vjp_based
+    for cls in (DoubledExp, StillDoubled):
+        x = Variable(xp.asarray([0.0, 1.0]))
+        cls()(x).backward()
+        np.testing.assert_allclose(as_numpy(x.grad.data), 2 * np.exp([0.0, 1.0]))
+        x.cleargrad()
+        y = cls()(x)
+        y.backward(create_graph=True)  # graph mode: the same rule on Variables
+        np.testing.assert_allclose(as_numpy(x.grad.data), 2 * np.exp([0.0, 1.0]))
+    with pytest.raises(LookupError, match="from the user's backward"):
+        Broken()(Variable(xp.asarray([1.0]))).backward()
+    with pytest.raises(NotImplementedError, match="backward is not implemented"):
+
+        class NoRule(Function):
+            def forward(self, x):
+                return x * 1
+
+        NoRule()(Variable(xp.asarray([1.0]))).backward()
