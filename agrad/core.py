@@ -1900,6 +1900,7 @@ def _give_own_call(cls: type) -> None:
     own = types.FunctionType(code, _FUNCTION_CALL.__globals__, "__call__")
     own.__qualname__ = f"{cls.__qualname__}.__call__"
     own.__doc__ = _FUNCTION_CALL.__doc__
+    own.__annotations__ = dict(_FUNCTION_CALL.__annotations__)
     own._own_call = True  # type: ignore[attr-defined]
     _OWN_CALLS[cls] = own
     type.__setattr__(cls, "__call__", _CALL_OVERRIDE[0] or own)

@@ -8,6 +8,7 @@ the number-type cache, and the one-Variable shortcut of ``Function.__call__``.
 
 from __future__ import annotations
 
+import inspect
 import numbers
 
 import numpy as np
@@ -184,6 +185,7 @@ def test_each_function_class_runs_its_own_copy_of_call_unless_it_has_its_own():
     assert tanh_call.__code__ is not Function.__call__.__code__
     assert tanh_call.__code__.co_code == Function.__call__.__code__.co_code
     assert tanh_call.__qualname__ == "Tanh.__call__"
+    assert inspect.signature(tanh_call) == inspect.signature(Function.__call__)
 
     calls = []
 
