@@ -517,10 +517,10 @@ def _input_grads(func: Function, gys: list, graph_mode: bool, ops: Any) -> tuple
             gxs = func.vjp(d, xs, ys, tuple(gys))
         except Exception as error:
             gxs = _vjp_again(func, d, xs, ys, tuple(gys), graph_mode, error)
+        if not isinstance(gxs, tuple):
+            gxs = tuple(gxs) if isinstance(gxs, list) else (gxs,)
     else:
-        gxs = _dezero_rule(func, gys, graph_mode)
-    if not isinstance(gxs, tuple):
-        gxs = tuple(gxs) if isinstance(gxs, list) else (gxs,)
+        gxs = _dezero_rule(func, gys, graph_mode)  # (a tuple already)
     if len(gxs) != len(func.input_nodes):
         raise _count_error(func, gxs)
     return gxs

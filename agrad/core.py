@@ -1876,7 +1876,7 @@ def _dezero_vjp(self: Function, d: Any, xs: tuple, ys: tuple, gys: Any) -> tuple
 
 #: ``Function.__call__`` as written; each subclass runs a copy of it (``_give_own_call``)
 _FUNCTION_CALL = Function.__call__
-#: each subclass's copy, kept while anomaly mode has its checking ``__call__`` installed
+#: each subclass's copy of it, put back when anomaly mode removes its checking ``__call__``
 _OWN_CALLS: weakref.WeakKeyDictionary[type, Any] = weakref.WeakKeyDictionary()
 #: anomaly mode's checking ``__call__`` while installed, else None
 _CALL_OVERRIDE: list[Any] = [None]
