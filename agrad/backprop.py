@@ -622,8 +622,9 @@ def _count_error(func: Function, gxs: tuple) -> RuntimeError:
 
 
 def _add(previous: Any, gx: Any, ops: Any, owned: set | None, slot: Any) -> Any:
-    """``previous + gx`` for gradient ``slot``: in place into a sum this pass made itself, a
-    new array otherwise (the first gradient may be shared with other slots)."""
+    """``previous + gx`` for gradient ``slot``: in place into a sum of more than one element
+    that this pass made itself, a new array otherwise (the first gradient may be shared with
+    other slots, and a one-element array has no memory to save)."""
     if owned is None:
         return previous + gx
     if slot in owned:
@@ -632,7 +633,8 @@ def _add(previous: Any, gx: Any, ops: Any, owned: set | None, slot: Any) -> Any:
     total = previous + gx
     if type(total) is not ops.array_type:
         total = ops.backend.from_result(total)
-    owned.add(slot)
+    if total.size != 1:  # NumPy adds into one element in place at twice the cost of a new array
+        owned.add(slot)
     return total
 
 

@@ -98,6 +98,19 @@ def test_chain_gradient_is_exact(xp):
     np.testing.assert_allclose(as_numpy(x.grad.data), [grad], rtol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(), (1,), (1, 1), (2,), (3, 2)])
+def test_gradients_used_many_times_sum_exactly_whatever_their_size(xp, shape):
+    # a sum of one element is added out of place each time, a larger one in place into the
+    # array the pass made for it: both into a leaf's gradient and into an intermediate's
+    x = Variable(xp.asarray(np.full(shape, 0.5)))
+    h = x * 2.0
+    y = x * 1.0
+    for _ in range(20):
+        y = y + x * 1.0 + h
+    F.sum(y).backward()
+    np.testing.assert_array_equal(as_numpy(x.grad.data), np.full(shape, 21.0 + 40.0))
+
+
 class _Twice(Function):
     """A DeZero-style Function (``backward`` on Variables), mixed into a vjp-based graph."""
 
