@@ -226,6 +226,8 @@ class Pow(Function):
             return gys[0] * 0
         if c == 1:  # no x ** 0 node: its own gradient would be 0 * x ** -1 at 0
             return gys[0]
+        if c == 2:  # the commonest power: the same value with one array operation fewer
+            return gys[0] * (2 * x)
         return gys[0] * (c * x ** (c - 1))
 
 
