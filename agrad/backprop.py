@@ -385,15 +385,15 @@ def _run(
             # follows only such edges, and the roots were checked)
             if not runs:
                 gxs = ()
-            elif saved is None and saved_outputs is None and func._released:
-                raise _released_error(func)  # (a released function keeps nothing)
+            elif saved is None:  # (a function reached here was recorded wanting a gradient)
+                raise _released_error(func)
             elif graph_mode or len(gys) != 1:
                 gxs = _input_grads(func, gys, graph_mode, ops)
             elif gys[0] is None:
                 gxs = ()
             else:  # the common case, inlined: a vjp on arrays, one output (a DeZero-style
                 # function's vjp runs its backward)
-                if saved is None:
+                if not saved:
                     xs = nodes
                 elif len(saved) == 1:  # one input, retained
                     xs = saved
@@ -458,12 +458,8 @@ def _run(
             if not retain_graph and runs:  # Function.release(), inlined for the common case
                 if func.retain_attributes:
                     func.release()
-                elif saved is not None or saved_outputs is not None:
-                    if saved is not None:  # (most functions keep one of the two)
-                        func._saved_inputs = None
-                    if saved_outputs is not None:
-                        func._saved_outputs = None
-                    func._released = True
+                elif saved or saved_outputs:  # (one that kept nothing is left usable)
+                    func._saved_inputs = func._saved_outputs = None
             if hooked:
                 _finish_hooked_leaves(func, hooked, leaf_grads, graph_mode, given)
             if reached:
@@ -503,14 +499,14 @@ def _input_grads(func: Function, gys: list, graph_mode: bool, ops: Any) -> tuple
         else:
             saved = func._saved_inputs
             nodes = func.input_nodes
-            if saved is None:
+            if not saved:
                 xs = nodes
             elif len(saved) == 1:  # one input, retained
                 xs = saved
             else:
                 xs = tuple([n if s is None else s for n, s in zip(nodes, saved)])
             ys = func._saved_outputs
-            if ys is None:
+            if not ys:
                 ys = (None,) * len(gys)
         d = _functions if graph_mode else ops
         try:

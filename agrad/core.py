@@ -1246,11 +1246,11 @@ def array_of(x: Any) -> Any:
 
 
 def _select(values: tuple, indexes: tuple[int, ...] | None) -> tuple | None:
-    """``values`` at ``indexes`` (None elsewhere); all for None, nothing (None) for ()."""
+    """``values`` at ``indexes`` (None elsewhere); all for None, () for ()."""
     if indexes is None:
         return values
     if not indexes:
-        return None
+        return ()
     return tuple([v if i in indexes else None for i, v in enumerate(values)])
 
 
@@ -1359,9 +1359,10 @@ class Function:
     retain_outputs: tuple[int, ...] | None = None
     retain_attributes: tuple[str, ...] = ()
     _vjp_based = False
+    # the arrays kept for backward: set by every recorded call that wants a gradient (()
+    # when it keeps none, so backward reads them from the instance), None again once released
     _saved_inputs: tuple | None = None
     _saved_outputs: tuple | None = None
-    _released = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -1433,8 +1434,7 @@ class Function:
                 any_grad = node.requires_grad
                 if any_grad:  # keep what the gradient rule reads, and nothing else
                     keep = self.retain_inputs
-                    if keep is None or keep:
-                        self._saved_inputs = (d0,)
+                    self._saved_inputs = (d0,) if keep is None or keep else ()
             else:
                 ys = self.forward(d0, d1)
                 if not _enable_backprop.get():
@@ -1456,6 +1456,8 @@ class Function:
                         self._saved_inputs = (d0, d1)
                     elif keep:
                         self._saved_inputs = _select((d0, d1), keep)
+                    else:
+                        self._saved_inputs = ()
         self.generation = generation
         generation += 1
         if type(ys) is not array_type:
@@ -1477,8 +1479,7 @@ class Function:
         self.outputs = (ref,)
         if any_grad:
             keep = self.retain_outputs
-            if keep is None or keep:
-                self._saved_outputs = (ys,)
+            self._saved_outputs = (ys,) if keep is None or keep else ()
         return v
 
     def _record_outputs(
@@ -1503,8 +1504,7 @@ class Function:
         self.outputs = tuple(refs)
         if any_grad:
             keep = self.retain_outputs
-            if keep is None or keep:
-                self._saved_outputs = _select(ys, keep)
+            self._saved_outputs = _select(ys, keep) if keep is None or keep else ()
         return outputs[0] if len(outputs) == 1 else outputs
 
     def _link_inputs(self, inputs: tuple, xs: tuple) -> tuple[int, bool]:
@@ -1530,10 +1530,10 @@ class Function:
         self.input_nodes = tuple(nodes)
         if any_grad:
             keep = self.retain_inputs
-            if keep is None or keep:
-                self._saved_inputs = (
-                    xs if keep is None or len(keep) == len(xs) else _select(xs, keep)
-                )
+            if keep is None or len(keep) == len(xs):
+                self._saved_inputs = xs
+            else:
+                self._saved_inputs = _select(xs, keep) if keep else ()
         return generation, any_grad
 
     def _fresh(self) -> Function:
@@ -1755,7 +1755,7 @@ class Function:
         saved = self._saved_inputs
         return tuple(
             [
-                node.as_variable(saved[i] if saved is not None else None)
+                node.as_variable(saved[i] if saved else None)
                 for i, node in enumerate(self.input_nodes)
                 if node is not None
             ]
@@ -1764,7 +1764,7 @@ class Function:
     def _graph_inputs(self) -> tuple:
         """What ``vjp`` gets as ``xs`` in graph mode: Variables for retained inputs, nodes else."""
         saved = self._saved_inputs
-        if saved is None:
+        if not saved:
             return self.input_nodes
         return tuple(
             [node if s is None else node.as_variable(s) for node, s in zip(self.input_nodes, saved)]
@@ -1773,7 +1773,7 @@ class Function:
     def _graph_outputs(self) -> tuple:
         """What ``vjp`` gets as ``ys`` in graph mode: Variables for retained outputs, else None."""
         saved = self._saved_outputs
-        if saved is None:
+        if not saved:
             return (None,) * len(self.outputs)
         return tuple([self._output_variable(i, s) for i, s in enumerate(saved)])
 
@@ -1805,13 +1805,9 @@ class Function:
         ...
         RuntimeError: backward through Mul a second time: ...
         """
-        if (
-            self._saved_inputs is not None
-            or self._saved_outputs is not None
-            or self.retain_attributes
-        ):
-            self._released = True
-        self._saved_inputs = self._saved_outputs = None
+        # a released function holds None in both; one that kept nothing, () (it stays usable)
+        if self._saved_inputs or self._saved_outputs or self.retain_attributes:
+            self._saved_inputs = self._saved_outputs = None
         for name in self.retain_attributes:
             setattr(self, name, None)
 
@@ -1823,7 +1819,6 @@ _GRAPH_STATE = (
     "outputs",
     "_saved_inputs",
     "_saved_outputs",
-    "_released",
 )
 
 
@@ -1832,16 +1827,16 @@ def _reserve_instance_keys(cls: type) -> None:
 
     CPython (3.11 on) keeps the attribute names of a class's instances in one shared table,
     which stops taking new names once many instances exist; an instance that later stores a
-    name not in it gets a dict of its own, built on the spot. ``backward`` releasing a function
-    stores ``_released`` (and ``_saved_inputs`` on functions that kept only outputs) long after
-    thousands of instances were made, so without this every release built a dict: 1,700
-    instructions per operation in the tanh chain (benchmarks/README.md).
+    name not in it gets a dict of its own, built on the spot. The saved arrays are stored only
+    by calls that want a gradient (and by ``release``), which may come long after thousands of
+    instances were made; a dict built on each of those cost 1,700 instructions per operation in
+    the tanh chain (benchmarks/README.md).
     """
     try:
         probe = object.__new__(cls)
     except TypeError:  # a subclass with a __new__ of its own: it keeps the default behaviour
         return
-    for name in ("_saved_inputs", "_saved_outputs", "_released"):
+    for name in ("_saved_inputs", "_saved_outputs"):
         with contextlib.suppress(AttributeError, TypeError):  # a property or slot of cls
             object.__setattr__(probe, name, None)
 

@@ -35,7 +35,7 @@ def test_sigmoid_keeps_its_output_not_its_input(xp):
     x = Variable(randn(xp, (3, 4)))
     y = F.sigmoid(x * 2.0)
     f = y.creator
-    assert f._saved_inputs is None
+    assert f._saved_inputs == ()
     assert f._saved_outputs[0] is y.data
 
 
@@ -44,7 +44,7 @@ def test_add_and_sum_keep_nothing_but_shapes(xp):
     y = a + b
     s = F.sum(y, axis=0)
     for f in (y.creator, s.creator):
-        assert f._saved_inputs is None and f._saved_outputs is None
+        assert f._saved_inputs == () and f._saved_outputs == ()
     s.backward()
     assert host(b.grad).tolist() == [3.0] * 4  # the shapes were enough to unbroadcast
 
@@ -56,7 +56,7 @@ def test_linear_keeps_its_input_and_weight_not_the_bias(xp):
     y = F.linear(x, W, b)
     saved = y.creator._saved_inputs
     assert saved[0] is x.data and saved[1] is W.data and saved[2] is None
-    assert y.creator._saved_outputs is None
+    assert y.creator._saved_outputs == ()
 
 
 def test_an_intermediate_nobody_holds_is_freed_during_forward(xp):
