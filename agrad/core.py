@@ -1440,11 +1440,21 @@ class Function:
                 if not _enable_backprop.get():
                     return _unrecorded_outputs(ys, backend, array_type)
                 node = x0.node
-                if node is None or node.creator is None:
+                if node is None:
                     node = _leaf_node(x0)
+                elif node.creator is None:  # (`_leaf_node` inlined, as above)
+                    if node.dtype is d0.dtype:
+                        node.shape = d0.shape
+                    else:
+                        node = _leaf_node(x0)
                 node1 = x1.node
-                if node1 is None or node1.creator is None:
+                if node1 is None:
                     node1 = _leaf_node(x1)
+                elif node1.creator is None:
+                    if node1.dtype is d1.dtype:
+                        node1.shape = d1.shape
+                    else:
+                        node1 = _leaf_node(x1)
                 self.input_nodes = (node, node1)
                 generation = node.generation
                 if node1.generation > generation:
