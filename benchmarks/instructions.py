@@ -42,12 +42,11 @@ BASELINE = HERE / "instructions_baseline.json"
 # measured run to run: under 0.2 % (NumPy's and CPython's allocators); 3 % leaves room for a
 # different but equivalent build of the same versions, and catches any real per-op regression
 TOLERANCE = 0.03
-REPEATS = 3  # calls of each scenario inside its counted region
 SCENARIOS = {
-    # name: (C function that brackets it, operations per call)
-    "chain (1,) x200 fwd+bwd, per op": ("functools_reduce", 200),
-    "tanh x2,000 (10,) fwd+bwd, per op": ("starmap_next", 2000),
-    "rosenbrock cleargrad loop, per iteration": ("filterfalse_next", 1),
+    # name: (C function that brackets it, operations per call, calls counted)
+    "chain (1,) x200 fwd+bwd, per op": ("functools_reduce", 200, 3),
+    "tanh x2,000 (10,) fwd+bwd, per op": ("starmap_next", 2000, 3),
+    "rosenbrock cleargrad loop, per iteration": ("filterfalse_next", 1, 99),
 }
 GRAPH_OBJECTS = "GC-tracked objects a chain's graph keeps, per op"
 
@@ -100,11 +99,19 @@ def _child() -> None:
     for step, warm_up in ((chain, 3), (deep, 3), (rosenbrock, 30)):
         for _ in range(warm_up):
             step()
+    calls = [calls for _, _, calls in SCENARIOS.values()]
     gc.collect()
     gc.disable()
-    functools.reduce(chain, range(REPEATS + 1))  # reduce calls it REPEATS times
-    list(itertools.starmap(deep, [()] * REPEATS))
-    list(itertools.filterfalse(rosenbrock, range(REPEATS)))
+    # Each scenario also runs once uncounted just before its count: the first allocations after
+    # the previous scenario's graph was freed make glibc consolidate its free lists, a one-off
+    # (about 330,000 instructions before the first Rosenbrock iteration after the tanh chain,
+    # which made up a fifth of that scenario's figure when it counted 3 iterations).
+    chain()
+    functools.reduce(chain, range(calls[0] + 1))  # reduce calls it calls[0] times
+    deep()
+    list(itertools.starmap(deep, [()] * calls[1]))
+    rosenbrock()
+    list(itertools.filterfalse(rosenbrock, range(calls[2])))
     gc.enable()
 
     def forward_chain():
@@ -131,7 +138,7 @@ def measure(agrad_path: str | None) -> dict[str, float]:
         env["PYTHONPATH"] = agrad_path
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
-        toggles = [f"--toggle-collect={fn}" for fn, _ in SCENARIOS.values()]
+        toggles = [f"--toggle-collect={fn}" for fn, _, _ in SCENARIOS.values()]
         command = [
             valgrind,
             "--tool=callgrind",
@@ -153,11 +160,11 @@ def measure(agrad_path: str | None) -> dict[str, float]:
             check=True,
         ).stdout
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    for name, (function, ops) in SCENARIOS.items():
+    for name, (function, ops, calls) in SCENARIOS.items():
         match = re.search(rf"^\s*([\d,]+)\s.*\b{function}\b", report, re.MULTILINE)
         if match is None:
             raise SystemExit(f"no count for {function} in callgrind's report")
-        result[name] = int(match.group(1).replace(",", "")) / (REPEATS * ops)
+        result[name] = int(match.group(1).replace(",", "")) / (calls * ops)
     result[GRAPH_OBJECTS] = result.pop(GRAPH_OBJECTS)  # listed last
     return result
 
