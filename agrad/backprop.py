@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from agrad import functions as _functions
 from agrad.anomaly import check_backward as _check_backward
 from agrad.anomaly import entering_backward as _entering_backward
-from agrad.backends import backend_of
+from agrad.backends import backend_for_type, backend_of
 from agrad.config import _active_trace, _detect_anomaly, _enable_backprop
 from agrad.core import (
     Function,
@@ -481,8 +481,7 @@ def _run(
         for node, g in leaf_grads.items():
             _store_target(node, g, targets)
         return
-    for node, g in leaf_grads.items():
-        _assign_leaf(node, g, graph_mode, given)
+    _assign_leaves(leaf_grads.items(), graph_mode, given)
 
 
 def _input_grads(func: Function, gys: list, graph_mode: bool, ops: Any) -> tuple:
@@ -650,20 +649,28 @@ def _retain_output_grads(
             y.grad = gy if graph_mode else Variable(_writable(backend, gy, given))
 
 
-def _assign_leaf(node: VariableNode, g: Any, graph_mode: bool, given: set[int]) -> None:
-    """Accumulate ``g`` into the ``grad`` of the leaf Variable of ``node``, if it is alive."""
-    v = node.ref() if node.ref is not None else None
-    if v is None:
-        return
-    with _leaf_lock:  # backward passes in other threads may add into the same leaf
-        if graph_mode:
-            v.grad = g if v.grad is None else v.grad + g
-        elif v.grad is None:
-            v.grad = _wrap(_writable(backend_of(g), g, given))
-        else:
-            previous = v.grad.data
-            v.grad = _wrap(v.grad.backend.from_result(previous + g))  # out of place, as DeZero
-    if node.hooks:
+def _assign_leaves(
+    leaf_grads: Iterable[tuple[VariableNode, Any]], graph_mode: bool, given: set[int]
+) -> None:
+    """Accumulate each gradient into the ``grad`` of its leaf Variable (those alive), then call
+    those leaves' hooks."""
+    hooked = []
+    with _leaf_lock:  # backward passes in other threads may add into the same leaves
+        for node, g in leaf_grads:
+            v = node.ref() if node.ref is not None else None
+            if v is None:
+                continue
+            previous = v.grad
+            if graph_mode:
+                v.grad = g if previous is None else previous + g
+            elif previous is None:
+                backend = backend_for_type(type(g)) or backend_of(g)
+                v.grad = _wrap(_writable(backend, g, given))
+            else:  # out of place, as DeZero
+                v.grad = _wrap(previous.backend.from_result(previous.data + g))
+            if node.hooks:
+                hooked.append((node, v))
+    for node, v in hooked:
         _call_hooks(node, v)
 
 
@@ -685,7 +692,7 @@ def _finish_hooked_leaves(
         del hooked[node]
         g = leaf_grads.pop(node, None)
         if g is not None:
-            _assign_leaf(node, g, graph_mode, given)
+            _assign_leaves(((node, g),), graph_mode, given)
 
 
 def _capture(func: Function, gys: list, targets: tuple) -> None:
