@@ -1245,7 +1245,7 @@ def array_of(x: Any) -> Any:
     return x.data if isinstance(x, Variable) else x
 
 
-def _select(values: tuple, indexes: tuple[int, ...] | None) -> tuple | None:
+def _select(values: tuple, indexes: tuple[int, ...] | None) -> tuple:
     """``values`` at ``indexes`` (None elsewhere); all for None, () for ()."""
     if indexes is None:
         return values
@@ -1359,10 +1359,12 @@ class Function:
     retain_outputs: tuple[int, ...] | None = None
     retain_attributes: tuple[str, ...] = ()
     _vjp_based = False
-    # the arrays kept for backward: set by every recorded call that wants a gradient (()
-    # when it keeps none, so backward reads them from the instance), None again once released
-    _saved_inputs: tuple | None = None
-    _saved_outputs: tuple | None = None
+    # the arrays kept for backward, () for none; None once released. Every recorded call that
+    # wants a gradient stores both, so that backward reads them from the instance (a class
+    # default costs CPython 3.11 a generic lookup); these defaults serve a function that
+    # `__call__` did not record (DeZero's `set_creator`)
+    _saved_inputs: tuple | None = ()
+    _saved_outputs: tuple | None = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -1513,8 +1515,7 @@ class Function:
             outputs.append(v)
         self.outputs = tuple(refs)
         if any_grad:
-            keep = self.retain_outputs
-            self._saved_outputs = _select(ys, keep) if keep is None or keep else ()
+            self._saved_outputs = _select(ys, self.retain_outputs)
         return outputs[0] if len(outputs) == 1 else outputs
 
     def _link_inputs(self, inputs: tuple, xs: tuple) -> tuple[int, bool]:
@@ -1540,10 +1541,7 @@ class Function:
         self.input_nodes = tuple(nodes)
         if any_grad:
             keep = self.retain_inputs
-            if keep is None or len(keep) == len(xs):
-                self._saved_inputs = xs
-            else:
-                self._saved_inputs = _select(xs, keep) if keep else ()
+            self._saved_inputs = xs if keep is None or len(keep) == len(xs) else _select(xs, keep)
         return generation, any_grad
 
     def _fresh(self) -> Function:
