@@ -1466,10 +1466,8 @@ class Function:
                     keep = self.retain_inputs
                     if keep is None or len(keep) == 2:
                         self._saved_inputs = (d0, d1)
-                    elif keep:
-                        self._saved_inputs = _select((d0, d1), keep)
-                    else:
-                        self._saved_inputs = ()
+                    else:  # (no call for the common keep-nothing case)
+                        self._saved_inputs = _select((d0, d1), keep) if keep else ()
         self.generation = generation
         generation += 1
         if type(ys) is not array_type:
