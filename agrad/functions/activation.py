@@ -95,7 +95,7 @@ class Sigmoid(Function):
 
     def vjp(self, d, xs, ys, gys):
         y = ys[0]
-        return gys[0] * y * (1 - y)
+        return gys[0] * y * (1.0 - y)  # 1.0, not 1: NumPy 2 is ~0.5 µs slower on an int
 
 
 class ReLU(Function):

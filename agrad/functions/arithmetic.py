@@ -227,7 +227,7 @@ class Pow(Function):
         if c == 1:  # no x ** 0 node: its own gradient would be 0 * x ** -1 at 0
             return gys[0]
         if c == 2:  # the commonest power: the same value with one array operation fewer
-            return gys[0] * (2 * x)
+            return gys[0] * (x + x)  # exactly 2 * x, without NumPy 2's ~1 µs on an int
         return gys[0] * (c * x ** (c - 1))
 
 

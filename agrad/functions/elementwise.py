@@ -103,7 +103,7 @@ class Tanh(Function):
 
     def vjp(self, d, xs, ys, gys):
         y = ys[0]
-        return gys[0] * (1 - y * y)
+        return gys[0] * (1.0 - y * y)  # 1.0, not 1: NumPy 2 is ~0.5 µs slower on an int
 
 
 class Exp(Function):
@@ -172,7 +172,8 @@ class Sqrt(Function):
         return self.xp.sqrt(x)
 
     def vjp(self, d, xs, ys, gys):
-        return gys[0] / (2 * ys[0])
+        y = ys[0]
+        return gys[0] / (y + y)  # exactly 2 * y, without NumPy 2's ~1 µs on an int scalar
 
 
 class Abs(Function):
@@ -324,7 +325,7 @@ class Where(Function):
         gy = gys[0]
         chosen = self.xp.astype(self.condition, gy.dtype)
         return _unbroadcast(d, gy * chosen, xs[0].shape), _unbroadcast(
-            d, gy * (1 - chosen), xs[1].shape
+            d, gy * (1.0 - chosen), xs[1].shape
         )
 
 
