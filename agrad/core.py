@@ -34,6 +34,11 @@ _NUMBER_TYPES: dict[type, bool] = {}
 _number_types_token = [get_cache_token()]
 
 
+#: the types of a plain Python number: a function taking a constant tests these first, since
+#: they need neither `_is_number` nor `_scalar` (bool is left to those)
+_PLAIN_NUMBERS = frozenset((float, int))
+
+
 def _is_number(x: Any) -> bool:
     """Python numbers and NumPy-style scalars (anything registered as ``numbers.Number``)."""
     if type(x) is float or type(x) is int:  # the usual case, before the cache checks

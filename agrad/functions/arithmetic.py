@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from agrad.core import Function, Variable, _is_number, _scalar, array_of
+from agrad.core import _PLAIN_NUMBERS, Function, Variable, _is_number, _scalar, array_of
 
 
 def _unbroadcast(d: Any, g: Any, shape: tuple[int, ...]) -> Any:
@@ -475,6 +475,8 @@ def add(x0: Any, x1: Any) -> Variable:
     >>> x.grad
     variable([2. 2.])
     """
+    if type(x1) in _PLAIN_NUMBERS:
+        return AddConstant(x1)(x0)
     if not isinstance(x1, Variable) and _is_number(x1):
         return AddConstant(_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
@@ -514,6 +516,10 @@ def sub(x0: Any, x1: Any) -> Variable:
     >>> y, x.grad
     (variable([5. 3.]), variable([-1. -1.]))
     """
+    if type(x1) in _PLAIN_NUMBERS:
+        return AddConstant(-x1)(x0)
+    if type(x0) in _PLAIN_NUMBERS:
+        return RSubConstant(x0)(x1)
     if not isinstance(x1, Variable) and _is_number(x1):
         return AddConstant(-_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
@@ -583,6 +589,8 @@ def mul(x0: Any, x1: Any) -> Variable:
     >>> y, x.grad
     (variable([4. 9.]), variable([4. 6.]))
     """
+    if type(x1) in _PLAIN_NUMBERS:
+        return MulConstant(x1)(x0)
     if not isinstance(x1, Variable) and _is_number(x1):
         return MulConstant(_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
@@ -622,6 +630,8 @@ def div(x0: Any, x1: Any) -> Variable:
     >>> y, x.grad
     (variable([1. 2.]), variable([0.5 0.5]))
     """
+    if type(x1) in _PLAIN_NUMBERS:
+        return DivConstant(x1)(x0)
     if not isinstance(x1, Variable) and _is_number(x1):
         return DivConstant(_scalar(x1))(x0)
     if not isinstance(x0, Variable) and _is_number(x0):
@@ -727,6 +737,8 @@ def pow(x: Any, c: Any) -> Variable:  # noqa: A001 - DeZero's name
       ...
     TypeError: pow: the exponent must be a Python number, not Variable ...
     """
+    if type(c) in _PLAIN_NUMBERS:
+        return Pow(c)(x)
     if isinstance(c, Variable) or not _is_number(c):
         raise TypeError(
             f"pow: the exponent must be a Python number, not {type(c).__name__} "
