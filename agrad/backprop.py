@@ -57,13 +57,13 @@ def _seed(root: Variable) -> Any:
                 f"backward(): only floating-point and integer outputs can be differentiated; "
                 f"this one is {backend.dtype_name(data.dtype)}"
             )
-        xp = backend.xp
         # a broadcast scalar: no full-size array of ones for a large output; an integer
         # output's gradient is floating point (DeZero's book starts from integer Variables)
         dtype = _grad_dtype(data.dtype, backend)
+        one = backend.scalar_array(1, dtype)
         if not data.shape:  # a 0-d output (a loss): the array of one 1 itself
-            return xp.ones((), dtype=dtype)
-        return xp.broadcast_to(xp.ones((), dtype=dtype), data.shape)
+            return one
+        return backend.xp.broadcast_to(one, data.shape)
     seed = given.data if isinstance(given, Variable) else given
     owner = backend_of(seed, None)
     if owner is None:

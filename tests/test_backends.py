@@ -605,3 +605,24 @@ def test_a_run_naming_no_backend_leaves_out_only_the_listed_slow_repeats():
     assert not _full_only("array_api_strict", demo + "[array_api_strict]")
     assert _full_only("dask", "tests/test_jit.py::test_demo_with_jit_equals_the_eager_demo[dask]")
     assert not _full_only("dask", "tests/test_jit.py::test_training_steps_equal_eager[dask-SGD]")
+
+
+@pytest.mark.parametrize("dtype_name", ["float32", "float64", "int64"])
+def test_scalar_array_is_a_new_0d_array_of_the_dtype(xp, dtype_name):
+    backend = agrad.current_backend()
+    dtype = backend.dtype(dtype_name)
+    one, other = backend.scalar_array(1, dtype), backend.scalar_array(1, dtype)
+    assert backend.owns(one) and one.shape == () and one.dtype == dtype
+    assert float(backend.to_host(one)) == 1.0
+    assert one is not other  # backward hands it out: never one shared array
+
+
+def test_a_scalar_loss_starts_backward_from_a_fresh_one_each_pass(xp):
+    x = Variable(xp.asarray(3.0))
+    first = x * x
+    first.backward(retain_grad=True)
+    second = x * x
+    second.backward(retain_grad=True)
+    assert first.grad.data is not second.grad.data
+    assert float(first.grad.data) == float(second.grad.data) == 1.0
+    assert first.grad.dtype == x.dtype

@@ -348,6 +348,34 @@ class Backend:
         """
         return self.xp.asarray(value)
 
+    def scalar_array(self, value: Any, dtype: Any) -> Any:
+        """A new 0-d array of ``dtype`` holding the Python number ``value``: ``xp.full``.
+
+        Backward's starting gradient (a 1 for a scalar loss) is made by this once per pass; a
+        backend may offer a faster equivalent.
+
+        Parameters
+        ----------
+        value : int or float
+            The number.
+        dtype : dtype
+            A dtype of this backend.
+
+        Returns
+        -------
+        array
+            A writable 0-d array of this backend.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> one = backend.scalar_array(1, backend.dtype("float32"))
+        >>> one.shape, backend.dtype_name(one.dtype), float(one)
+        ((), 'float32', 1.0)
+        """
+        return self.xp.full((), value, dtype=dtype)
+
     def dtype(self, name: str) -> Any:
         """This backend's dtype object called ``name`` (``'float32'``, ``'int64'``, ...).
 

@@ -37,6 +37,9 @@ class NumpyBackend(Backend):
     # (about 1 µs per call, which is most of an operation on 0-d data)
     from_result = staticmethod(numpy.asarray)
 
+    def scalar_array(self, value: Any, dtype: Any) -> Any:
+        return numpy.array(value, dtype=dtype)  # 0.5 µs; array_api_compat's full takes 4
+
     def dtype(self, name: str) -> Any:
         return numpy.dtype(name)
 
