@@ -404,13 +404,15 @@ def _run(
                     gxs = func.vjp(ops, xs, ys, gys)
                 except Exception as error:
                     gxs = _vjp_again(func, ops, xs, ys, gys, False, error)
-                if type(gxs) is not tuple:  # one input's gradient, or a list
-                    if type(gxs) is array_type or not isinstance(gxs, (list, tuple)):
-                        gxs = (gxs,)
-                    else:
-                        gxs = tuple(gxs)
-                if len(gxs) != len(nodes):
-                    raise _count_error(func, gxs)
+                if type(gxs) is array_type:  # one input's gradient: the usual case
+                    gxs = (gxs,)
+                    if len(nodes) != 1:
+                        raise _count_error(func, gxs)
+                else:
+                    if type(gxs) is not tuple:  # a list, or one gradient of another type
+                        gxs = tuple(gxs) if isinstance(gxs, (list, tuple)) else (gxs,)
+                    if len(gxs) != len(nodes):
+                        raise _count_error(func, gxs)
             if anomaly:
                 _check_backward(func, gys, gxs)
             for node, gx in zip(nodes, gxs):

@@ -464,3 +464,37 @@ def test_pow_rejects_variable_exponent(xp):
 
 def test_recursion_limit_untouched():
     assert sys.getrecursionlimit() <= 100_000
+
+
+class _OneGradientForTwoInputs(agrad.Function):
+    def forward(self, x0, x1):
+        return x0 + x1
+
+    def vjp(self, d, xs, ys, gys):
+        return gys[0]  # one array where two gradients are due
+
+
+class _ThreeGradientsForTwoInputs(_OneGradientForTwoInputs):
+    def vjp(self, d, xs, ys, gys):
+        return gys[0], gys[0], gys[0]
+
+
+class _GradientsAsAList(_OneGradientForTwoInputs):
+    def vjp(self, d, xs, ys, gys):
+        return [gys[0], gys[0] * 2]
+
+
+@pytest.mark.parametrize(
+    ("function", "count"), [(_OneGradientForTwoInputs, 1), (_ThreeGradientsForTwoInputs, 3)]
+)
+def test_a_vjp_returning_the_wrong_number_of_gradients_is_an_error(xp, function, count):
+    a, b = agrad.Variable(xp.asarray([1.0])), agrad.Variable(xp.asarray([2.0]))
+    y = function()(a, b)
+    with pytest.raises(RuntimeError, match=f"returned {count} gradients for 2 inputs"):
+        y.backward()
+
+
+def test_a_vjp_may_return_its_gradients_as_a_list(xp):
+    a, b = agrad.Variable(xp.asarray([1.0])), agrad.Variable(xp.asarray([2.0]))
+    _GradientsAsAList()(a, b).backward()
+    assert float(a.grad.data[0]) == 1.0 and float(b.grad.data[0]) == 2.0
