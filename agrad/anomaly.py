@@ -49,6 +49,7 @@ from agrad.core import (
     Variable,
     _install_call,
     _is_number,
+    _kept,
     is_differentiable_dtype,
 )
 
@@ -225,7 +226,7 @@ def check_backward(func: Function, gys: Any, gxs: tuple) -> None:
     """
     if _all_finite(list(gxs)):
         return
-    read = [*gys, *(func._saved_inputs or ()), *(func._saved_outputs or ())]
+    read = [*gys, *(_kept(func._saved_inputs) or ()), *(_kept(func._saved_outputs) or ())]
     if _all_finite(read):
         raise _error(func, "backward", func.input_nodes, gys, gys, gxs)
 

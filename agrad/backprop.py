@@ -24,6 +24,7 @@ from agrad.anomaly import entering_backward as _entering_backward
 from agrad.backends import backend_for_type, backend_of
 from agrad.config import _active_trace, _detect_anomaly, _enable_backprop
 from agrad.core import (
+    _KEPT_NOTHING,
     Function,
     RemovableHandle,
     Variable,
@@ -31,6 +32,7 @@ from agrad.core import (
     _dezero_rule,
     _gets_grad,
     _grad_dtype,
+    _kept,
     _leaf_node,
     _UnretainedReadError,
     _wrap,
@@ -393,13 +395,18 @@ def _run(
                 gxs = ()
             else:  # the common case, inlined: a vjp on arrays, one output (a DeZero-style
                 # function's vjp runs its backward)
-                if not saved:
+                if saved is _KEPT_NOTHING:
                     xs = nodes
-                elif len(saved) == 1:  # one input, retained
+                elif type(saved) is not tuple:  # one input, kept alone
+                    xs = (saved,)
+                elif len(saved) == 1:
                     xs = saved
                 else:
                     xs = tuple([n if a is None else a for n, a in zip(nodes, saved)])
-                ys = saved_outputs or (None,)
+                if saved_outputs is _KEPT_NOTHING:
+                    ys = (None,)
+                else:
+                    ys = saved_outputs if type(saved_outputs) is tuple else (saved_outputs,)
                 try:
                     gxs = func.vjp(ops, xs, ys, gys)
                 except Exception as error:
@@ -460,7 +467,8 @@ def _run(
             if not retain_graph and runs:  # Function.release(), inlined for the common case
                 if func.retain_attributes:
                     func.release()
-                elif saved or saved_outputs:  # (one that kept nothing is left usable)
+                elif saved is not _KEPT_NOTHING or saved_outputs is not _KEPT_NOTHING:
+                    # (one that kept nothing is left usable)
                     func._saved_inputs = func._saved_outputs = None
             if hooked:
                 _finish_hooked_leaves(func, hooked, leaf_grads, graph_mode, given)
@@ -498,7 +506,7 @@ def _input_grads(func: Function, gys: list, graph_mode: bool, ops: Any) -> tuple
         if graph_mode:
             xs, ys = func._graph_inputs(), func._graph_outputs()
         else:
-            saved = func._saved_inputs
+            saved = _kept(func._saved_inputs)
             nodes = func.input_nodes
             if not saved:
                 xs = nodes
@@ -506,7 +514,7 @@ def _input_grads(func: Function, gys: list, graph_mode: bool, ops: Any) -> tuple
                 xs = saved
             else:
                 xs = tuple([n if s is None else s for n, s in zip(nodes, saved)])
-            ys = func._saved_outputs
+            ys = _kept(func._saved_outputs)
             if not ys:
                 ys = (None,) * len(gys)
         d = _functions if graph_mode else ops

@@ -1250,6 +1250,17 @@ def array_of(x: Any) -> Any:
     return x.data if isinstance(x, Variable) else x
 
 
+#: what a function that keeps no array holds in ``_saved_inputs`` / ``_saved_outputs`` (the one
+#: empty tuple of CPython, so that backward can test it by identity: the other thing a function
+#: holds there may be an array, whose truth value is not a test of presence)
+_KEPT_NOTHING: tuple = ()
+
+
+def _kept(saved: Any) -> Any:
+    """A function's ``_saved_inputs`` or ``_saved_outputs`` as a tuple (None once released)."""
+    return saved if saved is None or type(saved) is tuple else (saved,)
+
+
 def _select(values: tuple, indexes: tuple[int, ...] | None) -> tuple:
     """``values`` at ``indexes`` (None elsewhere); all for None, () for ()."""
     if indexes is None:
@@ -1364,12 +1375,14 @@ class Function:
     retain_outputs: tuple[int, ...] | None = None
     retain_attributes: tuple[str, ...] = ()
     _vjp_based = False
-    # the arrays kept for backward, () for none; None once released. Every recorded call that
+    # the arrays kept for backward, () for none; None once released; a function of one input
+    # (output) that keeps it holds the array alone, as a tuple made per call is one more object
+    # for the garbage collector to count (read them through `_kept`). Every recorded call that
     # wants a gradient stores both, so that backward reads them from the instance (a class
     # default costs CPython 3.11 a generic lookup); these defaults serve a function that
     # `__call__` did not record (DeZero's `set_creator`)
-    _saved_inputs: tuple | None = ()
-    _saved_outputs: tuple | None = ()
+    _saved_inputs: Any = _KEPT_NOTHING
+    _saved_outputs: Any = _KEPT_NOTHING
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -1420,6 +1433,7 @@ class Function:
             if not _enable_backprop.get():
                 return _unrecorded_outputs(ys, backend, array_type)
             generation, any_grad = self._link_inputs(inputs, xs)
+            in_shape = None
         else:
             backend, xp, array_type, from_result = hot
             self.backend = backend
@@ -1437,11 +1451,12 @@ class Function:
                     else:
                         node = _leaf_node(x0)
                 self.input_nodes = (node,)
+                in_shape = node.shape
                 generation = node.generation
                 any_grad = node.requires_grad
                 if any_grad:  # keep what the gradient rule reads, and nothing else
                     keep = self.retain_inputs
-                    self._saved_inputs = (d0,) if keep is None or keep else ()
+                    self._saved_inputs = d0 if keep is None or keep else ()
             else:
                 ys = self.forward(d0, d1)
                 if not _enable_backprop.get():
@@ -1463,6 +1478,7 @@ class Function:
                     else:
                         node1 = _leaf_node(x1)
                 self.input_nodes = (node, node1)
+                in_shape = node.shape
                 generation = node.generation
                 if node1.generation > generation:
                     generation = node1.generation
@@ -1486,7 +1502,8 @@ class Function:
         node.creator = self
         node.generation = generation
         node.index = 0
-        node.shape = ys.shape
+        shape = ys.shape  # a new tuple: the input's where equal, one GC-tracked object fewer
+        node.shape = in_shape if shape == in_shape else shape
         node.dtype = ys.dtype
         node.ref = ref = _weakref(v)
         node.requires_grad = any_grad
@@ -1494,7 +1511,7 @@ class Function:
         self.outputs = (ref,)
         if any_grad:
             keep = self.retain_outputs
-            self._saved_outputs = (ys,) if keep is None or keep else ()
+            self._saved_outputs = ys if keep is None or keep else ()
         return v
 
     def _record_outputs(
@@ -1763,7 +1780,7 @@ class Function:
         >>> y.creator.inputs[0] is x
         True
         """
-        saved = self._saved_inputs
+        saved = _kept(self._saved_inputs)
         return tuple(
             [
                 node.as_variable(saved[i] if saved else None)
@@ -1774,7 +1791,7 @@ class Function:
 
     def _graph_inputs(self) -> tuple:
         """What ``vjp`` gets as ``xs`` in graph mode: Variables for retained inputs, nodes else."""
-        saved = self._saved_inputs
+        saved = _kept(self._saved_inputs)
         if not saved:
             return self.input_nodes
         return tuple(
@@ -1783,7 +1800,7 @@ class Function:
 
     def _graph_outputs(self) -> tuple:
         """What ``vjp`` gets as ``ys`` in graph mode: Variables for retained outputs, else None."""
-        saved = self._saved_outputs
+        saved = _kept(self._saved_outputs)
         if not saved:
             return (None,) * len(self.outputs)
         return tuple([self._output_variable(i, s) for i, s in enumerate(saved)])
@@ -1817,7 +1834,7 @@ class Function:
         RuntimeError: backward through Mul a second time: ...
         """
         # a released function holds None in both; one that kept nothing, () (it stays usable)
-        if self._saved_inputs or self._saved_outputs or self.retain_attributes:
+        if _kept(self._saved_inputs) or _kept(self._saved_outputs) or self.retain_attributes:
             self._saved_inputs = self._saved_outputs = None
         for name in self.retain_attributes:
             setattr(self, name, None)
@@ -1856,7 +1873,7 @@ def _dezero_rule(func: Function, gys: Any, graph_mode: bool) -> tuple:
     """Input gradients by a DeZero-style ``func.backward`` (Variables in and out): one per
     input, arrays unless ``graph_mode``. Its outputs must be alive for ``self.outputs[i]()``, so
     those the user dropped are rebuilt from what the function kept."""
-    saved = func._saved_outputs
+    saved = _kept(func._saved_outputs)
     alive = [func._output_variable(i, saved[i] if saved else None) for i in range(len(gys))]
     func.outputs = tuple(
         [_weakref(v) if v is not None else ref for v, ref in zip(alive, func.outputs)]
