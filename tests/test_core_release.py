@@ -391,3 +391,19 @@ def test_every_function_declares_what_its_vjp_reads():
         if cls._vjp_based and (cls.retain_inputs is None or cls.retain_outputs is None)
     ]
     assert undeclared == []
+
+
+def test_one_kept_array_serves_inputs_and_higher_order_gradients(xp):
+    # sin keeps its one input and exp its one output, each alone (no 1-tuple): the DeZero
+    # attributes and create_graph must rebuild them from that, the Variables being gone
+    x = Variable(randn(xp, (3,)))
+    y = F.exp(F.sin(x * 1.0))
+    sin = y.creator.input_nodes[0].creator
+    np.testing.assert_array_equal(host(sin.inputs[0]), host(x))
+    y.backward(create_graph=True)
+    gx = x.grad
+    np.testing.assert_allclose(host(gx), np.cos(host(x)) * np.exp(np.sin(host(x))), rtol=1e-12)
+    x.cleargrad()
+    F.sum(gx).backward()  # d/dx of cos(x) exp(sin x)
+    expected = (np.cos(host(x)) ** 2 - np.sin(host(x))) * np.exp(np.sin(host(x)))
+    np.testing.assert_allclose(host(x.grad), expected, rtol=1e-12)
