@@ -399,8 +399,6 @@ def _run(
                     xs = nodes
                 elif type(saved) is not tuple:  # one input, kept alone
                     xs = (saved,)
-                elif len(saved) == 1:
-                    xs = saved
                 else:
                     xs = tuple([n if a is None else a for n, a in zip(nodes, saved)])
                 if saved_outputs is _KEPT_NOTHING:

@@ -1375,12 +1375,12 @@ class Function:
     retain_outputs: tuple[int, ...] | None = None
     retain_attributes: tuple[str, ...] = ()
     _vjp_based = False
-    # the arrays kept for backward, () for none; None once released; a function of one input
-    # (output) that keeps it holds the array alone, as a tuple made per call is one more object
-    # for the garbage collector to count (read them through `_kept`). Every recorded call that
-    # wants a gradient stores both, so that backward reads them from the instance (a class
-    # default costs CPython 3.11 a generic lookup); these defaults serve a function that
-    # `__call__` did not record (DeZero's `set_creator`)
+    # the arrays kept for backward, () for none; None once released. `__call__`'s straight
+    # paths store the array alone for one kept input (output), as a tuple made per call is one
+    # more object for the garbage collector to count (read them through `_kept`). Every
+    # recorded call that wants a gradient stores both, so that backward reads them from the
+    # instance (a class default costs CPython 3.11 a generic lookup); these defaults serve a
+    # function that `__call__` did not record (DeZero's `set_creator`)
     _saved_inputs: Any = _KEPT_NOTHING
     _saved_outputs: Any = _KEPT_NOTHING
 
@@ -1834,7 +1834,8 @@ class Function:
         RuntimeError: backward through Mul a second time: ...
         """
         # a released function holds None in both; one that kept nothing, () (it stays usable)
-        if _kept(self._saved_inputs) or _kept(self._saved_outputs) or self.retain_attributes:
+        kept = self._saved_inputs is not _KEPT_NOTHING or self._saved_outputs is not _KEPT_NOTHING
+        if kept or self.retain_attributes:
             self._saved_inputs = self._saved_outputs = None
         for name in self.retain_attributes:
             setattr(self, name, None)
