@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import types
 import warnings
 from collections import OrderedDict
@@ -194,13 +195,26 @@ def _new_variable(data: Any, name: Any) -> Variable:
 
 
 class Entry:
-    """One trace: its guards, program and write-back, as one generated function."""
+    """One trace: its guards, program and write-back, as one generated function.
 
-    def __init__(self, run: Any, source: str, program: Any, n_ops: int) -> None:
-        self.run = run
+    The function is compiled at its first replay, not at the trace: a first call pays only
+    for recording, and a signature that is never replayed never pays for compiling.
+    """
+
+    def __init__(self, source: str, namespace: dict, filename: str, program: Any, n_ops: int):
         self.source = source
         self.program = program
         self.n_ops = n_ops
+        self._namespace: dict | None = namespace
+        self._filename = filename
+
+    def run(self, *roots: Any) -> Any:
+        """Compile the entry, then call it (the compiled function replaces this method)."""
+        namespace = self._namespace
+        exec(compile(self.source, self._filename, "exec"), namespace)
+        self.run = namespace["run"]  # type: ignore[method-assign]
+        self._namespace = None
+        return self.run(*roots)
 
 
 class Jitted:
@@ -292,7 +306,17 @@ class Jitted:
                 result = entry.run(owner, closure, globals_, args, kwargs, defaults)
                 if result is not MISS:
                     return result
-        return self._trace(key, args, kwargs, self._roots(args, kwargs))
+        # Everything a trace allocates (tracers, steps, the first call's arrays) lives until
+        # its program is built, so the cyclic collector's passes over it free nothing and cost
+        # up to twice an eager call on long traces: it waits until the program is built.
+        collecting = gc.isenabled()
+        if collecting:
+            gc.disable()
+        try:
+            return self._trace(key, args, kwargs, self._roots(args, kwargs))
+        finally:
+            if collecting:
+                gc.enable()
 
     def _trace(self, key: Any, args: tuple, kwargs: dict, roots: tuple) -> Any:
         owner, closure, globals_, _, _, defaults = roots
@@ -337,14 +361,15 @@ class Jitted:
                     diff = _trace_backward(trace, result, pre, placed)
         except BaseException:
             _backends._default.reset(token)
-            self._restore(walk_roots, globals_, None)
+            self._restore(_state.walk(walk_roots, globals_), None)
             raise
         _backends._default.reset(token)
         post = _state.walk([*walk_roots, ((("r", "ret"),), result)], globals_)
         try:
             entry = self._build(trace, pre, post, placed, inputs, n_arg_inputs, result, diff)
         finally:
-            result = self._restore(walk_roots, globals_, result)
+            # the places after the trace are those the build saw: no need to walk them again
+            result = self._restore(post, result)
         if diff is not None:  # the first call's outputs hang on the same node as replays'
             result = _substitute(result, self._first_outputs)
             self._first_outputs = {}
@@ -359,8 +384,8 @@ class Jitted:
                 del self._cache[oldest]
         return result
 
-    def _restore(self, walk_roots: list, globals_: dict, result: Any) -> Any:
-        snap = _state.walk(walk_roots, globals_)
+    def _restore(self, snap: _state.Snapshot, result: Any) -> Any:
+        """Put the first call's real arrays back where the trace left tracers."""
         done: set[int] = set()
         for place in snap.order:
             cid, step = place
@@ -530,25 +555,18 @@ class Jitted:
         all_ops = trace.ops
         if diff is not None:
             all_ops = trace.ops[: diff.boundary]
-            backward_ops = _program.live_ops(trace.ops[diff.boundary :], set(diff.grad_slots))
-            defined = {s for op in backward_ops for s in _program.op_outputs(op)}
-            residuals = list(
-                dict.fromkeys(
-                    s
-                    for op in backward_ops
-                    for s in _program.op_inputs(op)
-                    if s not in defined and s not in diff.gy_slots
-                )
-            )
-            backward_program = _program.generate(
+            backward_ops, dying, reads = _program.prune(trace.ops[diff.boundary :], diff.grad_slots)
+            residuals = sorted(reads.difference(diff.gy_slots))
+            backward_program = _compiled(
+                trace, backward_ops, residuals + diff.gy_slots, diff.grad_slots
+            ) or _program.Replay(
                 backward_ops,
+                dying,
                 residuals + diff.gy_slots,
                 diff.grad_slots,
+                len(trace.values),
+                _large(trace.values, dying),
                 name="backward",
-                small=_small(trace),
-            )
-            backward_program = _compiled(
-                backward_program, trace, backward_ops, residuals + diff.gy_slots, diff.grad_slots
             )
             res = ", ".join(out(s) for s in residuals)
             ys = ", ".join(out(v.data._slot) for v in diff.outputs)
@@ -565,11 +583,12 @@ class Jitted:
             )
             self._first_outputs = {id(v): y for v, y in zip(diff.outputs, first)}
         # the program: inputs in order, the outputs the writes and the result need
-        ops = _program.live_ops(all_ops, set(outputs))
-        used = set(outputs)
-        for op in ops:
-            used.update(_program.op_inputs(op))
+        ops, dying, reads = _program.prune(all_ops, outputs)
+        used = reads.union(outputs)
         input_slots = [slot for slot, _, _ in inputs if slot in used]
+        unmade = reads.difference(input_slots)
+        if unmade:
+            raise AssertionError(f"agrad.jit: slots {sorted(unmade)} are read but never made")
         # a state input the program does not read is only checked to be there
         read_guards = []
         for slot, (expr, container, step) in state_reads.items():
@@ -578,8 +597,9 @@ class Jitted:
                 read_guards.append((f"a{slot}", spec, container, step))
             elif spec[0] == "array":
                 read_guards.append((expr, ("notnone",), container, step))
-        replay = _program.generate(ops, input_slots, outputs, small=_small(trace))
-        replay = _compiled(replay, trace, ops, input_slots, outputs)
+        replay = _compiled(trace, ops, input_slots, outputs) or _program.Replay(
+            ops, dying, input_slots, outputs, len(trace.values), _large(trace.values, dying)
+        )
         b.names["replay"] = replay
         params = ", ".join(f"r{i}" for i in range(len(_ROOTS)))
         body = ["try:"]
@@ -600,9 +620,8 @@ class Jitted:
         body += store
         body.append(f"return {returned}")
         source = f"def run({params}):\n" + "".join(f"    {line}\n" for line in body)
-        namespace = dict(b.names)
-        exec(compile(source, f"<agrad.jit entry of {self.__qualname__}>", "exec"), namespace)
-        return Entry(namespace["run"], source, replay, len(ops))
+        filename = f"<agrad.jit entry of {self.__qualname__}>"
+        return Entry(source, dict(b.names), filename, replay, len(ops))
 
 
 def _describe(path: tuple, step: tuple) -> str:
@@ -622,8 +641,8 @@ def _connected(result: Any) -> bool:
     return False
 
 
-def _compiled(replay: Any, trace: Trace, ops: list, input_slots: list, outputs: list) -> Any:
-    """The replay handed to the backend's compiler where it has one (JAX: XLA).
+def _compiled(trace: Trace, ops: list, input_slots: list, outputs: list) -> Any:
+    """The replay handed to the backend's compiler where it has one (JAX: XLA), else None.
 
     The compiled part is a pure function of arrays: arithmetic on traced Python numbers (an
     optimizer's step count and rates) runs before it in Python, and so do random draws, so that
@@ -632,34 +651,34 @@ def _compiled(replay: Any, trace: Trace, ops: list, input_slots: list, outputs: 
     replays uncompiled, with a warning.
     """
     values = trace.values
-    backends = {
-        _state._real_backend(values[s])
-        for op in ops
-        for s in _program.op_outputs(op)
-        if not _is_host(values[s])
-    }
-    if len(backends) != 1:
-        return replay
-    backend = backends.pop()
+    made = (values[s] for op in ops for s in op.produced)
+    first = next((v for v in made if not _is_host(v)), None)
+    if first is None:
+        return None
+    backend = _state._real_backend(first)
     compiler = getattr(backend, "compile", None)
     if compiler is None or compiler(lambda: ()) is None:
-        return replay
-    host_ops = [op for op in ops if all(_is_host(values[s]) for s in _program.op_outputs(op))]
-    host_ops = [op for op in host_ops if not op.random and _program.op_outputs(op)]
+        return None  # (asked first: most backends have none, and then no step is looked at)
+    # one value per type made: a backend is looked up once per array type, not once per step
+    one_of_type = {type(v): v for v in made}
+    if any(_state._real_backend(v) is not backend for v in one_of_type.values() if not _is_host(v)):
+        return None
+    host_ops = [op for op in ops if all(_is_host(values[s]) for s in op.produced)]
+    host_ops = [op for op in host_ops if not op.random and op.produced]
     early = [op for op in ops if op.random]
     device_ops = [op for op in ops if op not in host_ops and not op.random]
     device_defined = set()
     for op in device_ops:
-        device_defined.update(_program.op_outputs(op))
+        device_defined.update(op.produced)
     device_reads: list[int] = []
     for op in device_ops:
-        for s in _program.op_inputs(op):
+        for s in op.ins:
             if s not in device_defined and s not in device_reads:
                 device_reads.append(s)
     device_outputs = [s for s in outputs if s in device_defined or not _is_host(values[s])]
     device_outputs = [s for s in device_outputs if s in device_defined or s in device_reads]
     host_needed = [s for s in device_reads if _is_host(values[s])]
-    early_slots = [s for op in early for s in _program.op_outputs(op)]
+    early_slots = [s for op in early for s in op.produced]
     host_inputs = [s for s in input_slots if _is_host(values[s])]
     before_outputs = list(
         dict.fromkeys(host_needed + early_slots + [s for s in outputs if _is_host(values[s])])
@@ -877,22 +896,25 @@ def _substitute(value: Any, mapping: dict) -> Any:
     return value
 
 
+_INF = float("inf")
 _SMALL = 4096  # elements: values this small are dropped by reusing their name, not by del
 
 
-def _small(trace: Trace) -> Any:
-    values = trace.values
-
-    def small(slot: int) -> bool:
-        value = values[slot]
-        if _is_host(value):
-            return True
-        size = 1
-        for n in value.shape:
-            size *= n
-        return size <= _SMALL
-
-    return small
+def _large(values: list, dying: list[tuple]) -> set[int]:
+    """The dying slots whose values are too large to wait for their variable's reuse in
+    generated code (more than ``_SMALL`` elements, or of a size not known)."""
+    large = set()
+    for dead in dying:
+        for s in dead:
+            value = values[s]
+            size = getattr(value, "size", 0)  # (Python numbers have none)
+            if type(size) is not int:  # PyTorch's size(), Dask's unknown sizes
+                size = 1
+                for n in value.shape:
+                    size = size * n if isinstance(n, int) else _INF
+            if size > _SMALL:
+                large.add(s)
+    return large
 
 
 def _replayable(value: Any, known: dict) -> bool:

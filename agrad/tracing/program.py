@@ -1,10 +1,20 @@
-"""A recorded trace as a straight-line Python function of its inputs.
+"""A recorded trace as a flat program: interpreted over a list of registers, then generated.
 
-The steps that no output, state write or side effect needs are dropped; the rest become one
-line each of generated Python (``v7 = v3 * v5``, ``v8 = f2(v7, axis=c0)``), with ``del`` after a
-value's last use so that a replay keeps arrays alive no longer than the eager run did. Calling
-the function costs one Python call per array operation and nothing else: no Variables, no graph,
-no heap, no weak references.
+The steps that no output, state write or side effect needs are dropped. Every value of the rest
+gets a *register*, and a value dies after its last use (a large one at once, a small one when a
+later step reuses its register), so that a replay keeps arrays alive no longer than the eager
+run did. The program runs in two forms with the same registers:
+
+- :func:`interpret`: one prebuilt closure per step, called in a loop over the register list.
+  Building it costs about a microsecond a step, so the first call of a jitted function pays
+  little more than the trace.
+- :func:`generate`: one line of generated Python per step (``v7 = v3 * v5``,
+  ``v8 = f2(v7, axis=c0)``), compiled. A replay costs one Python call per array operation and
+  nothing else, but writing and compiling the source costs several eager calls.
+
+:class:`Replay` starts with the interpreter and generates the code once the program has been
+replayed :data:`GENERATE_AFTER` times: a step called a few times never pays for the code, a
+training loop does once. Neither form has Variables, a graph, a heap or weak references.
 """
 
 from __future__ import annotations
@@ -43,28 +53,43 @@ _INPLACE = {
 }
 _PREFIX = {operator.neg: "-", operator.pos: "+", operator.invert: "~"}
 _LITERALS = (int, str, bool, type(None))
+_CONTAINERS = (tuple, list, dict, slice)
 _COUNTER = itertools.count()
 _INF = float("inf")
+# replays of a program after which its interpreter gives way to generated code
+GENERATE_AFTER = 8
 
 
-def op_inputs(op: Op) -> list[int]:
-    return op.ins
+def prune(ops: list[Op], outputs: list[int]) -> tuple[list[Op], list[tuple], set[int]]:
+    """``(steps, dying, reads)``: the steps that ``outputs`` or a side effect need, in order;
+    for each, the slots whose values die there (read for the last time, or made and never
+    read); and the slots they read that none of them makes (the program's inputs).
 
-
-def op_outputs(op: Op) -> list[int]:
-    return op.produced
-
-
-def live_ops(ops: list[Op], needed: set[int]) -> list[Op]:
-    """The steps that the slots in ``needed`` or a side effect depend on, in order."""
-    live = set(needed)
-    kept = []
+    One pass backwards: the first time a slot is met as an input is its last use. The steps
+    are tuples read by index here, as a first call pays for this pass once per array call.
+    """
+    live = set(outputs)
+    kept: list[Op] = []
+    dying: list[tuple] = []
     for op in reversed(ops):
-        if op.effect or not live.isdisjoint(op.produced):
-            kept.append(op)
-            live.update(op.ins)
+        produced = op[8]
+        if not op[4] and live.isdisjoint(produced):
+            continue  # no effect, and nothing later reads what it makes
+        dead = []
+        for s in produced:
+            if s in live:
+                live.remove(s)
+            else:
+                dead.append(s)
+        for s in op[7]:
+            if s not in live:
+                live.add(s)
+                dead.append(s)
+        kept.append(op)
+        dying.append(tuple(dead))
     kept.reverse()
-    return kept
+    dying.reverse()
+    return kept, dying, live
 
 
 class _Writer:
@@ -86,7 +111,7 @@ class _Writer:
     def expr(self, template: Any) -> str:
         t = type(template)
         if t is Slot:
-            return self.name_of[template.index]
+            return self.name_of[template]
         if t is tuple:
             inner = ", ".join(self.expr(item) for item in template)
             return f"({inner},)" if template else "()"
@@ -145,6 +170,38 @@ class _Writer:
         return [f"{self.name_of[outs]} = {call}"]
 
 
+class Plan:
+    """Registers for the generated code: a freed local variable is reused by a later step.
+
+    Input ``i`` is register ``i``; a step's results take a freed register or a new one; after
+    step ``i``, ``release[i]`` lists the registers whose values die there, with whether they
+    are large (dropped at once by ``del``) or small (dropped when the register is reused, which
+    keeps the source, and its compile time, short).
+    """
+
+    def __init__(self, ops: list[Op], inputs: list[int], outputs: list[int], small: Any) -> None:
+        ops, dying, reads = prune(ops, outputs)
+        unmade = reads.difference(inputs)
+        if unmade:
+            raise AssertionError(f"agrad.jit: slots {sorted(unmade)} are read but never made")
+        register = {s: i for i, s in enumerate(inputs)}
+        free: list[int] = []
+        count = len(inputs)
+        release: list[list[tuple[int, bool]]] = []
+        for op, dead in zip(ops, dying):
+            for s in op.produced:
+                if free:
+                    register[s] = free.pop()
+                else:
+                    register[s] = count
+                    count += 1
+            gone = [(register[s], small is None or not small(s)) for s in dead]
+            free.extend([r for r, _ in gone])
+            release.append(gone)
+        self.ops, self.inputs, self.outputs = ops, inputs, outputs
+        self.register, self.release, self.size = register, release, count
+
+
 def generate(
     ops: list[Op],
     inputs: list[int],
@@ -152,53 +209,20 @@ def generate(
     name: str = "replay",
     small: Any = None,
 ) -> Any:
-    """A Python function ``f(*inputs) -> tuple(outputs)`` running ``ops`` (already pruned).
-
-    A value is dropped after its last use: a large one by ``del`` at once, a small one
-    (``small(slot)`` true) when its local variable is reused by a later step, which keeps the
-    generated code (and its compile time) short.
-    """
+    """A Python function ``f(*inputs) -> tuple(outputs)`` running ``ops``, with each value
+    dropped after its last use (see :class:`Plan`)."""
+    plan = Plan(ops, inputs, outputs, small)
     writer = _Writer()
-    last_use: dict[int, int] = {}
-    defined = set(inputs)
-    for i, op in enumerate(ops):
-        for s in op.ins:
-            if s not in defined:
-                raise AssertionError(f"agrad.jit: slot v{s} is read before it is made")
-            last_use[s] = i
-        defined.update(op.produced)
-    missing = [s for s in outputs if s not in defined]
-    if missing:
-        raise AssertionError(f"agrad.jit: outputs {missing} are never made")
-    keep = set(outputs)
-    # the step after which each value is dead: its last reader, or its maker if none reads it
-    kill_at: list[list[int]] = [[] for _ in ops]
-    for s, i in last_use.items():
-        if s not in keep:
-            kill_at[i].append(s)
-    for i, op in enumerate(ops):
-        for s in op.produced:
-            if s not in last_use and s not in keep:
-                kill_at[i].append(s)
-    free: list[str] = []
-    counter = itertools.count()
     name_of = writer.name_of
-    for s in inputs:
-        name_of[s] = f"v{next(counter)}"
+    for s, r in plan.register.items():
+        name_of[s] = f"v{r}"
     body: list[str] = []
     lines = writer.lines
-    for i, op in enumerate(ops):
-        for s in op.produced:
-            if s not in name_of:
-                name_of[s] = free.pop() if free else f"v{next(counter)}"
+    for op, gone in zip(plan.ops, plan.release):
         body += lines(op)
-        dying = kill_at[i]
-        if dying:
-            names = [name_of[s] for s in dying]
-            large = [n for s, n in zip(dying, names) if small is None or not small(s)]
-            if large:
-                body.append("del " + ", ".join(large))
-            free.extend(names)
+        large = [f"v{r}" for r, is_large in gone if is_large]
+        if large:
+            body.append("del " + ", ".join(large))
     result = ", ".join(name_of[s] for s in outputs)
     body.append(f"return ({result},)" if outputs else "return ()")
     params = ", ".join(name_of[s] for s in inputs)
@@ -210,3 +234,163 @@ def generate(
     fn = namespace[name]
     fn.source = source  # type: ignore[attr-defined]
     return fn
+
+
+# -- the interpreter: one closure per step over a list indexed by slot -------------------------
+def _reader(template: Any) -> Any:
+    """``regs -> value``: the template with each slot read from the register list."""
+    t = type(template)
+    if t is Slot:
+        index = int(template)
+        return lambda regs: regs[index]
+    if t is tuple or t is list:
+        parts = [_reader(item) for item in template]
+        return lambda regs: t([part(regs) for part in parts])
+    if t is dict:
+        items = [(k, _reader(v)) for k, v in template.items()]
+        return lambda regs: {k: part(regs) for k, part in items}
+    if t is slice:
+        start, stop, step = (_reader(p) for p in (template.start, template.stop, template.step))
+        return lambda regs: slice(start(regs), stop(regs), step(regs))
+    return lambda regs: template
+
+
+def _plain_step(fn: Any, args: tuple, out: int, dead: tuple) -> Any:
+    """The closure for ``regs[out] = fn(a)`` or ``fn(a, b)``, each a slot or a plain constant
+    (nearly every step of a training step), or None."""
+    if len(args) == 1 and type(args[0]) is Slot:
+        i = int(args[0])  # (an exact int: lists index fastest by one)
+
+        def step(regs: list) -> None:
+            regs[out] = fn(regs[i])
+            for d in dead:
+                regs[d] = None
+
+        return step
+    if len(args) != 2:
+        return None
+    a, b = args
+    if type(a) in _CONTAINERS or type(b) in _CONTAINERS:
+        return None  # a slot inside them is read at each call, by the general step
+    if type(a) is Slot and type(b) is Slot:
+        i, j = int(a), int(b)
+
+        def step(regs: list) -> None:
+            regs[out] = fn(regs[i], regs[j])
+            for d in dead:
+                regs[d] = None
+
+        return step
+    if type(a) is Slot:
+        i = int(a)
+
+        def step(regs: list) -> None:
+            regs[out] = fn(regs[i], b)
+            for d in dead:
+                regs[d] = None
+
+        return step
+    if type(b) is Slot:
+        j = int(b)
+
+        def step(regs: list) -> None:
+            regs[out] = fn(a, regs[j])
+            for d in dead:
+                regs[d] = None
+
+        return step
+    return None
+
+
+def _step(op: Op, dead: tuple) -> Any:
+    """The closure ``regs -> None`` that runs one step and drops the values that die there."""
+    fn, args, outs = op.fn, op.args, op.outs
+    if type(outs) is int and not op.kwargs and not op.as_array:
+        step = _plain_step(fn, args, outs, dead)
+        if step is not None:
+            return step
+    read_args = _reader(tuple(args))
+    read_kwargs = _reader(op.kwargs)
+    as_array = op.as_array
+
+    def step(regs: list) -> None:
+        result = fn(*read_args(regs), **read_kwargs(regs))
+        if as_array:
+            result = as_array(result)
+        if type(outs) is int:
+            regs[outs] = result
+        elif outs is not None:
+            for i, s in enumerate(outs):
+                if s is not None:
+                    regs[s] = result[i]
+        for d in dead:
+            regs[d] = None
+
+    return step
+
+
+def interpret(
+    ops: list[Op], dying: list[tuple], inputs: list[int], outputs: list[int], size: int
+) -> Any:
+    """``f(*inputs) -> tuple(outputs)`` as a loop over one prebuilt closure per step, its
+    values in a list indexed by slot (``size`` slots); ``ops`` and ``dying`` from
+    :func:`prune`."""
+    steps = tuple([_step(op, dead) for op, dead in zip(ops, dying)])
+    empty = [None] * size
+
+    def interpreted(*args: Any) -> tuple:
+        regs = empty.copy()
+        for s, value in zip(inputs, args):
+            regs[s] = value
+        for step in steps:
+            step(regs)
+        return tuple([regs[s] for s in outputs])
+
+    return interpreted
+
+
+class Replay:
+    """``f(*inputs) -> tuple(outputs)``: interpreted from its first call (the interpreter is
+    built then, not when the trace ends), generated after :data:`GENERATE_AFTER` calls (see
+    the module's docstring). ``large``: the slots whose values generated code drops by ``del``.
+    """
+
+    def __init__(
+        self,
+        ops: list[Op],
+        dying: list[tuple],
+        inputs: list[int],
+        outputs: list[int],
+        size: int,
+        large: set[int],
+        name: str = "replay",
+    ) -> None:
+        self._steps: Any = (ops, dying)  # dropped once the code is generated
+        self._shape = (inputs, outputs, size, large, name)
+        self._run: Any = None
+        self.calls = 0
+        self.generate_after = GENERATE_AFTER
+
+    @property
+    def form(self) -> str:
+        """``"pending"`` (never called), ``"interpreted"`` or ``"generated"``."""
+        if self._run is None:
+            return "pending"
+        return "interpreted" if self._steps is not None else "generated"
+
+    @property
+    def source(self) -> str | None:
+        """The generated code, once there is some."""
+        return getattr(self._run, "source", None)
+
+    def __call__(self, *args: Any) -> tuple:
+        if self.calls <= self.generate_after:
+            self.calls += 1
+            inputs, outputs, size, large, name = self._shape
+            if self.calls > self.generate_after:
+                small = large.__contains__
+                self._run = generate(self._steps[0], inputs, outputs, name, lambda s: not small(s))
+                self._steps = None
+            elif self._run is None:
+                self._run = interpret(*self._steps, inputs, outputs, size)
+        return self._run(*args)

@@ -15,6 +15,7 @@ replay reads and writes the objects that are there then.
 
 from __future__ import annotations
 
+import functools
 import sys
 import types
 from typing import Any
@@ -58,6 +59,25 @@ class Snapshot:
         self.places[key] = value
 
 
+class _Kinds:
+    """Classes the walk tells apart, imported at its first use (they import agrad.core)."""
+
+    def __init__(self) -> None:
+        from agrad.amp import GradScaler
+        from agrad.dataloaders import DataLoader
+        from agrad.datasets import Dataset
+        from agrad.optimizers import Optimizer
+
+        # never searched: modules, classes, and data (a loader's batches are not state)
+        self.opaque = (types.ModuleType, type, DataLoader, Dataset)
+        self.optimizer_like = (Optimizer, GradScaler)
+
+
+@functools.cache
+def _kinds() -> _Kinds:
+    return _Kinds()
+
+
 def _code_names(code: types.CodeType, into: set[str]) -> None:
     into.update(code.co_names)
     for const in code.co_consts:
@@ -73,9 +93,6 @@ def _user_class(cls: type) -> bool:
 def children(obj: Any) -> tuple[list[tuple[tuple, Any]], bool, bool]:
     """``(steps and values, assignable, is_optimizer)`` of a container; ``None`` steps for a
     leaf. Assignable: its places can be written (not a tuple)."""
-    from agrad.dataloaders import DataLoader
-    from agrad.datasets import Dataset
-
     if isinstance(obj, Variable):
         return [(("a", "data"), obj.data), (("a", "grad"), obj.grad)], True, False
     t = type(obj)
@@ -103,9 +120,7 @@ def children(obj: Any) -> tuple[list[tuple[tuple, Any]], bool, bool]:
         if obj.__defaults__:
             steps.append((("a", "__defaults__"), obj.__defaults__))
         return steps, False, False
-    if isinstance(obj, (types.ModuleType, type, DataLoader, Dataset)) or (
-        callable(obj) and (t.__module__ == "builtins")
-    ):
+    if isinstance(obj, _kinds().opaque) or (callable(obj) and (t.__module__ == "builtins")):
         return [], False, False
     if t.__module__ and t.__module__.startswith(_SKIP_MODULES):
         return [], False, False
@@ -188,10 +203,7 @@ def number_places(snap: Snapshot) -> list[tuple[int, tuple]]:
 def _optimizer_like(obj: Any) -> bool:
     """Objects whose numbers change between steps by design: optimizers (rates, step count)
     and loss scalers (the scale)."""
-    from agrad.amp import GradScaler
-    from agrad.optimizers import Optimizer
-
-    return isinstance(obj, (Optimizer, GradScaler))
+    return isinstance(obj, _kinds().optimizer_like)
 
 
 def assign(container: Any, step: tuple, value: Any) -> None:

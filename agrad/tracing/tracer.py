@@ -72,41 +72,73 @@ def host_read_error(what: str) -> TraceError:
     )
 
 
-class Slot:
-    """A reference to the value of slot ``index`` in a recorded program."""
+class Slot(int):
+    """A reference to the value of slot ``index`` in a recorded program.
 
-    __slots__ = ("index",)
+    An int of its own type, so that a template tells it from a constant: made by one C call
+    and not tracked by the cyclic collector, as the trace makes one per value.
+    """
 
-    def __init__(self, index: int) -> None:
-        self.index = index
+    __slots__ = ()
+
+    @property
+    def index(self) -> int:
+        return int(self)
 
     def __repr__(self) -> str:
-        return f"v{self.index}"
+        return f"v{int(self)}"
 
 
-class Op:
+_new_int = int.__new__
+
+
+class Op(tuple):
     """One step of the program: ``outs = fn(*args, **kwargs)``.
 
     ``args``/``kwargs`` hold :class:`Slot` where a traced value goes. ``outs`` is a slot for a
     single result or a tuple (slot or None per element) for a sequence result. ``effect``: the
     step changes something besides its result (an in-place write, a random draw) and is kept
     even when its result is not used. ``as_array``: the result comes back as a scalar where the
-    library returns one for a 0-d result, and goes through ``from_result``.
+    library returns one for a 0-d result, and goes through ``from_result``. ``ins`` and
+    ``produced`` list the slots it reads and makes.
+
+    A tuple, made by one C call: the trace records one per array call of the traced function,
+    and an object with an ``__init__`` cost as much as the array call itself.
     """
 
-    __slots__ = ("args", "as_array", "effect", "fn", "ins", "kwargs", "outs", "produced", "random")
+    __slots__ = ()
+    fn = property(operator.itemgetter(0))
+    args = property(operator.itemgetter(1))
+    kwargs = property(operator.itemgetter(2))
+    outs = property(operator.itemgetter(3))
+    effect = property(operator.itemgetter(4))
+    as_array = property(operator.itemgetter(5))
+    random = property(operator.itemgetter(6))
+    ins = property(operator.itemgetter(7))
+    produced = property(operator.itemgetter(8))
 
-    def __init__(self, fn, args, kwargs, outs, effect, as_array, random=False, ins=None) -> None:
-        self.fn, self.args, self.kwargs, self.outs = fn, args, kwargs, outs
-        self.effect, self.as_array, self.random = effect, as_array, random
-        # the slots it reads and makes, listed once (the program builder asks often)
-        self.ins = ins if ins is not None else []
-        if outs is None:
-            self.produced = []
-        elif isinstance(outs, tuple):
-            self.produced = [s for s in outs if s is not None]
-        else:
-            self.produced = [outs]
+    # a step is itself, not its fields: comparing fields would compare array constants
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"Op({getattr(self.fn, '__name__', self.fn)}, {self.args!r} -> {self.outs!r})"
+
+
+_new_tuple = tuple.__new__
+_NO_KWARGS: dict = {}  # shared by every step without keywords; never written
+
+
+def make_op(fn, args, kwargs, outs, effect=False, as_array=False, random=False, ins=()) -> Op:
+    """An :class:`Op`, its ``produced`` slots worked out from ``outs``."""
+    if outs is None:
+        produced: tuple = ()
+    elif isinstance(outs, tuple):
+        produced = tuple(s for s in outs if s is not None)
+    else:
+        produced = (outs,)
+    return _new_tuple(Op, (fn, args, kwargs, outs, effect, as_array, random, list(ins), produced))
 
 
 _active = _active_trace
@@ -122,6 +154,7 @@ class Trace:
 
     def __init__(self) -> None:
         self.values: list[Any] = []
+        self.refs: list[Slot] = []  # one Slot per slot, shared by every step that reads it
         self.ops: list[Op] = []
         self.closed = False
         self.backward_calls = 0
@@ -136,8 +169,10 @@ class Trace:
         self.closed = True
 
     def new_slot(self, value: Any) -> int:
+        slot = len(self.values)
         self.values.append(value)
-        return len(self.values) - 1
+        self.refs.append(_new_int(Slot, slot))
+        return slot
 
     def input(self, value: Any) -> Tracer:
         """A tracer for an input of the program holding ``value`` (an array or a number)."""
@@ -150,6 +185,7 @@ class Trace:
                 cls = ScalarTracer
             else:
                 cls = traced_backend(_real_backend(value)).array_type
+                _ARRAY_TRACER[type(value)] = cls
             _TRACER_CLASS[type(value)] = cls
         tracer = _new(cls)
         tracer._trace, tracer._slot, tracer._value = self, slot, value
@@ -176,44 +212,65 @@ class Trace:
                 "jitted function through a place agrad.jit does not watch, such as a tuple or "
                 "an object outside the function's reach)"
             )
-        # the common case first: flat positional arguments, tracers or plain values
-        ins: list[int] = []
-        flat = not kwargs
-        if flat:
+        if not kwargs:
+            # the common case, kept short: positional tracers and plain values, one array out
+            refs = self.refs
+            ins = []
             cargs = []
             targs = []
             for a in args:
                 if isinstance(a, Tracer):
-                    ins.append(a._slot)
+                    slot = a._slot
+                    ins.append(slot)
                     cargs.append(a._value)
-                    targs.append(Slot(a._slot))
+                    targs.append(refs[slot])
                 elif type(a) in _NESTED:
-                    flat = False
                     break
                 else:
                     cargs.append(a)
                     targs.append(a)
-        if flat:
-            result = fn(*cargs)
-            traced_input = bool(ins)
-            if (
-                traced_input
-                and type(result) is type(cargs[0])
-                and _TRACER_CLASS.get(type(result)) is not None
-                and not isinstance(result, (int, float, complex))
-            ):
-                # an array in, an array of the same type out: the usual elementwise step
-                slot = self.new_slot(result)
-                self.ops.append(Op(fn, tuple(targs), {}, slot, effect, False, random, ins))
-                return self.wrap(result, slot)
-            ckwargs = kwargs
-        else:
-            ins = []
-            found = [False]
-            cargs = _concrete(args, found)
-            ckwargs = _concrete(kwargs, found) if kwargs else kwargs
-            result = fn(*cargs, **ckwargs)
-            traced_input = found[0]
+            else:
+                result = fn(*cargs)
+                cls = _ARRAY_TRACER.get(type(result))
+                if cls is not None and ins:
+                    values = self.values
+                    slot = len(values)
+                    values.append(result)
+                    refs.append(_new_int(Slot, slot))
+                    self.ops.append(
+                        _new_tuple(
+                            Op,
+                            (
+                                fn,
+                                tuple(targs),
+                                _NO_KWARGS,
+                                slot,
+                                effect or random,
+                                False,
+                                random,
+                                ins,
+                                (slot,),
+                            ),
+                        )
+                    )
+                    tracer = _new(cls)
+                    tracer._trace, tracer._slot, tracer._value = self, slot, result
+                    return tracer
+                return self._record_result(
+                    fn, args, kwargs, result, bool(ins), cargs, kwargs, effect, backend, random
+                )
+        found = [False]
+        cargs = _concrete(args, found)
+        ckwargs = _concrete(kwargs, found) if kwargs else kwargs
+        result = fn(*cargs, **ckwargs)
+        return self._record_result(
+            fn, args, kwargs, result, found[0], cargs, ckwargs, effect, backend, random
+        )
+
+    def _record_result(
+        self, fn, args, kwargs, result, traced_input, cargs, ckwargs, effect, backend, random
+    ) -> Any:
+        """Record a step whose arguments or result are not the common case's."""
         is_sequence = isinstance(result, (tuple, list)) and not _is_array(result)
         if is_sequence:
             kind = "sequence" if _holds_array(result) or traced_input else None
@@ -225,9 +282,9 @@ class Trace:
             kind = None
         if kind is None and not (effect or random):
             return result  # a static answer (a dtype, a bool about dtypes)
-        ins = []
-        targs = _template(args, ins)
-        tkwargs = _template(kwargs, ins) if kwargs else {}
+        ins: list[int] = []
+        targs = _template(args, ins, self.refs)
+        tkwargs = _template(kwargs, ins, self.refs) if kwargs else _NO_KWARGS
         as_array: Any = False
         if kind == "sequence":
             outs: Any = []
@@ -261,14 +318,15 @@ class Trace:
                 result = as_array(result)
             outs = self.new_slot(result)
             out_value = self.wrap(result, outs)
-        self.ops.append(Op(fn, targs, tkwargs, outs, effect or random, as_array, random, ins))
+        self.ops.append(make_op(fn, targs, tkwargs, outs, effect or random, as_array, random, ins))
         return out_value
 
 
 _new = object.__new__
 _NESTED = (tuple, list, dict, slice)
-# value type -> the tracer class that stands for it
+# value type -> the tracer class that stands for it, and the same for array types alone
 _TRACER_CLASS: dict[type, Any] = {}
+_ARRAY_TRACER: dict[type, Any] = {}
 
 
 def _is_number(x: Any) -> bool:
@@ -320,18 +378,22 @@ def _concrete(x: Any, found: list) -> Any:
     return x
 
 
-def _template(x: Any, ins: list[int]) -> Any:
+def _template(x: Any, ins: list[int], refs: list[Slot]) -> Any:
     """``x`` with every tracer replaced by its :class:`Slot` (whose number goes to ``ins``)."""
     t = type(x)
     if t is tuple or t is list:
-        return t([_template(item, ins) for item in x])
+        return t([_template(item, ins, refs) for item in x])
     if isinstance(x, Tracer):
         ins.append(x._slot)
-        return Slot(x._slot)
+        return refs[x._slot]
     if t is dict:
-        return {k: _template(v, ins) for k, v in x.items()}
+        return {k: _template(v, ins, refs) for k, v in x.items()}
     if t is slice:
-        return slice(_template(x.start, ins), _template(x.stop, ins), _template(x.step, ins))
+        return slice(
+            _template(x.start, ins, refs),
+            _template(x.stop, ins, refs),
+            _template(x.step, ins, refs),
+        )
     return x
 
 
@@ -343,7 +405,7 @@ def _setitem(x: Any, key: Any, value: Any) -> Any:
 
 def _binary(op: Any) -> Any:
     def method(self: Tracer, other: Any) -> Any:
-        return self._trace.record(op, (self, other), {})
+        return self._trace.record(op, (self, other), _NO_KWARGS)
 
     method.__name__ = f"__{op.__name__.strip('_')}__"
     return method
@@ -351,7 +413,7 @@ def _binary(op: Any) -> Any:
 
 def _reflected(op: Any) -> Any:
     def method(self: Tracer, other: Any) -> Any:
-        return self._trace.record(op, (other, self), {})
+        return self._trace.record(op, (other, self), _NO_KWARGS)
 
     method.__name__ = f"__r{op.__name__.strip('_')}__"
     return method
@@ -359,7 +421,7 @@ def _reflected(op: Any) -> Any:
 
 def _inplace(op: Any) -> Any:
     def method(self: Tracer, other: Any) -> Any:
-        result = self._trace.record(op, (self, other), {}, effect=True)
+        result = self._trace.record(op, (self, other), _NO_KWARGS, True)
         if isinstance(result, Tracer) and result._value is self._value:
             # written in place: every holder of this tracer sees the new value, as every
             # holder of the array does
@@ -372,7 +434,7 @@ def _inplace(op: Any) -> Any:
 
 def _unary(op: Any) -> Any:
     def method(self: Tracer) -> Any:
-        return self._trace.record(op, (self,), {})
+        return self._trace.record(op, (self,), _NO_KWARGS)
 
     return method
 
@@ -399,7 +461,8 @@ class Tracer:
     # static properties
     @property
     def shape(self) -> tuple:
-        return tuple(self._value.shape)
+        shape = self._value.shape
+        return shape if type(shape) is tuple else tuple(shape)
 
     @property
     def dtype(self) -> Any:
