@@ -8,7 +8,10 @@ Each row builds the three steps (by hand, agrad eager, agrad.jit of the very sam
 function), checks that they agree, then times them in turns (hand, eager, jit, hand, ...) so
 that a busy phase of the machine hits all three; the table gives the median of the per-turn
 medians and the ratios against the hand-written step. "first call" is the first call of the
-jitted step (the trace) divided by one eager call. The JAX rows compare with a hand-written
+jitted step (the trace) divided by one eager call; "first replays" the median of the replays
+that run the interpreter, against the hand-written step; "compiling replay" the costliest of the
+first replays (the one that writes and compiles the program's code, or where XLA compiles),
+divided by one eager call. The JAX rows compare with a hand-written
 ``jax.jit(jax.value_and_grad(...))`` SGD step; they are skipped where JAX is not installed.
 """
 
@@ -40,6 +43,7 @@ from scenarios import deep, mlp, overhead  # noqa: E402
 
 import agrad  # noqa: E402
 import agrad.functions as F  # noqa: E402
+from agrad.tracing.program import GENERATE_AFTER  # noqa: E402
 
 
 def _synced(step, sync):
@@ -89,6 +93,9 @@ def _row(name, unit, scale, steps, quick, tolerance):
     for label in checks:
         if label != "hand":
             _agree(checks["hand"], checks[label], *tolerance, f"{name}, {label}")
+    # the replays before code generation run the interpreter (built at the first of them);
+    # the next one writes and compiles the code (on JAX, XLA compiles at the first replay)
+    replays = [_eager_call(built["jit"]) for _ in range(GENERATE_AFTER + 1)]
     for step in built.values():
         time_step(step, quick, min_calls=2, budget_s=0.05 if quick else 0.2)  # warm up
     turns = {label: [] for label in built}
@@ -98,7 +105,14 @@ def _row(name, unit, scale, steps, quick, tolerance):
             turns[label].append(statistics.median(samples))
     value = {label: statistics.median(v) * scale for label, v in turns.items()}
     first_ratio = first * scale / value["eager"]  # against a warm eager call
-    return {"name": name, "unit": unit, **value, "first": first_ratio}
+    return {
+        "name": name,
+        "unit": unit,
+        **value,
+        "first": first_ratio,
+        "early": statistics.median(replays[:-1]) * scale / value["hand"],
+        "compiling": max(replays) * scale / value["eager"],
+    }
 
 
 def overhead_row(quick):
@@ -226,12 +240,15 @@ def memory_row(quick):
     """Peak traced memory of one step of MLP 784-2000-2000-10, batch 500 (the Core v2 MLP)."""
     x, t, params = mlp.shared_data(sizes=(784, 2000, 2000, 10), batch=500)
     peaks = {}
-    for label in ("eager", "jit"):
+    for label in ("eager", "interpreted", "generated"):
         step, _ = mlp.agrad_mlp(x, t, [(W.copy(), b.copy()) for W, b in params], "sigmoid")
-        if label == "jit":
+        if label != "eager":
             step = agrad.jit(step)
         step()
         step()  # past the traces
+        if label == "generated":  # past the interpreted replays and the one that generates
+            for _ in range(GENERATE_AFTER + 1):
+                step()
         tracemalloc.start()
         tracemalloc.reset_peak()
         base = tracemalloc.get_traced_memory()[0]
@@ -259,21 +276,23 @@ def main(argv=None) -> int:
         rows += found if isinstance(found, list) else [found]
     header = (
         "| case | unit | by hand | agrad eager | agrad.jit | eager/hand | jit/hand "
-        "| first call / eager call |"
+        "| first call / eager call | first replays / hand | compiling replay / eager call |"
     )
     print(header)
-    print("|---|---|--:|--:|--:|--:|--:|--:|")
+    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     for r in rows:
         print(
             f"| {r['name']} | {r['unit']} | {r['hand']:.3g} | {r['eager']:.3g} | {r['jit']:.3g} "
-            f"| {r['eager'] / r['hand']:.2f}x | {r['jit'] / r['hand']:.2f}x | {r['first']:.2f}x |"
+            f"| {r['eager'] / r['hand']:.2f}x | {r['jit'] / r['hand']:.2f}x | {r['first']:.2f}x "
+            f"| {r['early']:.2f}x | {r['compiling']:.2f}x |"
         )
     if "memory" in chosen:
         peaks = memory_row(args.quick)
         print(
             f"\nmemory, peak traced MiB of one step of MLP 784-2000-2000-10 batch 500: "
-            f"eager {peaks['eager']:.1f}, agrad.jit {peaks['jit']:.1f} "
-            f"({peaks['jit'] / peaks['eager']:.2f}x)"
+            f"eager {peaks['eager']:.1f}, agrad.jit interpreted {peaks['interpreted']:.1f} "
+            f"({peaks['interpreted'] / peaks['eager']:.2f}x), generated {peaks['generated']:.1f} "
+            f"({peaks['generated'] / peaks['eager']:.2f}x)"
         )
     print("\nall steps agreed with the hand-written ones")
     return 0

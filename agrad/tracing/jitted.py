@@ -683,9 +683,6 @@ def _compiled(trace: Trace, ops: list, input_slots: list, outputs: list) -> Any:
     before_outputs = list(
         dict.fromkeys(host_needed + early_slots + [s for s in outputs if _is_host(values[s])])
     )
-    before = _program.generate(host_ops + early, host_inputs, before_outputs, name="before")
-    device = _program.generate(device_ops, device_reads, device_outputs, name="device")
-    compiled = compiler(device)
     position = {s: i for i, s in enumerate(input_slots)}
     host_positions = [position[s] for s in host_inputs]
     before_index = {s: i for i, s in enumerate(before_outputs)}
@@ -702,14 +699,21 @@ def _compiled(trace: Trace, ops: list, input_slots: list, outputs: list) -> Any:
         else ("i", position[s])
         for s in outputs
     ]
-    state = {"fn": compiled}
+    state: dict[str, Any] = {}
 
     def run(*inputs: Any) -> tuple:
-        early_values = before(*[inputs[i] for i in host_positions])
+        if not state:  # the first replay writes the code (XLA compiles it at its first call)
+            state["before"] = _program.generate(
+                host_ops + early, host_inputs, before_outputs, name="before"
+            )
+            device = _program.generate(device_ops, device_reads, device_outputs, name="device")
+            state["device"], state["fn"] = device, compiler(device)
+        early_values = state["before"](*[inputs[i] for i in host_positions])
         args = [early_values[i] if k == "b" else inputs[i] for k, i in sources]
         try:
             out = state["fn"](*args)
         except Exception as exc:
+            device = state["device"]
             if state["fn"] is device:
                 raise
             warnings.warn(
@@ -724,8 +728,6 @@ def _compiled(trace: Trace, ops: list, input_slots: list, outputs: list) -> Any:
             out[i] if k == "d" else early_values[i] if k == "b" else inputs[i] for k, i in picks
         )
 
-    run.source = f"{before.source}\n{device.source}"  # type: ignore[attr-defined]
-    run.compiled = compiled  # type: ignore[attr-defined]
     return run
 
 

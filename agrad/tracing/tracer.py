@@ -138,7 +138,7 @@ def make_op(fn, args, kwargs, outs, effect=False, as_array=False, random=False, 
         produced = tuple(s for s in outs if s is not None)
     else:
         produced = (outs,)
-    return _new_tuple(Op, (fn, args, kwargs, outs, effect, as_array, random, list(ins), produced))
+    return _new_tuple(Op, (fn, args, kwargs, outs, effect, as_array, random, tuple(ins), produced))
 
 
 _active = _active_trace
@@ -192,6 +192,57 @@ class Trace:
         return tracer
 
     # -- recording ----------------------------------------------------------------------------
+    # Every array call of the traced function comes through here, so the common cases (one
+    # tracer; two operands, one a tracer) have paths of their own, short and without loops.
+    def unary(self, fn: Any, x: Tracer) -> Any:
+        """``fn(x)`` for a tracer ``x``, recorded."""
+        if self.closed:
+            raise _escaped()
+        slot = x._slot
+        result = fn(x._value)
+        cls = _ARRAY_TRACER.get(type(result))
+        if cls is None:
+            return self._record_result(fn, (x,), _NO_KWARGS, result, True, (x._value,), _NO_KWARGS)
+        return self._made(fn, (self.refs[slot],), (slot,), result, cls)
+
+    def binary(self, fn: Any, a: Any, b: Any) -> Any:
+        """``fn(a, b)`` where ``a`` or ``b`` is a tracer, recorded."""
+        if self.closed:
+            raise _escaped()
+        refs = self.refs
+        if isinstance(a, Tracer):
+            if isinstance(b, Tracer):
+                ins: tuple = (a._slot, b._slot)
+                targs: tuple = (refs[a._slot], refs[b._slot])
+                result = fn(a._value, b._value)
+            elif type(b) in _NESTED:
+                return self.record(fn, (a, b), _NO_KWARGS)
+            else:
+                ins, targs = (a._slot,), (refs[a._slot], b)
+                result = fn(a._value, b)
+        elif type(a) in _NESTED:
+            return self.record(fn, (a, b), _NO_KWARGS)
+        else:
+            ins, targs = (b._slot,), (a, refs[b._slot])
+            result = fn(a, b._value)
+        cls = _ARRAY_TRACER.get(type(result))
+        if cls is None:
+            cargs = _concrete((a, b), [False])
+            return self._record_result(fn, (a, b), _NO_KWARGS, result, True, cargs, _NO_KWARGS)
+        return self._made(fn, targs, ins, result, cls)
+
+    def _made(self, fn: Any, targs: tuple, ins: tuple, result: Any, cls: Any, effect=False) -> Any:
+        """Append the step that made array ``result`` and return its tracer."""
+        values = self.values
+        slot = len(values)
+        values.append(result)
+        self.refs.append(_new_int(Slot, slot))
+        op = (fn, targs, _NO_KWARGS, slot, effect, False, False, ins, (slot,))
+        self.ops.append(_new_tuple(Op, op))
+        tracer = _new(cls)
+        tracer._trace, tracer._slot, tracer._value = self, slot, result
+        return tracer
+
     def record(
         self,
         fn: Any,
@@ -207,13 +258,9 @@ class Trace:
         traced numbers); a result holding no array is returned as it is and not recorded.
         """
         if self.closed:
-            raise TraceError(
-                "agrad.jit: a traced array was used after its trace ended (it escaped the "
-                "jitted function through a place agrad.jit does not watch, such as a tuple or "
-                "an object outside the function's reach)"
-            )
-        if not kwargs:
-            # the common case, kept short: positional tracers and plain values, one array out
+            raise _escaped()
+        if not kwargs and not random:
+            # positional tracers and plain values, one array out
             refs = self.refs
             ins = []
             cargs = []
@@ -233,31 +280,9 @@ class Trace:
                 result = fn(*cargs)
                 cls = _ARRAY_TRACER.get(type(result))
                 if cls is not None and ins:
-                    values = self.values
-                    slot = len(values)
-                    values.append(result)
-                    refs.append(_new_int(Slot, slot))
-                    self.ops.append(
-                        _new_tuple(
-                            Op,
-                            (
-                                fn,
-                                tuple(targs),
-                                _NO_KWARGS,
-                                slot,
-                                effect or random,
-                                False,
-                                random,
-                                ins,
-                                (slot,),
-                            ),
-                        )
-                    )
-                    tracer = _new(cls)
-                    tracer._trace, tracer._slot, tracer._value = self, slot, result
-                    return tracer
+                    return self._made(fn, tuple(targs), tuple(ins), result, cls, effect)
                 return self._record_result(
-                    fn, args, kwargs, result, bool(ins), cargs, kwargs, effect, backend, random
+                    fn, args, kwargs, result, bool(ins), cargs, kwargs, effect, backend
                 )
         found = [False]
         cargs = _concrete(args, found)
@@ -268,7 +293,17 @@ class Trace:
         )
 
     def _record_result(
-        self, fn, args, kwargs, result, traced_input, cargs, ckwargs, effect, backend, random
+        self,
+        fn,
+        args,
+        kwargs,
+        result,
+        traced_input,
+        cargs,
+        ckwargs,
+        effect=False,
+        backend=None,
+        random=False,
     ) -> Any:
         """Record a step whose arguments or result are not the common case's."""
         is_sequence = isinstance(result, (tuple, list)) and not _is_array(result)
@@ -320,6 +355,14 @@ class Trace:
             out_value = self.wrap(result, outs)
         self.ops.append(make_op(fn, targs, tkwargs, outs, effect or random, as_array, random, ins))
         return out_value
+
+
+def _escaped() -> TraceError:
+    return TraceError(
+        "agrad.jit: a traced array was used after its trace ended (it escaped the jitted "
+        "function through a place agrad.jit does not watch, such as a tuple or an object "
+        "outside the function's reach)"
+    )
 
 
 _new = object.__new__
@@ -405,7 +448,7 @@ def _setitem(x: Any, key: Any, value: Any) -> Any:
 
 def _binary(op: Any) -> Any:
     def method(self: Tracer, other: Any) -> Any:
-        return self._trace.record(op, (self, other), _NO_KWARGS)
+        return self._trace.binary(op, self, other)
 
     method.__name__ = f"__{op.__name__.strip('_')}__"
     return method
@@ -413,7 +456,7 @@ def _binary(op: Any) -> Any:
 
 def _reflected(op: Any) -> Any:
     def method(self: Tracer, other: Any) -> Any:
-        return self._trace.record(op, (other, self), _NO_KWARGS)
+        return self._trace.binary(op, other, self)
 
     method.__name__ = f"__r{op.__name__.strip('_')}__"
     return method
@@ -434,7 +477,7 @@ def _inplace(op: Any) -> Any:
 
 def _unary(op: Any) -> Any:
     def method(self: Tracer) -> Any:
-        return self._trace.record(op, (self,), _NO_KWARGS)
+        return self._trace.unary(op, self)
 
     return method
 
@@ -626,13 +669,17 @@ numbers.Number.register(ScalarTracer)
 
 # -- the recording namespace and backend ------------------------------------------------------
 def _recording(fn: Any, backend: Backend, random: bool = False, effect: bool = False) -> Any:
+    plain = not (random or effect)
+
     def call(*args: Any, **kwargs: Any) -> Any:
         trace = _active.get()
         if trace is None:
             trace = _trace_of(args, kwargs)
             if trace is None:  # nothing traced, no trace open: an ordinary call
                 return fn(*args, **kwargs)
-        return trace.record(fn, args, kwargs, effect=effect, backend=backend, random=random)
+        if plain and not kwargs and len(args) == 1 and isinstance(args[0], Tracer):
+            return trace.unary(fn, args[0])  # xp.exp(x), xp.tanh(x), ...
+        return trace.record(fn, args, kwargs, effect, backend, random)
 
     call.__name__ = getattr(fn, "__name__", "call")
     call.__wrapped__ = fn  # type: ignore[attr-defined]
