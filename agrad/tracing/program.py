@@ -56,8 +56,10 @@ _LITERALS = (int, str, bool, type(None))
 _CONTAINERS = (tuple, list, dict, slice)
 _COUNTER = itertools.count()
 _INF = float("inf")
-# replays of a program after which its interpreter gives way to generated code
-GENERATE_AFTER = 8
+# Replays of a program after which its interpreter gives way to generated code. Writing and
+# compiling the code costs 4-6 eager calls of a step of tiny operations, and each generated
+# replay saves a ninth to a sixth of one (benchmarks/jit.py): it pays for itself in 30-40 calls.
+GENERATE_AFTER = 32
 
 
 def prune(ops: list[Op], outputs: list[int]) -> tuple[list[Op], list[tuple], set[int]]:
