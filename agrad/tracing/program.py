@@ -1,20 +1,21 @@
-"""A recorded trace as a flat program: interpreted over a list of registers, then generated.
+"""A recorded trace as a flat program: first interpreted, then generated as Python code.
 
-The steps that no output, state write or side effect needs are dropped. Every value of the rest
-gets a *register*, and a value dies after its last use (a large one at once, a small one when a
-later step reuses its register), so that a replay keeps arrays alive no longer than the eager
-run did. The program runs in two forms with the same registers:
+The steps that no output, state write or side effect needs are dropped (:func:`prune`), and
+every value dies after its last use, so that a replay keeps arrays alive no longer than the
+eager run did. The program runs in two forms:
 
-- :func:`interpret`: one prebuilt closure per step, called in a loop over the register list.
-  Building it costs about a microsecond a step, so the first call of a jitted function pays
-  little more than the trace.
+- :func:`interpret`: a loop over the steps, each coded as a tuple, with the values in a list
+  indexed by slot; a dead value's entry is cleared at once. Building it costs a microsecond or
+  two a step.
 - :func:`generate`: one line of generated Python per step (``v7 = v3 * v5``,
-  ``v8 = f2(v7, axis=c0)``), compiled. A replay costs one Python call per array operation and
-  nothing else, but writing and compiling the source costs several eager calls.
+  ``v8 = f2(v7, axis=c0)``), compiled, with freed local variables reused by later steps
+  (:class:`Plan`). A replay costs one Python call per array operation and nothing else, but
+  writing and compiling the source costs several eager calls.
 
-:class:`Replay` starts with the interpreter and generates the code once the program has been
-replayed :data:`GENERATE_AFTER` times: a step called a few times never pays for the code, a
-training loop does once. Neither form has Variables, a graph, a heap or weak references.
+:class:`Replay` builds the interpreter at its first call (not when the trace ends) and
+generates the code once it has been replayed :data:`GENERATE_AFTER` times: a step called a
+few times never pays for the code, a training loop does once. Neither form has Variables, a
+graph, a heap or weak references.
 """
 
 from __future__ import annotations
@@ -238,7 +239,7 @@ def generate(
     return fn
 
 
-# -- the interpreter: one closure per step over a list indexed by slot -------------------------
+# -- the interpreter: a loop over coded steps, its values in a list indexed by slot ----------
 def _reader(template: Any) -> Any:
     """``regs -> value``: the template with each slot read from the register list."""
     t = type(template)
@@ -257,63 +258,12 @@ def _reader(template: Any) -> Any:
     return lambda regs: template
 
 
-def _plain_step(fn: Any, args: tuple, out: int, dead: tuple) -> Any:
-    """The closure for ``regs[out] = fn(a)`` or ``fn(a, b)``, each a slot or a plain constant
-    (nearly every step of a training step), or None."""
-    if len(args) == 1 and type(args[0]) is Slot:
-        i = int(args[0])  # (an exact int: lists index fastest by one)
-
-        def step(regs: list) -> None:
-            regs[out] = fn(regs[i])
-            for d in dead:
-                regs[d] = None
-
-        return step
-    if len(args) != 2:
-        return None
-    a, b = args
-    if type(a) in _CONTAINERS or type(b) in _CONTAINERS:
-        return None  # a slot inside them is read at each call, by the general step
-    if type(a) is Slot and type(b) is Slot:
-        i, j = int(a), int(b)
-
-        def step(regs: list) -> None:
-            regs[out] = fn(regs[i], regs[j])
-            for d in dead:
-                regs[d] = None
-
-        return step
-    if type(a) is Slot:
-        i = int(a)
-
-        def step(regs: list) -> None:
-            regs[out] = fn(regs[i], b)
-            for d in dead:
-                regs[d] = None
-
-        return step
-    if type(b) is Slot:
-        j = int(b)
-
-        def step(regs: list) -> None:
-            regs[out] = fn(a, regs[j])
-            for d in dead:
-                regs[d] = None
-
-        return step
-    return None
-
-
-def _step(op: Op, dead: tuple) -> Any:
-    """The closure ``regs -> None`` that runs one step and drops the values that die there."""
-    fn, args, outs = op.fn, op.args, op.outs
-    if type(outs) is int and not op.kwargs and not op.as_array:
-        step = _plain_step(fn, args, outs, dead)
-        if step is not None:
-            return step
-    read_args = _reader(tuple(args))
+def _general_step(op: Op) -> Any:
+    """The closure ``regs -> None`` that runs any step (keywords, nested arguments, a
+    sequence or a 0-d scalar result)."""
+    fn, outs, as_array = op.fn, op.outs, op.as_array
+    read_args = _reader(tuple(op.args))
     read_kwargs = _reader(op.kwargs)
-    as_array = op.as_array
 
     def step(regs: list) -> None:
         result = fn(*read_args(regs), **read_kwargs(regs))
@@ -325,27 +275,60 @@ def _step(op: Op, dead: tuple) -> Any:
             for i, s in enumerate(outs):
                 if s is not None:
                     regs[s] = result[i]
-        for d in dead:
-            regs[d] = None
 
     return step
+
+
+# how the interpreter calls a step: fn(x), fn(x, y), fn(x, constant), fn(constant, y), other
+_ONE, _TWO, _SLOT_CONSTANT, _CONSTANT_SLOT, _GENERAL = range(5)
+
+
+def _coded(op: Op, dead: tuple) -> tuple:
+    """``(code, fn, a, b, out, dead)``: one step as the interpreter reads it, where ``a`` and
+    ``b`` are slots or constants as the code says. A tuple, not a closure: the interpreter is
+    built at a first replay, one per recorded call, and a tuple costs a fraction of a closure."""
+    fn, args, outs = op[0], op[1], op[3]
+    if type(outs) is int and not op[2] and not op[5]:
+        if len(args) == 1 and type(args[0]) is Slot:
+            return (_ONE, fn, int(args[0]), None, outs, dead)  # (exact ints index lists fastest)
+        if len(args) == 2:
+            a, b = args
+            if type(a) is Slot:
+                if type(b) is Slot:
+                    return (_TWO, fn, int(a), int(b), outs, dead)
+                if type(b) not in _CONTAINERS:
+                    return (_SLOT_CONSTANT, fn, int(a), b, outs, dead)
+            elif type(b) is Slot and type(a) not in _CONTAINERS:
+                return (_CONSTANT_SLOT, fn, a, int(b), outs, dead)
+    return (_GENERAL, _general_step(op), None, None, None, dead)
 
 
 def interpret(
     ops: list[Op], dying: list[tuple], inputs: list[int], outputs: list[int], size: int
 ) -> Any:
-    """``f(*inputs) -> tuple(outputs)`` as a loop over one prebuilt closure per step, its
+    """``f(*inputs) -> tuple(outputs)`` as a loop over coded steps (:func:`_coded`), its
     values in a list indexed by slot (``size`` slots); ``ops`` and ``dying`` from
     :func:`prune`."""
-    steps = tuple([_step(op, dead) for op, dead in zip(ops, dying)])
+    steps = tuple([_coded(op, dead) for op, dead in zip(ops, dying)])
     empty = [None] * size
 
     def interpreted(*args: Any) -> tuple:
         regs = empty.copy()
         for s, value in zip(inputs, args):
             regs[s] = value
-        for step in steps:
-            step(regs)
+        for code, fn, a, b, out, dead in steps:
+            if code == _TWO:
+                regs[out] = fn(regs[a], regs[b])
+            elif code == _ONE:
+                regs[out] = fn(regs[a])
+            elif code == _SLOT_CONSTANT:
+                regs[out] = fn(regs[a], b)
+            elif code == _CONSTANT_SLOT:
+                regs[out] = fn(a, regs[b])
+            else:
+                fn(regs)
+            for d in dead:
+                regs[d] = None
         return tuple([regs[s] for s in outputs])
 
     return interpreted
