@@ -8,10 +8,11 @@ Each row builds the three steps (by hand, agrad eager, agrad.jit of the very sam
 function), checks that they agree, then times them in turns (hand, eager, jit, hand, ...) so
 that a busy phase of the machine hits all three; the table gives the median of the per-turn
 medians and the ratios against the hand-written step. "first call" is the first call of the
-jitted step (the trace) divided by one eager call; "first replays" the median of the replays
-that run the interpreter, against the hand-written step; "compiling replay" the costliest of the
-first replays (the one that writes and compiles the program's code, or where XLA compiles),
-divided by one eager call. The JAX rows compare with a hand-written
+jitted step (the trace; the median over five fresh copies of the step) divided by one eager
+call; "first replays" the median of the replays that run the interpreter, against the
+hand-written step; "compiling replay" the costliest of the first replays (the one that writes
+and compiles the program's code, or where XLA compiles), divided by one eager call. The JAX
+rows compare with a hand-written
 ``jax.jit(jax.value_and_grad(...))`` SGD step; they are skipped where JAX is not installed.
 """
 
@@ -71,20 +72,33 @@ def _agree(a: dict, b: dict, rtol: float, atol: float, what: str) -> None:
         )
 
 
-def _row(name, unit, scale, steps, quick, tolerance):
-    """Check, then time ``steps`` ({label: (step, collect)}) in turns; seconds * scale."""
+FIRST_CALLS = 5  # fresh jitted copies whose first call is timed: one sample is too noisy
+
+
+def _jitted(step, sync):
+    step = agrad.jit(step)
+    return _synced(step, sync[0]) if sync else step  # JAX: wait for the step's result
+
+
+def _row(name, unit, scale, steps, quick, tolerance, fresh):
+    """Check, then time ``steps`` ({label: (step, collect)}) in turns; seconds * scale.
+
+    ``fresh()`` makes another copy of the agrad step: the first calls of that many jitted
+    copies give the first-call time (their median: the first trace in a process also pays
+    for making the tracing machinery's classes, and one call is at the mercy of the machine).
+    """
     checks = {}
-    first = 0.0
+    first = []
     built = {}
     for label, (step, collect, *sync) in steps.items():
         if label == "jit":
-            step = agrad.jit(step)
-        if sync:  # JAX dispatches asynchronously: wait for the step's result
+            step = _jitted(step, sync)
+        elif sync:
             step = _synced(step, sync[0])
         # two calls each, so that every step compares after the same number of updates: the
         # jitted step traces twice where its first call creates state (gradients, slots)
         if label == "jit":
-            first = _eager_call(step)  # the trace
+            first.append(_eager_call(step))  # the trace
         else:
             step()
         step()
@@ -93,6 +107,9 @@ def _row(name, unit, scale, steps, quick, tolerance):
     for label in checks:
         if label != "hand":
             _agree(checks["hand"], checks[label], *tolerance, f"{name}, {label}")
+    for _ in range(FIRST_CALLS - 1):
+        made, _, *sync = fresh()
+        first.append(_eager_call(_jitted(made, sync)))
     # the replays before code generation run the interpreter (built at the first of them);
     # the next one writes and compiles the code (on JAX, XLA compiles at the first replay)
     replays = [_eager_call(built["jit"]) for _ in range(GENERATE_AFTER + 1)]
@@ -104,7 +121,7 @@ def _row(name, unit, scale, steps, quick, tolerance):
             samples = time_step(step, quick, min_calls=3, budget_s=0.1 if quick else 0.4)
             turns[label].append(statistics.median(samples))
     value = {label: statistics.median(v) * scale for label, v in turns.items()}
-    first_ratio = first * scale / value["eager"]  # against a warm eager call
+    first_ratio = statistics.median(first) * scale / value["eager"]  # against a warm eager call
     return {
         "name": name,
         "unit": unit,
@@ -123,8 +140,9 @@ def overhead_row(quick):
         "eager": overhead._agrad(x0, rounds),
         "jit": overhead._agrad(x0, rounds),
     }
+    name = "200 elementwise ops on (1,), fwd + bwd"
     return _row(
-        "200 elementwise ops on (1,), fwd + bwd", "µs/op", 1e6 / 200, steps, quick, (1e-9, 1e-12)
+        name, "µs/op", 1e6 / 200, steps, quick, (1e-9, 1e-12), lambda: overhead._agrad(x0, rounds)
     )
 
 
@@ -135,24 +153,25 @@ def deep_row(quick):
         "eager": deep._agrad(x0, 2000),
         "jit": deep._agrad(x0, 2000),
     }
-    return _row("tanh x2,000 on (10,), fwd + bwd", "µs/op", 1e6 / 2000, steps, quick, (1e-9, 1e-12))
+    name = "tanh x2,000 on (10,), fwd + bwd"
+    return _row(
+        name, "µs/op", 1e6 / 2000, steps, quick, (1e-9, 1e-12), lambda: deep._agrad(x0, 2000)
+    )
 
 
 def mlp_row(quick):
     x, t, params = mlp.shared_data()
+
+    def agrad_step():
+        return mlp.agrad_mlp(x, t, [(W.copy(), b.copy()) for W, b in params], "sigmoid")
+
     steps = {
         "hand": mlp.numpy_mlp(x, t, [(W.copy(), b.copy()) for W, b in params], "sigmoid"),
-        "eager": mlp.agrad_mlp(x, t, [(W.copy(), b.copy()) for W, b in params], "sigmoid"),
-        "jit": mlp.agrad_mlp(x, t, [(W.copy(), b.copy()) for W, b in params], "sigmoid"),
+        "eager": agrad_step(),
+        "jit": agrad_step(),
     }
-    return _row(
-        "MLP 784-1000-1000-10 SGD step, batch 100, float32",
-        "ms/step",
-        1e3,
-        steps,
-        quick,
-        (2e-4, 1e-6),
-    )
+    name = "MLP 784-1000-1000-10 SGD step, batch 100, float32"
+    return _row(name, "ms/step", 1e3, steps, quick, (2e-4, 1e-6), agrad_step)
 
 
 def _jax_steps(sizes, batch):
@@ -218,7 +237,7 @@ def _jax_steps(sizes, batch):
 
         return step, collect, sync
 
-    return {"hand": (hand, hand_collect), "eager": agrad_step(), "jit": agrad_step()}
+    return {"hand": (hand, hand_collect), "eager": agrad_step(), "jit": agrad_step()}, agrad_step
 
 
 def jax_rows(quick):
@@ -232,7 +251,8 @@ def jax_rows(quick):
         ((784, 1000, 1000, 10), 100, "JAX backend: MLP 784-1000-1000-10 SGD step, batch 100"),
         ((2, 100, 100, 3), 30, "JAX backend: MLP 2-100-100-3, batch 30 (the demo's scale)"),
     ):
-        rows.append(_row(label, "ms/step", 1e3, _jax_steps(sizes, batch), quick, (2e-4, 1e-6)))
+        steps, fresh = _jax_steps(sizes, batch)
+        rows.append(_row(label, "ms/step", 1e3, steps, quick, (2e-4, 1e-6), fresh))
     return rows
 
 
