@@ -651,7 +651,7 @@ def _compiled(trace: Trace, ops: list, input_slots: list, outputs: list) -> Any:
     replays uncompiled, with a warning.
     """
     values = trace.values
-    made = (values[s] for op in ops for s in op.produced)
+    made = (values[s] for op in ops for s in op[8])
     first = next((v for v in made if not _is_host(v)), None)
     if first is None:
         return None
@@ -663,22 +663,23 @@ def _compiled(trace: Trace, ops: list, input_slots: list, outputs: list) -> Any:
     one_of_type = {type(v): v for v in made}
     if any(_state._real_backend(v) is not backend for v in one_of_type.values() if not _is_host(v)):
         return None
-    host_ops = [op for op in ops if all(_is_host(values[s]) for s in op.produced)]
-    host_ops = [op for op in host_ops if not op.random and op.produced]
-    early = [op for op in ops if op.random]
-    device_ops = [op for op in ops if op not in host_ops and not op.random]
+    # (a step: fn, args, kwargs, outs, effect, as_array, random, ins, produced)
+    host_ops = [op for op in ops if op[8] and not op[6] and all(_is_host(values[s]) for s in op[8])]
+    early = [op for op in ops if op[6]]  # random draws
+    on_host = {id(op) for op in host_ops}
+    device_ops = [op for op in ops if id(op) not in on_host and not op[6]]
     device_defined = set()
     for op in device_ops:
-        device_defined.update(op.produced)
+        device_defined.update(op[8])
     device_reads: list[int] = []
     for op in device_ops:
-        for s in op.ins:
+        for s in op[7]:
             if s not in device_defined and s not in device_reads:
                 device_reads.append(s)
     device_outputs = [s for s in outputs if s in device_defined or not _is_host(values[s])]
     device_outputs = [s for s in device_outputs if s in device_defined or s in device_reads]
     host_needed = [s for s in device_reads if _is_host(values[s])]
-    early_slots = [s for op in early for s in op.produced]
+    early_slots = [s for op in early for s in op[8]]
     host_inputs = [s for s in input_slots if _is_host(values[s])]
     before_outputs = list(
         dict.fromkeys(host_needed + early_slots + [s for s in outputs if _is_host(values[s])])

@@ -68,15 +68,15 @@ def prune(ops: list[Op], outputs: list[int]) -> tuple[list[Op], list[tuple], set
     for each, the slots whose values die there (read for the last time, or made and never
     read); and the slots they read that none of them makes (the program's inputs).
 
-    One pass backwards: the first time a slot is met as an input is its last use. The steps
-    are tuples read by index here, as a first call pays for this pass once per array call.
+    One pass backwards: the first time a slot is met as an input is its last use (a first
+    call pays for this pass, once per array call, so it reads the steps by index).
     """
     live = set(outputs)
     kept: list[Op] = []
     dying: list[tuple] = []
     for op in reversed(ops):
         produced = op[8]
-        if not op[4] and live.isdisjoint(produced):
+        if not op[4] and live.isdisjoint(produced):  # (op[4]: it has an effect)
             continue  # no effect, and nothing later reads what it makes
         dead = []
         for s in produced:
@@ -84,7 +84,7 @@ def prune(ops: list[Op], outputs: list[int]) -> tuple[list[Op], list[tuple], set
                 live.remove(s)
             else:
                 dead.append(s)
-        for s in op[7]:
+        for s in op[7]:  # (the slots it reads)
             if s not in live:
                 live.add(s)
                 dead.append(s)
@@ -135,9 +135,8 @@ class _Writer:
         return self.constant(template)
 
     def call(self, op: Op) -> str:
-        fn = op.fn
-        args = op.args
-        if not op.kwargs:
+        fn, args, kwargs = op[0], op[1], op[2]
+        if not kwargs:
             symbol = _INFIX.get(fn)
             if symbol is not None and len(args) == 2:
                 return f"{self.expr(args[0])} {symbol} {self.expr(args[1])}"
@@ -147,23 +146,23 @@ class _Writer:
             if fn is operator.getitem and len(args) == 2:
                 return f"{self.expr(args[0])}[{self.expr(args[1])}]"
         parts = [self.expr(a) for a in args]
-        parts += [f"{k}={self.expr(v)}" for k, v in op.kwargs.items()]
+        parts += [f"{k}={self.expr(v)}" for k, v in kwargs.items()]
         return f"{self.constant(fn, 'f')}({', '.join(parts)})"
 
     def lines(self, op: Op) -> list[str]:
-        outs = op.outs
-        symbol = _INPLACE.get(op.fn)
-        if symbol is not None and not op.kwargs and type(op.args[0]) is Slot and outs is not None:
+        fn, args, kwargs, outs, _, as_array, *_ = op
+        symbol = _INPLACE.get(fn)
+        if symbol is not None and not kwargs and type(args[0]) is Slot and outs is not None:
             # `out = a; out += b`: written into a's array where the library allows, a new
             # array bound to `out` alone where it does not (JAX), exactly as eagerly
             target = self.name_of[outs]
             return [
-                f"{target} = {self.expr(op.args[0])}",
-                f"{target} {symbol} {self.expr(op.args[1])}",
+                f"{target} = {self.expr(args[0])}",
+                f"{target} {symbol} {self.expr(args[1])}",
             ]
         call = self.call(op)
-        if op.as_array:  # the library's function that makes a scalar result an array
-            call = f"{self.constant(op.as_array, 'f')}({call})"
+        if as_array:  # the library's function that makes a scalar result an array
+            call = f"{self.constant(as_array, 'f')}({call})"
         if outs is None:
             return [call]
         if isinstance(outs, tuple):
@@ -192,7 +191,7 @@ class Plan:
         count = len(inputs)
         release: list[list[tuple[int, bool]]] = []
         for op, dead in zip(ops, dying):
-            for s in op.produced:
+            for s in op[8]:  # (the slots it makes)
                 if free:
                     register[s] = free.pop()
                 else:
@@ -261,9 +260,9 @@ def _reader(template: Any) -> Any:
 def _general_step(op: Op) -> Any:
     """The closure ``regs -> None`` that runs any step (keywords, nested arguments, a
     sequence or a 0-d scalar result)."""
-    fn, outs, as_array = op.fn, op.outs, op.as_array
-    read_args = _reader(tuple(op.args))
-    read_kwargs = _reader(op.kwargs)
+    fn, args, kwargs, outs, _, as_array, *_ = op
+    read_args = _reader(tuple(args))
+    read_kwargs = _reader(kwargs)
 
     def step(regs: list) -> None:
         result = fn(*read_args(regs), **read_kwargs(regs))
@@ -287,8 +286,8 @@ def _coded(op: Op, dead: tuple) -> tuple:
     """``(code, fn, a, b, out, dead)``: one step as the interpreter reads it, where ``a`` and
     ``b`` are slots or constants as the code says. A tuple, not a closure: the interpreter is
     built at a first replay, one per recorded call, and a tuple costs a fraction of a closure."""
-    fn, args, outs = op[0], op[1], op[3]
-    if type(outs) is int and not op[2] and not op[5]:
+    fn, args, kwargs, outs, _, as_array, *_ = op
+    if type(outs) is int and not kwargs and not as_array:
         if len(args) == 1 and type(args[0]) is Slot:
             return (_ONE, fn, int(args[0]), None, outs, dead)  # (exact ints index lists fastest)
         if len(args) == 2:

@@ -18,6 +18,7 @@ import numbers
 import operator
 import os
 import sys
+import threading
 import types
 from typing import Any
 
@@ -75,8 +76,8 @@ def host_read_error(what: str) -> TraceError:
 class Slot(int):
     """A reference to the value of slot ``index`` in a recorded program.
 
-    An int of its own type, so that a template tells it from a constant: made by one C call
-    and not tracked by the cyclic collector, as the trace makes one per value.
+    An int of its own type, so that a template tells it from a constant; never tracked by the
+    cyclic collector. One per slot number, shared by every trace (:func:`slot_ref`).
     """
 
     __slots__ = ()
@@ -90,55 +91,44 @@ class Slot(int):
 
 
 _new_int = int.__new__
+_SLOT_REFS: list[Slot] = []  # Slot(i) at index i, made once per process
+_SLOT_REFS_GROW = threading.Lock()
 
 
-class Op(tuple):
-    """One step of the program: ``outs = fn(*args, **kwargs)``.
-
-    ``args``/``kwargs`` hold :class:`Slot` where a traced value goes. ``outs`` is a slot for a
-    single result or a tuple (slot or None per element) for a sequence result. ``effect``: the
-    step changes something besides its result (an in-place write, a random draw) and is kept
-    even when its result is not used. ``as_array``: the result comes back as a scalar where the
-    library returns one for a 0-d result, and goes through ``from_result``. ``ins`` and
-    ``produced`` list the slots it reads and makes.
-
-    A tuple, made by one C call: the trace records one per array call of the traced function,
-    and an object with an ``__init__`` cost as much as the array call itself.
-    """
-
-    __slots__ = ()
-    fn = property(operator.itemgetter(0))
-    args = property(operator.itemgetter(1))
-    kwargs = property(operator.itemgetter(2))
-    outs = property(operator.itemgetter(3))
-    effect = property(operator.itemgetter(4))
-    as_array = property(operator.itemgetter(5))
-    random = property(operator.itemgetter(6))
-    ins = property(operator.itemgetter(7))
-    produced = property(operator.itemgetter(8))
-
-    # a step is itself, not its fields: comparing fields would compare array constants
-    __eq__ = object.__eq__
-    __ne__ = object.__ne__
-    __hash__ = object.__hash__
-
-    def __repr__(self) -> str:
-        return f"Op({getattr(self.fn, '__name__', self.fn)}, {self.args!r} -> {self.outs!r})"
+def slot_ref(slot: int) -> Slot:
+    """The :class:`Slot` for slot number ``slot``."""
+    try:
+        return _SLOT_REFS[slot]
+    except IndexError:
+        with _SLOT_REFS_GROW:
+            while len(_SLOT_REFS) <= slot:
+                _SLOT_REFS.append(_new_int(Slot, len(_SLOT_REFS)))
+        return _SLOT_REFS[slot]
 
 
-_new_tuple = tuple.__new__
+# A recorded step is a plain tuple, made by one C call (the trace makes one per array call of
+# the traced function, and an object with an __init__ cost as much as the array call itself):
+#   (fn, args, kwargs, outs, effect, as_array, random, ins, produced)
+# for ``outs = fn(*args, **kwargs)``. ``args``/``kwargs`` hold a Slot where a traced value
+# goes. ``outs`` is a slot for a single result, a tuple (slot or None per element) for a
+# sequence result, or None. ``effect``: the step changes something besides its result (an
+# in-place write, a random draw) and is kept even when its result is not used. ``as_array``:
+# the result comes back as a scalar where the library returns one for a 0-d result, and goes
+# through this function (the backend's ``from_result``). ``random``: a random draw. ``ins``
+# and ``produced``: the slots it reads and makes. Steps are told apart by identity.
+Op = tuple
 _NO_KWARGS: dict = {}  # shared by every step without keywords; never written
 
 
 def make_op(fn, args, kwargs, outs, effect=False, as_array=False, random=False, ins=()) -> Op:
-    """An :class:`Op`, its ``produced`` slots worked out from ``outs``."""
+    """A step (see :data:`Op`), its ``produced`` slots worked out from ``outs``."""
     if outs is None:
         produced: tuple = ()
     elif isinstance(outs, tuple):
         produced = tuple(s for s in outs if s is not None)
     else:
         produced = (outs,)
-    return _new_tuple(Op, (fn, args, kwargs, outs, effect, as_array, random, tuple(ins), produced))
+    return (fn, args, kwargs, outs, effect, as_array, random, tuple(ins), produced)
 
 
 _active = _active_trace
@@ -154,7 +144,7 @@ class Trace:
 
     def __init__(self) -> None:
         self.values: list[Any] = []
-        self.refs: list[Slot] = []  # one Slot per slot, shared by every step that reads it
+        self.refs = _SLOT_REFS  # the Slot of each slot number, grown as slots are made
         self.ops: list[Op] = []
         self.closed = False
         self.backward_calls = 0
@@ -171,7 +161,8 @@ class Trace:
     def new_slot(self, value: Any) -> int:
         slot = len(self.values)
         self.values.append(value)
-        self.refs.append(_new_int(Slot, slot))
+        if slot >= len(_SLOT_REFS):
+            slot_ref(slot)
         return slot
 
     def input(self, value: Any) -> Tracer:
@@ -236,9 +227,9 @@ class Trace:
         values = self.values
         slot = len(values)
         values.append(result)
-        self.refs.append(_new_int(Slot, slot))
-        op = (fn, targs, _NO_KWARGS, slot, effect, False, False, ins, (slot,))
-        self.ops.append(_new_tuple(Op, op))
+        if slot >= len(_SLOT_REFS):
+            slot_ref(slot)
+        self.ops.append((fn, targs, _NO_KWARGS, slot, effect, False, False, ins, (slot,)))
         tracer = _new(cls)
         tracer._trace, tracer._slot, tracer._value = self, slot, result
         return tracer
