@@ -2,7 +2,7 @@
 
 :mod:`agrad.tracing.tracer` records (traced arrays, the recording namespace and backend),
 :mod:`agrad.tracing.state` finds what a function reads and writes besides its arguments,
-:mod:`agrad.tracing.program` turns a trace into straight-line Python, and
+:mod:`agrad.tracing.program` runs a trace as a program (interpreted, then generated Python), and
 :mod:`agrad.tracing.jitted` ties them into :func:`jit`.
 """
 
