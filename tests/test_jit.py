@@ -638,3 +638,40 @@ def test_replay_is_interpreted_then_generated(xp, monkeypatch):
     assert forms == ["pending", "interpreted", "interpreted", "generated"]
     assert jitted.cache_info()["traces"] == 1
     assert replay.source is not None and "def replay(" in replay.source
+
+
+def test_replays_from_several_threads_at_once(xp, monkeypatch):
+    # the first replays build the interpreter, a later one the code: threads that reach those
+    # calls together each get the right answer (both build; neither sees a half-built one)
+    import contextvars
+    import threading
+
+    monkeypatch.setattr(agrad.tracing.program, "GENERATE_AFTER", 3)
+
+    def f(a):
+        return F.sum(F.tanh(a) * a)
+
+    jitted = agrad.jit(f)
+    inputs = [data((5,), seed) for seed in range(4)]
+    jitted(inputs[0])  # the trace
+    start = threading.Barrier(4)
+    errors = []
+
+    def worker(a):
+        start.wait()
+        try:
+            for _ in range(6):
+                assert_same(jitted(a), f(a))
+        except BaseException as exc:  # (re-raised below, in the test's thread)
+            errors.append(exc)
+
+    # each thread in a copy of this context: the backend chosen by the fixture is part of it
+    threads = [
+        threading.Thread(target=contextvars.copy_context().run, args=(worker, a)) for a in inputs
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert jitted.cache_info()["traces"] == 1

@@ -205,15 +205,14 @@ class Entry:
         self.source = source
         self.program = program
         self.n_ops = n_ops
-        self._namespace: dict | None = namespace
+        self._namespace = namespace  # (the compiled function's globals)
         self._filename = filename
 
     def run(self, *roots: Any) -> Any:
         """Compile the entry, then call it (the compiled function replaces this method)."""
-        namespace = self._namespace
-        exec(compile(self.source, self._filename, "exec"), namespace)
-        self.run = namespace["run"]  # type: ignore[method-assign]
-        self._namespace = None
+        if "run" not in self._namespace:  # (two threads may both compile it: same function)
+            exec(compile(self.source, self._filename, "exec"), self._namespace)
+        self.run = self._namespace["run"]  # type: ignore[method-assign]
         return self.run(*roots)
 
 
@@ -703,12 +702,14 @@ def _compiled(trace: Trace, ops: list, input_slots: list, outputs: list) -> Any:
     state: dict[str, Any] = {}
 
     def run(*inputs: Any) -> tuple:
-        if not state:  # the first replay writes the code (XLA compiles it at its first call)
+        if "fn" not in state:  # the first replay writes the code (XLA compiles it at its call)
             state["before"] = _program.generate(
                 host_ops + early, host_inputs, before_outputs, name="before"
             )
-            device = _program.generate(device_ops, device_reads, device_outputs, name="device")
-            state["device"], state["fn"] = device, compiler(device)
+            state["device"] = _program.generate(
+                device_ops, device_reads, device_outputs, name="device"
+            )
+            state["fn"] = compiler(state["device"])  # (last: another thread may be reading)
         early_values = state["before"](*[inputs[i] for i in host_positions])
         args = [early_values[i] if k == "b" else inputs[i] for k, i in sources]
         try:

@@ -369,12 +369,19 @@ class Replay:
 
     def __call__(self, *args: Any) -> tuple:
         if self.calls <= self.generate_after:
-            self.calls += 1
-            inputs, outputs, size, large, name = self._shape
-            if self.calls > self.generate_after:
-                small = large.__contains__
-                self._run = generate(self._steps[0], inputs, outputs, name, lambda s: not small(s))
-                self._steps = None
-            elif self._run is None:
-                self._run = interpret(*self._steps, inputs, outputs, size)
+            self._advance()
         return self._run(*args)
+
+    def _advance(self) -> None:
+        """Count a call; build the interpreter at the first, the code after the last."""
+        self.calls += 1
+        steps = self._steps
+        if steps is None:
+            return  # another thread generated the code meanwhile
+        inputs, outputs, size, large, name = self._shape
+        if self.calls > self.generate_after:
+            small = large.__contains__
+            self._run = generate(steps[0], inputs, outputs, name, lambda s: not small(s))
+            self._steps = None
+        elif self._run is None:
+            self._run = interpret(*steps, inputs, outputs, size)

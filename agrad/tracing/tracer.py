@@ -120,7 +120,16 @@ Op = tuple
 _NO_KWARGS: dict = {}  # shared by every step without keywords; never written
 
 
-def make_op(fn, args, kwargs, outs, effect=False, as_array=False, random=False, ins=()) -> Op:
+def make_op(
+    fn: Any,
+    args: Any,
+    kwargs: dict,
+    outs: Any,
+    effect: bool = False,
+    as_array: Any = False,
+    random: bool = False,
+    ins: Any = (),
+) -> Op:
     """A step (see :data:`Op`), its ``produced`` slots worked out from ``outs``."""
     if outs is None:
         produced: tuple = ()
@@ -285,16 +294,16 @@ class Trace:
 
     def _record_result(
         self,
-        fn,
-        args,
-        kwargs,
-        result,
-        traced_input,
-        cargs,
-        ckwargs,
-        effect=False,
-        backend=None,
-        random=False,
+        fn: Any,
+        args: tuple,
+        kwargs: dict,
+        result: Any,
+        traced_input: bool,
+        cargs: Any,
+        ckwargs: Any,
+        effect: bool = False,
+        backend: Backend | None = None,
+        random: bool = False,
     ) -> Any:
         """Record a step whose arguments or result are not the common case's."""
         is_sequence = isinstance(result, (tuple, list)) and not _is_array(result)
