@@ -74,17 +74,13 @@ def host_read_error(what: str) -> TraceError:
 
 
 class Slot(int):
-    """A reference to the value of slot ``index`` in a recorded program.
+    """A reference to the value of a slot (its number) in a recorded program.
 
     An int of its own type, so that a template tells it from a constant; never tracked by the
     cyclic collector. One per slot number, shared by every trace (:func:`slot_ref`).
     """
 
     __slots__ = ()
-
-    @property
-    def index(self) -> int:
-        return int(self)
 
     def __repr__(self) -> str:
         return f"v{int(self)}"
