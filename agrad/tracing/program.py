@@ -177,11 +177,13 @@ class Plan:
 
     Input ``i`` is register ``i``; a step's results take a freed register or a new one; after
     step ``i``, ``release[i]`` lists the registers whose values die there, with whether they
-    are large (dropped at once by ``del``) or small (dropped when the register is reused, which
-    keeps the source, and its compile time, short).
+    are large (in ``large``, or every one when it is None: dropped at once by ``del``) or small
+    (dropped when the register is reused, which keeps the source, and its compile time, short).
     """
 
-    def __init__(self, ops: list[Op], inputs: list[int], outputs: list[int], small: Any) -> None:
+    def __init__(
+        self, ops: list[Op], inputs: list[int], outputs: list[int], large: set[int] | None
+    ) -> None:
         ops, dying, reads = prune(ops, outputs)
         unmade = reads.difference(inputs)
         if unmade:
@@ -197,7 +199,7 @@ class Plan:
                 else:
                     register[s] = count
                     count += 1
-            gone = [(register[s], small is None or not small(s)) for s in dead]
+            gone = [(register[s], large is None or s in large) for s in dead]
             free.extend([r for r, _ in gone])
             release.append(gone)
         self.ops, self.inputs, self.outputs = ops, inputs, outputs
@@ -209,11 +211,12 @@ def generate(
     inputs: list[int],
     outputs: list[int],
     name: str = "replay",
-    small: Any = None,
+    large: set[int] | None = None,
 ) -> Any:
     """A Python function ``f(*inputs) -> tuple(outputs)`` running ``ops``, with each value
-    dropped after its last use (see :class:`Plan`)."""
-    plan = Plan(ops, inputs, outputs, small)
+    dropped after its last use (see :class:`Plan`): at once if its slot is in ``large`` (every
+    value when ``large`` is None), else when its variable is reused."""
+    plan = Plan(ops, inputs, outputs, large)
     writer = _Writer()
     name_of = writer.name_of
     for s, r in plan.register.items():
@@ -380,8 +383,7 @@ class Replay:
             return  # another thread generated the code meanwhile
         inputs, outputs, size, large, name = self._shape
         if self.calls > self.generate_after:
-            small = large.__contains__
-            self._run = generate(steps[0], inputs, outputs, name, lambda s: not small(s))
+            self._run = generate(steps[0], inputs, outputs, name, large)
             self._steps = None
         elif self._run is None:
             self._run = interpret(*steps, inputs, outputs, size)

@@ -149,7 +149,6 @@ class Trace:
 
     def __init__(self) -> None:
         self.values: list[Any] = []
-        self.refs = _SLOT_REFS  # the Slot of each slot number, grown as slots are made
         self.ops: list[Op] = []
         self.closed = False
         self.backward_calls = 0
@@ -199,13 +198,13 @@ class Trace:
         cls = _ARRAY_TRACER.get(type(result))
         if cls is None:
             return self._record_result(fn, (x,), _NO_KWARGS, result, True, (x._value,), _NO_KWARGS)
-        return self._made(fn, (self.refs[slot],), (slot,), result, cls)
+        return self._made(fn, (_SLOT_REFS[slot],), (slot,), result, cls)
 
     def binary(self, fn: Any, a: Any, b: Any) -> Any:
         """``fn(a, b)`` where ``a`` or ``b`` is a tracer, recorded."""
         if self.closed:
             raise _escaped()
-        refs = self.refs
+        refs = _SLOT_REFS
         if isinstance(a, Tracer):
             if isinstance(b, Tracer):
                 ins: tuple = (a._slot, b._slot)
@@ -257,7 +256,7 @@ class Trace:
             raise _escaped()
         if not kwargs and not random:
             # positional tracers and plain values, one array out
-            refs = self.refs
+            refs = _SLOT_REFS
             ins = []
             cargs = []
             targs = []
@@ -314,8 +313,8 @@ class Trace:
         if kind is None and not (effect or random):
             return result  # a static answer (a dtype, a bool about dtypes)
         ins: list[int] = []
-        targs = _template(args, ins, self.refs)
-        tkwargs = _template(kwargs, ins, self.refs) if kwargs else _NO_KWARGS
+        targs = _template(args, ins)
+        tkwargs = _template(kwargs, ins) if kwargs else _NO_KWARGS
         as_array: Any = False
         if kind == "sequence":
             outs: Any = []
@@ -417,22 +416,18 @@ def _concrete(x: Any, found: list) -> Any:
     return x
 
 
-def _template(x: Any, ins: list[int], refs: list[Slot]) -> Any:
+def _template(x: Any, ins: list[int]) -> Any:
     """``x`` with every tracer replaced by its :class:`Slot` (whose number goes to ``ins``)."""
     t = type(x)
     if t is tuple or t is list:
-        return t([_template(item, ins, refs) for item in x])
+        return t([_template(item, ins) for item in x])
     if isinstance(x, Tracer):
         ins.append(x._slot)
-        return refs[x._slot]
+        return _SLOT_REFS[x._slot]
     if t is dict:
-        return {k: _template(v, ins, refs) for k, v in x.items()}
+        return {k: _template(v, ins) for k, v in x.items()}
     if t is slice:
-        return slice(
-            _template(x.start, ins, refs),
-            _template(x.stop, ins, refs),
-            _template(x.step, ins, refs),
-        )
+        return slice(_template(x.start, ins), _template(x.stop, ins), _template(x.step, ins))
     return x
 
 
