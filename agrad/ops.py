@@ -80,6 +80,10 @@ class ArrayOps:
         # (a class with __getattr__ makes every attribute read of its instances a slow one)
         setattr(self, name, partial(twin, self.xp))
 
+    def sigmoid(self, x: Any) -> Any:
+        """Logistic sigmoid, in the backend's fastest form that cannot overflow."""
+        return self.backend.sigmoid(x)
+
     def astype(self, x: Any, dtype: Any) -> Any:
         """``x`` in ``dtype`` (no copy when it already has it)."""
         return x if x.dtype == dtype else self.xp.astype(x, dtype)
@@ -110,8 +114,8 @@ class ArrayOps:
         if tuple(x.shape) == shape:
             return x
         lead = x.ndim - len(shape)
-        axes = tuple(range(lead)) + tuple(
-            i + lead for i, n in enumerate(shape) if n == 1 and x.shape[i + lead] != 1
-        )
-        y = self.xp.sum(x, axis=axes, keepdims=True)
+        kept = tuple(i + lead for i, n in enumerate(shape) if n == 1 and x.shape[i + lead] != 1)
+        if shape and not kept:  # a bias's gradient: one reduction, no reshape after it
+            return self.xp.sum(x, axis=tuple(range(lead)))
+        y = self.xp.sum(x, axis=tuple(range(lead)) + kept, keepdims=True)
         return self.xp.reshape(y, shape)

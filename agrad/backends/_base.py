@@ -760,6 +760,32 @@ class Backend:
         result = host.asarray(host.einsum(subscripts, *[self.to_host(x) for x in operands]))
         return self.xp.asarray(result, dtype=self.xp.result_type(*operands))
 
+    def sigmoid(self, x: Any) -> Any:
+        """The logistic sigmoid ``1 / (1 + exp(-x))``, elementwise, never overflowing.
+
+        This default computes DeZero's ``tanh(x/2)/2 + 1/2``, which saturates where ``exp(-x)``
+        would overflow; libraries with a faster overflow-free form use it (PyTorch's and JAX's
+        own sigmoid; NumPy's ``exp`` form with its overflow to the right limit, 0, allowed).
+
+        Parameters
+        ----------
+        x : array
+            An array of this backend.
+
+        Returns
+        -------
+        array
+            ``sigmoid(x)``, of ``x``'s shape, in ``x``'s floating dtype.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> backend.to_host(backend.sigmoid(backend.asarray([-1000.0, 0.0, 1000.0]))).tolist()
+        [0.0, 0.5, 1.0]
+        """
+        return self.xp.tanh(x * 0.5) * 0.5 + 0.5
+
     def erf(self, x: Any) -> Any:
         """The error function, elementwise (the Array API standard has none).
 

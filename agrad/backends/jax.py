@@ -72,6 +72,12 @@ class JaxBackend(Backend):
     def erf(self, x: Any) -> Any:
         return importlib.import_module("jax.scipy.special").erf(x)
 
+    def sigmoid(self, x: Any) -> Any:
+        jax = _jax()
+        if not jax.numpy.issubdtype(x.dtype, jax.numpy.inexact):  # its logistic takes no ints
+            return super().sigmoid(x)
+        return jax.nn.sigmoid(x)
+
     def __init__(self) -> None:
         super().__init__()
         self._key: Any = None

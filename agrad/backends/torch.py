@@ -35,6 +35,9 @@ class TorchBackend(Backend):
     def erf(self, x: Any) -> Any:
         return importlib.import_module("torch").special.erf(x)
 
+    def sigmoid(self, x: Any) -> Any:
+        return _torch().sigmoid(x)
+
     def _check(self) -> None:
         torch = _torch()
         device = os.environ.get(DEVICE_VARIABLE, "").strip()

@@ -52,25 +52,29 @@ def _label_column(xp: Any, t: Any, n: int) -> Any:
     """Labels as an ``(n, 1)`` integer array, ready for ``take_along_axis`` along axis 1."""
     if not xp.isdtype(t.dtype, "integral"):
         raise TypeError(f"class labels must be an integer array, not {t.dtype}")
-    if t.dtype != xp.int64:  # PyTorch's take_along_dim takes int64 indices only
-        t = xp.astype(t, xp.int64)
-    return xp.reshape(t, (n, 1))
+    return xp.reshape(_as_int64(xp, t), (n, 1))  # PyTorch's take_along_dim takes int64 only
+
+
+def _as_int64(xp: Any, t: Any) -> Any:
+    # (not xp.astype alone: it copies labels that are int64 already)
+    return t if t.dtype == xp.int64 else xp.astype(t, xp.int64)
 
 
 # dtype -> whether it is an integer dtype
 _INTEGRAL: dict[tuple[type, Any], bool] = {}
 
 
-def _check_labels(xp: Any, x: Any, t: Any) -> Any:
-    """Logits ``x`` must be (N, C) and ``t`` hold N integer labels with 0 <= t < C.
+def _check_labels(xp: Any, x: Any, t: Any) -> tuple[Any, Any]:
+    """``(t, any_bad)``: logits ``x`` must be (N, C) and ``t`` hold N integer labels, 0 <= t < C.
 
     A label out of range would otherwise be wrapped by ``take_along_axis`` (-1 picks the last
     class) while the one-hot of the gradient has no entry for it: a loss and gradient that
-    disagree. On the CPU the check reads one flag on the host and raises, naming the label. On
-    a GPU that read would make every step wait for the device (on Dask, compute the graph so
-    far), so instead the result is a 0-d array, True when some label is out of range, with
-    which the caller turns the loss and its gradient into NaN (PyTorch's CUDA kernels abort on
-    a device-side assert instead).
+    disagree. On the CPU the check reads one flag on the host and raises, naming the label
+    (``any_bad`` is None). On a GPU that read would make every step wait for the device (on
+    Dask, compute the graph so far), so instead ``any_bad`` is a 0-d array, True when some
+    label is out of range, with which the caller turns the loss and its gradient into NaN
+    (PyTorch's CUDA kernels abort on a device-side assert instead); the labels returned are
+    then moved into range, so that picking them cannot fail.
     """
     backend = backend_of(x)
     if backend_of(t, None) is not backend:
@@ -92,10 +96,13 @@ def _check_labels(xp: Any, x: Any, t: Any) -> Any:
             f"class labels t must hold one label per row of x: x has {n} rows (shape "
             f"{tuple(x.shape)}), so t must have shape ({n},) or ({n}, 1), not {tuple(t.shape)}"
         )
-    wide = xp.astype(t, xp.int64)  # `t >= classes` in int8 overflows for 300 classes
-    bad = (wide < 0) | (wide >= classes)
+    wide = _as_int64(xp, t)  # `t >= classes` in int8 overflows for 300 classes
+    # the floored remainder is the label itself exactly when 0 <= label < classes (two
+    # operations where comparing with both ends takes three, and it is the in-range label)
+    in_range = wide % max(classes, 1)
+    bad = in_range != wide if classes else wide == wide
     if backend.checks_stay_on_device:
-        return xp.any(bad)
+        return in_range, xp.any(bad)
     if n and bool(xp.any(bad)):
         flat = xp.reshape(wide, (n,))
         index = int(xp.argmax(xp.astype(xp.reshape(bad, (n,)), xp.int8)))
@@ -103,15 +110,19 @@ def _check_labels(xp: Any, x: Any, t: Any) -> Any:
             f"class label t[{index}] = {int(flat[index])} is out of range: labels must satisfy "
             f"0 <= t < {classes} (the number of columns of x)"
         )
-    return None
+    return t, None
 
 
 def _poison(xp: Any, value: Any, any_bad: Any) -> Any:
     """``value``, or NaN when ``_check_labels`` found a label out of range on a device."""
     if any_bad is None:
         return value
-    nan, one = xp.asarray(math.nan, dtype=value.dtype), xp.asarray(1.0, dtype=value.dtype)
-    return value * xp.where(any_bad, nan, one)
+    return value * _nan_where(xp, any_bad, value.dtype)
+
+
+def _nan_where(xp: Any, any_bad: Any, dtype: Any) -> Any:
+    """A 0-d factor of ``dtype``: NaN where ``any_bad`` holds, else 1."""
+    return xp.where(any_bad, xp.asarray(math.nan, dtype=dtype), xp.asarray(1.0, dtype=dtype))
 
 
 def _one_hot(xp: Any, t: Any, n: int, classes: int, dtype: Any) -> Any:
@@ -120,8 +131,7 @@ def _one_hot(xp: Any, t: Any, n: int, classes: int, dtype: Any) -> Any:
     Compared in int64: ``arange`` in a narrow label dtype (uint8 with 300 classes) would wrap
     and mark a second class.
     """
-    column = xp.astype(_label_column(xp, t, n), xp.int64)
-    return xp.astype(column == xp.arange(classes, dtype=xp.int64), dtype)
+    return xp.astype(_label_column(xp, t, n) == xp.arange(classes, dtype=xp.int64), dtype)
 
 
 def _warn_if_broadcast_grows(x0: Any, x1: Any) -> None:
@@ -200,23 +210,23 @@ class SoftmaxCrossEntropy(Function):
 
     retain_inputs = (0, 1)
     retain_outputs = ()
-    retain_attributes = ("any_bad",)
+    retain_attributes = ("poison",)
 
     def forward(self, x: Any, t: Any) -> Any:
         xp = self.xp
-        self.any_bad = _check_labels(xp, x, t)
-        n, classes = x.shape
-        if self.any_bad is not None:  # keep take_along_axis in range; the loss becomes NaN
-            t = xp.clip(xp.astype(t, xp.int64), 0, classes - 1)
+        t, any_bad = _check_labels(xp, x, t)
+        n = x.shape[0]
+        # on a device, the factor (NaN or 1) for the loss and its gradient
+        self.poison = None if any_bad is None else _nan_where(xp, any_bad, x.dtype)
         log_p = x - _logsumexp_array(xp, x, 1)
-        picked = xp.take_along_axis(log_p, _label_column(xp, t, n), axis=1)
-        return _poison(xp, -xp.sum(picked) / n, self.any_bad)
+        loss = -xp.sum(xp.take_along_axis(log_p, _label_column(xp, t, n), axis=1)) / n
+        return loss if self.poison is None else loss * self.poison
 
     def vjp(self, d, xs, ys, gys):
         n, classes = xs[0].shape
         one_hot = _one_hot(self.xp, array_of(xs[1]), n, classes, xs[0].dtype)
         gx = (d.softmax(xs[0], axis=1) - one_hot) * (gys[0] / n)
-        return _poison(self.xp, gx, self.any_bad), None
+        return (gx if self.poison is None else gx * self.poison), None
 
 
 class _PickLabels(Function):
@@ -451,10 +461,8 @@ def softmax_cross_entropy_simple(x: Any, t: Any) -> Variable:
     """
     x = as_variable(x)
     xp, t = x.xp, _data(t)
-    any_bad = _check_labels(xp, x.data, t)
-    n, classes = x.shape
-    if any_bad is not None:  # on a device: keep the pick in range, make loss and gradient NaN
-        t = xp.clip(xp.astype(t, xp.int64), 0, classes - 1)
+    t, any_bad = _check_labels(xp, x.data, t)  # on a device: loss and gradient NaN if bad
+    n = x.shape[0]
     p = _elementwise.clip(softmax(x), _P_FLOOR, 1.0)
     picked = _PickLabels()(log(p), t)
     return _poison(xp, -1 * _sum(picked) / n, any_bad)
