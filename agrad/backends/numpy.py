@@ -51,7 +51,12 @@ class NumpyBackend(Backend):
         # fast as its tanh. Where exp(-x) overflows (x < -88 in float32) 1 / (1 + inf) is the
         # right limit, 0, so the warning is silenced (costs 3 µs, on small arrays too).
         with numpy.errstate(over="ignore"):
-            return 1.0 / (1.0 + numpy.exp(x * -1.0))
+            e = x * -1.0
+            if type(e) is not numpy.ndarray:  # a 0-d x gives a NumPy scalar
+                return 1.0 / (1.0 + numpy.exp(e))
+            numpy.exp(e, out=e)  # in place: one temporary array instead of three
+            e += 1.0
+            return numpy.divide(1.0, e, out=e)
 
     def scatter_add(self, target: Any, indices: Any, values: Any) -> Any:
         out = target.copy()

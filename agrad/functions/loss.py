@@ -210,7 +210,7 @@ class SoftmaxCrossEntropy(Function):
 
     retain_inputs = (0, 1)
     retain_outputs = ()
-    retain_attributes = ("poison",)
+    retain_attributes = ("poison", "log_z")
 
     def forward(self, x: Any, t: Any) -> Any:
         xp = self.xp
@@ -218,14 +218,21 @@ class SoftmaxCrossEntropy(Function):
         n = x.shape[0]
         # on a device, the factor (NaN or 1) for the loss and its gradient
         self.poison = None if any_bad is None else _nan_where(xp, any_bad, x.dtype)
-        log_p = x - _logsumexp_array(xp, x, 1)
-        loss = -xp.sum(xp.take_along_axis(log_p, _label_column(xp, t, n), axis=1)) / n
+        self.log_z = _logsumexp_array(xp, x, 1)  # (N, 1): the backward's softmax in two steps
+        # -log softmax(x)[i, t[i]] = log_z[i] - x[i, t[i]]: picked first, no (N, C) log_p (and
+        # bit for bit -sum(log_p picked) / N, as a rounded difference changes sign exactly)
+        picked = xp.take_along_axis(x, _label_column(xp, t, n), axis=1)
+        loss = xp.sum(self.log_z - picked) / n
         return loss if self.poison is None else loss * self.poison
 
     def vjp(self, d, xs, ys, gys):
-        n, classes = xs[0].shape
-        one_hot = _one_hot(self.xp, array_of(xs[1]), n, classes, xs[0].dtype)
-        gx = (d.softmax(xs[0], axis=1) - one_hot) * (gys[0] / n)
+        x = xs[0]
+        n, classes = x.shape
+        one_hot = _one_hot(self.xp, array_of(xs[1]), n, classes, x.dtype)
+        # exp(x - log_z) is the softmax (as PyTorch's backward computes it); create_graph
+        # recomputes it from the Variable x, so that it is differentiated too
+        p = d.softmax(x, axis=1) if isinstance(x, Variable) else self.xp.exp(x - self.log_z)
+        gx = (p - one_hot) * (gys[0] / n)
         return (gx if self.poison is None else gx * self.poison), None
 
 
