@@ -50,7 +50,7 @@ def _batch_size(x: Any) -> int:
 
 def _label_column(xp: Any, t: Any, n: int) -> Any:
     """Labels as an ``(n, 1)`` integer array, ready for ``take_along_axis`` along axis 1."""
-    if not xp.isdtype(t.dtype, "integral"):
+    if not _is_integral(xp, t.dtype):
         raise TypeError(f"class labels must be an integer array, not {t.dtype}")
     return xp.reshape(_as_int64(xp, t), (n, 1))  # PyTorch's take_along_dim takes int64 only
 
@@ -62,6 +62,14 @@ def _as_int64(xp: Any, t: Any) -> Any:
 
 # dtype -> whether it is an integer dtype
 _INTEGRAL: dict[tuple[type, Any], bool] = {}
+
+
+def _is_integral(xp: Any, dtype: Any) -> bool:
+    key = (type(dtype), dtype)  # the type first: backends' dtypes may hash alike
+    integral = _INTEGRAL.get(key)
+    if integral is None:  # isdtype costs microseconds, and the loss runs every step
+        integral = _INTEGRAL[key] = xp.isdtype(dtype, "integral")
+    return integral
 
 
 def _check_labels(xp: Any, x: Any, t: Any) -> tuple[Any, Any]:
@@ -84,11 +92,7 @@ def _check_labels(xp: Any, x: Any, t: Any) -> tuple[Any, Any]:
         )
     if x.ndim != 2:
         raise ValueError(f"logits x must have shape (N, C), got shape {tuple(x.shape)}")
-    key = (type(t.dtype), t.dtype)  # the type first: backends' dtypes may hash alike
-    integral = _INTEGRAL.get(key)
-    if integral is None:  # isdtype costs microseconds, the loss runs every step
-        integral = _INTEGRAL[key] = xp.isdtype(t.dtype, "integral")
-    if not integral:
+    if not _is_integral(xp, t.dtype):
         raise TypeError(f"class labels t must be an integer array, not {t.dtype}")
     n, classes = x.shape
     if tuple(t.shape) not in ((n,), (n, 1)):
