@@ -50,13 +50,9 @@ class NumpyBackend(Backend):
         # A third faster than tanh(x/2)/2 + 1/2 on large arrays: NumPy's float32 exp is twice as
         # fast as its tanh. Where exp(-x) overflows (x < -88 in float32) 1 / (1 + inf) is the
         # right limit, 0, so the warning is silenced (costs 3 µs, on small arrays too).
+        # (In place it is 1.5 % faster on large arrays and 20 % slower on small ones.)
         with numpy.errstate(over="ignore"):
-            e = x * -1.0
-            if type(e) is not numpy.ndarray:  # a 0-d x gives a NumPy scalar
-                return 1.0 / (1.0 + numpy.exp(e))
-            numpy.exp(e, out=e)  # in place: one temporary array instead of three
-            e += 1.0
-            return numpy.divide(1.0, e, out=e)
+            return 1.0 / (1.0 + numpy.exp(x * -1.0))  # (not -x: a boolean x has no negative)
 
     def scatter_add(self, target: Any, indices: Any, values: Any) -> Any:
         out = target.copy()
