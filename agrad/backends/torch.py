@@ -36,6 +36,8 @@ class TorchBackend(Backend):
         return importlib.import_module("torch").special.erf(x)
 
     def sigmoid(self, x: Any) -> Any:
+        if not x.is_floating_point():  # its sigmoid takes no booleans
+            return super().sigmoid(x)
         return _torch().sigmoid(x)
 
     def _check(self) -> None:

@@ -205,11 +205,13 @@ def test_sigmoid_is_accurate_over_its_whole_range(xp, dtype):
     np.testing.assert_allclose(host(y), expected, rtol=1e-6, atol=1e-7)
 
 
-def test_sigmoid_of_integers_is_floating(xp):
+def test_sigmoid_of_integers_and_booleans_is_floating(xp):
     if agrad.current_backend().name == "array_api_strict":
         pytest.skip("the standard mixes no integer array with a float (x * 0.5 raises)")
     y = host(F.sigmoid(xp.asarray([0, 2])))
     np.testing.assert_allclose(y, [0.5, 1 / (1 + np.exp(-2.0))], rtol=1e-6)
+    y = host(F.sigmoid(xp.asarray([False, True])))
+    np.testing.assert_allclose(y, [0.5, 1 / (1 + np.exp(-1.0))], rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", list(all_functions()))
