@@ -659,6 +659,7 @@ def _compiled(trace: Trace, ops: list, input_slots: list, outputs: list) -> Any:
     if compiler is None or compiler(lambda: ()) is None:
         return None  # (asked first: most backends have none, and then no step is looked at)
     # one value per type made: a backend is looked up once per array type, not once per step
+    # (the rest of `made`: the values before `first` are host values, `first` is `backend`'s)
     one_of_type = {type(v): v for v in made}
     if any(_state._real_backend(v) is not backend for v in one_of_type.values() if not _is_host(v)):
         return None
