@@ -105,6 +105,19 @@ def _isub(a: Any, b: Any) -> Any:
     return out if out.dtype == a.dtype else backend_of(out).xp.astype(out, a.dtype)
 
 
+def _isub_scaled(a: Any, scale: Any, b: Any) -> Any:
+    """``a - scale * b``, written into ``a`` by its backend's ``subtract_scaled`` where
+    possible (see ``_iadd``)."""
+    backend = backend_for_type(type(a)) or backend_of(a)
+    if backend.mutable_arrays and backend.is_writable(a):
+        try:
+            return backend.subtract_scaled(a, scale, b)
+        except (TypeError, ValueError):
+            pass
+    out = a - scale * b
+    return out if out.dtype == a.dtype else backend_of(out).xp.astype(out, a.dtype)
+
+
 def _imul(a: Any, b: float) -> Any:
     """``a * b``, in place where possible (see ``_iadd``)."""
     if _in_place(a):
@@ -811,7 +824,7 @@ class SGD(Optimizer):
 
     def update_one(self, param: Parameter) -> None:
         """``param -= lr * grad``."""
-        param.data = _isub(param.data, self.lr * param.grad.data)
+        param.data = _isub_scaled(param.data, self.lr, param.grad.data)
 
 
 class MomentumSGD(Optimizer):
@@ -846,7 +859,7 @@ class MomentumSGD(Optimizer):
     def update_one(self, param: Parameter) -> None:
         """One momentum step for ``param``."""
         v = _imul(_slot(self.vs, param), self.momentum)
-        v = self.vs[param] = _isub(v, self.lr * param.grad.data)
+        v = self.vs[param] = _isub_scaled(v, self.lr, param.grad.data)
         param.data = _iadd(param.data, v)
 
 

@@ -347,6 +347,55 @@ def test_scatter_add_accumulates_repeated_indices(xp):
         assert out.dtype == dtype
 
 
+@pytest.mark.parametrize("shape", [(3,), (700, 530)])  # (700, 530): NumPy's blocked form
+def test_subtract_scaled_is_the_two_step_update(xp, shape):
+    backend = agrad.current_backend()
+    rng = np.random.default_rng(5)
+    for dtype in ("float32", "float64"):
+        value = rng.standard_normal(shape).astype(dtype)
+        x = rng.standard_normal(shape).astype(dtype)
+        for scale in (0.01, backend.xp.asarray(0.01, dtype=getattr(xp, dtype))):
+            expected = value.copy()
+            expected -= 0.01 * x
+            target = xp.asarray(value.copy())
+            if backend.mutable_arrays and not backend.is_writable(target):
+                with pytest.raises(ValueError, match="read-only"):  # the optimizers never pass one
+                    backend.subtract_scaled(target, scale, xp.asarray(x))
+                continue
+            out = backend.subtract_scaled(target, scale, xp.asarray(x))
+            np.testing.assert_array_equal(as_numpy(out), expected)
+            assert out.dtype == getattr(xp, dtype)
+            if backend.mutable_arrays and backend.is_writable(target):
+                assert out is target
+
+
+def test_numpy_subtract_scaled_keeps_the_two_step_semantics_where_it_cannot_block():
+    backend = agrad.backends.get_backend("numpy")
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((600, 600)).astype(np.float32)
+
+    def both(target, scale, x):
+        expected = target.copy()
+        expected -= scale * (x if x is not target else expected)
+        out = backend.subtract_scaled(target, scale, x)
+        assert out is target
+        np.testing.assert_array_equal(out, expected)
+
+    both(w.copy(), 0.5, rng.standard_normal((600, 600)))  # float64 x into float32
+    both(w.copy(), np.float64(0.3), rng.standard_normal((600, 600)).astype(np.float32))
+    both(w.copy(), 0.5, rng.standard_normal((600, 600)).astype(np.float32).T)  # not contiguous
+    both(w.copy(), 0.5, rng.standard_normal(600).astype(np.float32))  # broadcast
+    both(w.copy(), rng.random((600, 1)), rng.standard_normal((600, 600)).astype(np.float32))
+    target = w.copy()
+    both(target, 0.5, target)  # weight decay's `w -= c * w`: x is the target
+    target = w.copy()
+    both(target, 0.5, target[::-1])  # overlapping: one pass would read updated values
+    integers = np.arange(600 * 600).reshape(600, 600)
+    with pytest.raises(TypeError):  # as `-=` refuses to cast a float update into integers
+        backend.subtract_scaled(integers, 0.5, w)
+    np.testing.assert_array_equal(integers, np.arange(600 * 600).reshape(600, 600))
+
+
 def test_seeded_random_numbers_repeat(xp):
     backend = agrad.current_backend()
     agrad.seed(7)

@@ -760,6 +760,38 @@ class Backend:
         result = host.asarray(host.einsum(subscripts, *[self.to_host(x) for x in operands]))
         return self.xp.asarray(result, dtype=self.xp.result_type(*operands))
 
+    def subtract_scaled(self, target: Any, scale: Any, x: Any) -> Any:
+        """``target - scale * x`` written into ``target``, which is returned (an SGD update).
+
+        Callers pass a writable ``target`` of a library with in-place operators. This default
+        is ``target -= scale * x``; NumPy's makes one pass over a large ``target`` without a
+        temporary of its size.
+
+        Parameters
+        ----------
+        target : array
+            A writable array of this backend, updated in place.
+        scale : number or 0-d array
+            The factor of ``x`` (a learning rate).
+        x : array
+            An array of this backend that broadcasts to ``target``'s shape.
+
+        Returns
+        -------
+        array
+            ``target``, holding ``target - scale * x`` cast to its dtype.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.current_backend()
+        >>> w = backend.asarray([1.0, 2.0])
+        >>> backend.to_host(backend.subtract_scaled(w, 0.5, backend.asarray([2.0, 2.0]))).tolist()
+        [0.0, 1.0]
+        """
+        target -= scale * x
+        return target
+
     def sigmoid(self, x: Any) -> Any:
         """The logistic sigmoid ``1 / (1 + exp(-x))``, elementwise, never overflowing.
 

@@ -13,6 +13,12 @@ from agrad.backends._base import Backend
 host = numpy
 
 
+# subtract_scaled's blocks: small enough to stay in any x86 or ARM core's L2 cache with the
+# blocks of its operands, large enough that the loop's per-call cost is under 1 %
+_BLOCK_BYTES = 256 * 1024
+_BLOCKED_FROM = 4 * _BLOCK_BYTES
+
+
 class NumpyBackend(Backend):
     """Arrays are ``numpy.ndarray`` on the CPU; random numbers come from NumPy's global RNG."""
 
@@ -53,6 +59,33 @@ class NumpyBackend(Backend):
         # (In place it is 1.5 % faster on large arrays and 20 % slower on small ones.)
         with numpy.errstate(over="ignore"):
             return 1.0 / (1.0 + numpy.exp(x * -1.0))  # (not -x: a boolean x has no negative)
+
+    def subtract_scaled(self, target: Any, scale: Any, x: Any) -> Any:
+        # `target -= scale * x` on an array larger than a core's L2 cache writes a temporary of
+        # its size out to memory and reads it back; a block at a time through one small buffer
+        # it stays in cache: a fifth faster on a 4 MB weight (benchmarks/README.md). Elementwise
+        # IEEE arithmetic, so the values are the same bit for bit.
+        if (
+            target.nbytes < _BLOCKED_FROM
+            or type(target) is not numpy.ndarray
+            or type(x) is not numpy.ndarray
+            or x.shape != target.shape
+            or not (target.flags.c_contiguous and x.flags.c_contiguous)
+            or numpy.ndim(scale) != 0
+            or numpy.may_share_memory(target, x)
+        ):
+            target -= scale * x
+            return target
+        dtype = numpy.result_type(scale, x)  # what `scale * x` would be, weak Python scalars too
+        flat_target, flat_x = target.reshape(-1), x.reshape(-1)
+        size, step = flat_target.size, max(_BLOCK_BYTES // dtype.itemsize, 1)
+        buffer = numpy.empty(step, dtype)
+        for start in range(0, size, step):
+            stop = start + step
+            scaled = buffer if stop <= size else buffer[: size - start]
+            numpy.multiply(flat_x[start:stop], scale, out=scaled)
+            numpy.subtract(flat_target[start:stop], scaled, out=flat_target[start:stop])
+        return target
 
     def scatter_add(self, target: Any, indices: Any, values: Any) -> Any:
         out = target.copy()

@@ -172,6 +172,28 @@ def test_updates_write_in_place_and_fall_back_for_read_only_arrays(xp):
     np.testing.assert_allclose(as_numpy(p), 1.0 - 0.1 * G0, rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sgd_on_a_large_parameter_equals_the_two_step_update_bit_for_bit(xp, dtype):
+    # 700 x 530 is over NumPy's blocked threshold in both dtypes and not a whole number of blocks
+    rng = np.random.default_rng(3)
+    value = rng.standard_normal((700, 530)).astype(dtype)
+    grad = rng.standard_normal((700, 530)).astype(dtype)
+    expected = value.copy()
+    expected -= 0.1 * grad
+    p = _param(xp, value, grad)
+    optimizers.SGD(0.1).setup([p]).update()
+    np.testing.assert_array_equal(as_numpy(p), expected)
+    assert p.dtype == getattr(xp, dtype)
+
+    velocity = 0.5 * (-0.1 * grad)
+    velocity -= 0.1 * grad
+    p = _param(xp, value, grad)
+    opt = optimizers.MomentumSGD(0.1, 0.5).setup([p])
+    opt.update()
+    opt.update()
+    np.testing.assert_array_equal(as_numpy(p), (value - 0.1 * grad) + velocity)
+
+
 def test_update_without_setup_says_so():
     with pytest.raises(RuntimeError, match="setup"):
         optimizers.SGD().update()
