@@ -1285,6 +1285,8 @@ def _hot_entry(array_type: type) -> tuple[Backend, Any, type, Any] | None:
 
 def _unrecorded_outputs(ys: Any, backend: Backend, array_type: type) -> Any:
     """The outputs as Variables outside the graph (``no_grad``)."""
+    if type(ys) is array_type:  # one output, the usual case
+        return _wrap(ys)
     single = not isinstance(ys, tuple)
     outputs = [
         _wrap(y if type(y) is array_type else backend.from_result(y))
@@ -1601,18 +1603,19 @@ class Function:
                         "expected a Variable, an array of an agrad backend, or a Python number"
                     )
             if b is not backend:
+                if backend is None:
+                    backend = b
+                    continue
                 # under agrad.jit an array of the traced library is a constant of the program
                 if getattr(b, "real", None) is backend:
                     backend = b
                     continue
-                if backend is not None and getattr(backend, "real", None) is b:
+                if getattr(backend, "real", None) is b:
                     continue
-                if backend is not None:
-                    raise TypeError(
-                        f"{type(self).__name__}: inputs live on different backends "
-                        f"({backend.name!r} and {b.name!r}); move them with Variable.to(...) first"
-                    )
-                backend = b
+                raise TypeError(
+                    f"{type(self).__name__}: inputs live on different backends "
+                    f"({backend.name!r} and {b.name!r}); move them with Variable.to(...) first"
+                )
         if backend is None:
             backend = current_backend()
         if not raw:
