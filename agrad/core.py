@@ -554,17 +554,17 @@ class Variable:
                 f"item(): only a Variable with exactly one element has a Python value "
                 f"(this one has {'no data' if size is None else f'{size} elements'})"
             )
-        if getattr(self.backend, "traced", False):
+        if self.backend.traced:
             return self.data.item()  # agrad.jit refuses it, naming the call
         return self.backend.to_host(self.data).reshape(()).item()
 
     def __float__(self) -> float:
-        if getattr(self.backend, "traced", False):  # agrad.jit names what was read
+        if self.backend.traced:  # agrad.jit names what was read
             return float(self.data)
         return float(self.item())
 
     def __int__(self) -> int:
-        if getattr(self.backend, "traced", False):
+        if self.backend.traced:
             return int(self.data)
         return int(self.item())
 

@@ -186,7 +186,7 @@ def _bool(self: Variable) -> bool:
             "(as for an array with more than one element); reduce it first, e.g. with "
             "bool((v > 0).data.all()) or v.item()"
         )
-    if getattr(self.backend, "traced", False):
+    if self.backend.traced:
         return bool(self.data)  # agrad.jit refuses it, naming the `if`
     return bool(self.item())
 

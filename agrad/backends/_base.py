@@ -506,6 +506,8 @@ class Backend:
 
     #: whether operations only record work that runs when a value is needed (Dask)
     lazy: bool = False
+    #: whether this is ``agrad.jit``'s recording twin of a backend (reading a value refuses)
+    traced: bool = False
     #: whether one eager operation on a small array costs a millisecond or more of host time
     #: (Dask builds and runs a task graph; JAX dispatches each one through XLA, compiling it
     #: for each new shape): numerical gradient checks then go along random directions
