@@ -70,11 +70,17 @@ def _setting(
     return value
 
 
-def _in_place(a: Any) -> bool:
-    """Whether ``a`` takes an in-place update: its library has mutable arrays and ``a`` is no
-    read-only array or broadcast view (PyTorch raises RuntimeError writing into one)."""
+def _writable_backend(a: Any) -> Backend | None:
+    """``a``'s backend if ``a`` takes an in-place update (its library has mutable arrays and
+    ``a`` is no read-only array or broadcast view: PyTorch raises RuntimeError writing into
+    one), else None."""
     backend = backend_for_type(type(a)) or backend_of(a)
-    return backend.mutable_arrays and backend.is_writable(a)
+    return backend if backend.mutable_arrays and backend.is_writable(a) else None
+
+
+def _cast_like(out: Any, a: Any) -> Any:
+    """``out`` in ``a``'s dtype, so that a parameter updated out of place keeps its own."""
+    return out if out.dtype == a.dtype else backend_of(out).xp.astype(out, a.dtype)
 
 
 def _iadd(a: Any, b: Any) -> Any:
@@ -83,44 +89,41 @@ def _iadd(a: Any, b: Any) -> Any:
     A read-only array, or a library without in-place operators, gets a new array, cast back to
     ``a``'s dtype so parameters keep theirs.
     """
-    if _in_place(a):
+    if _writable_backend(a) is not None:
         try:
             a += b
             return a
         except (TypeError, ValueError):
             pass
-    out = a + b
-    return out if out.dtype == a.dtype else backend_of(out).xp.astype(out, a.dtype)
+    return _cast_like(a + b, a)
 
 
 def _isub(a: Any, b: Any) -> Any:
     """``a - b``, in place where possible (see ``_iadd``)."""
-    if _in_place(a):
+    if _writable_backend(a) is not None:
         try:
             a -= b
             return a
         except (TypeError, ValueError):
             pass
-    out = a - b
-    return out if out.dtype == a.dtype else backend_of(out).xp.astype(out, a.dtype)
+    return _cast_like(a - b, a)
 
 
 def _isub_scaled(a: Any, scale: Any, b: Any) -> Any:
     """``a - scale * b``, written into ``a`` by its backend's ``subtract_scaled`` where
     possible (see ``_iadd``)."""
-    backend = backend_for_type(type(a)) or backend_of(a)
-    if backend.mutable_arrays and backend.is_writable(a):
+    backend = _writable_backend(a)
+    if backend is not None:
         try:
             return backend.subtract_scaled(a, scale, b)
         except (TypeError, ValueError):
             pass
-    out = a - scale * b
-    return out if out.dtype == a.dtype else backend_of(out).xp.astype(out, a.dtype)
+    return _cast_like(a - scale * b, a)
 
 
 def _imul(a: Any, b: float) -> Any:
     """``a * b``, in place where possible (see ``_iadd``)."""
-    if _in_place(a):
+    if _writable_backend(a) is not None:
         try:
             a *= b
             return a

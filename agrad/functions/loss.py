@@ -114,7 +114,7 @@ def _check_labels(xp: Any, x: Any, t: Any) -> tuple[Any, Any]:
             f"class label t[{index}] = {int(flat[index])} is out of range: labels must satisfy "
             f"0 <= t < {classes} (the number of columns of x)"
         )
-    return t, None
+    return wide, None  # (int64 already: the pick does not convert the labels again)
 
 
 def _poison(xp: Any, value: Any, any_bad: Any) -> Any:
