@@ -454,6 +454,46 @@ def test_differentiating_through_a_jitted_function(xp):
     assert f.cache_info()["traces"] == 1
 
 
+def test_an_array_argument_with_a_variable_is_the_variables_operation(xp):
+    # `array * variable` is computed by the Variable's reflected operator (as NumPy defers to
+    # it), on a traced array too: the result is a Variable on the graph, not an array of
+    # Variables (or, on libraries that refuse a Variable operand eagerly, an error)
+    w = Variable(data((3,), 1))
+
+    def f(a):
+        return a * w, a - w, a @ w
+
+    jitted = agrad.jit(f)
+    for seed in range(3):
+        a = data((3,), seed)
+        w.cleargrad()
+        got, want = jitted(a), (Variable(a) * w, Variable(a) - w, Variable(a) @ w)
+        for g, v in zip(got, want):
+            assert isinstance(g, Variable)
+            assert_same(g, v)
+        F.sum(got[0] * got[1] + got[2]).backward()
+        grad = host(w.grad).copy()
+        w.cleargrad()
+        F.sum(want[0] * want[1] + want[2]).backward()
+        # (the jitted node sums its three paths to w in its own order)
+        np.testing.assert_allclose(grad, host(w.grad), rtol=1e-6)
+    assert jitted.cache_info()["traces"] == 1
+
+
+def test_differentiating_through_a_jitted_function_whose_backward_reads_nothing(xp):
+    w = Variable(data((3,), 1))
+    f = agrad.jit(lambda v: v * 2.0 - w)  # (the gradients are constants: no residuals)
+    for seed in range(3):
+        x = Variable(data((3,), seed))
+        w.cleargrad()
+        y = f(x)
+        assert_same(y, host(x) * 2.0 - host(w))
+        F.sum(y).backward()
+        assert_same(x.grad, np.full(3, 2.0))
+        assert_same(w.grad, np.full(3, -1.0))
+    assert f.cache_info()["traces"] == 1
+
+
 def test_double_backward_through_jit_is_refused_by_name(xp):
     f = agrad.jit(lambda v: v * v * v)
     x = Variable(data((3,)))

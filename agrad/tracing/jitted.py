@@ -567,11 +567,12 @@ class Jitted:
                 _large(trace.values, dying),
                 name="backward",
             )
-            res = ", ".join(out(s) for s in residuals)
-            ys = ", ".join(out(v.data._slot) for v in diff.outputs)
-            wrt = ", ".join(b.obj(path) for path in diff.wrt_paths)
+            # tuple displays, each element followed by a comma ("()" when there is none)
+            res = "".join(f"{out(s)}, " for s in residuals)
+            ys = "".join(f"{out(v.data._slot)}, " for v in diff.outputs)
+            wrt = "".join(f"{b.obj(path)}, " for path in diff.wrt_paths)
             maker = b.const(functools.partial(_replayed_node, backward_program, diff))
-            store.insert(0, f"ys = {maker}(({res},), ({ys},), ({wrt},))")
+            store.insert(0, f"ys = {maker}(({res}), ({ys}), ({wrt}))")
             # the first call's result: the same node over the values the trace computed
             first = _replayed_node(
                 backward_program,

@@ -437,8 +437,17 @@ def _setitem(x: Any, key: Any, value: Any) -> Any:
     return x
 
 
+def _defers(other: Any) -> bool:
+    """Whether ``array (op) other`` is ``other``'s to compute: as NumPy does, for an operand
+    that sets ``__array_ufunc__ = None`` (a Variable, whose reflected operator adds the
+    operation to the graph)."""
+    return getattr(type(other), "__array_ufunc__", False) is None and not isinstance(other, Tracer)
+
+
 def _binary(op: Any) -> Any:
     def method(self: Tracer, other: Any) -> Any:
+        if _defers(other):
+            return NotImplemented
         return self._trace.binary(op, self, other)
 
     method.__name__ = f"__{op.__name__.strip('_')}__"
