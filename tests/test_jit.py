@@ -52,6 +52,10 @@ def data(shape, seed=0, dtype="float64"):
     return agrad.current_backend().asarray(rng.standard_normal(shape), dtype=dtype)
 
 
+# 6,000 elements: above the size from which a replay's temporaries are large (dropped at once)
+LARGE = (50, 120)
+
+
 def labels(n, classes=3, seed=1):
     rng = np.random.default_rng(seed)
     return agrad.current_backend().asarray(rng.integers(0, classes, size=n))
@@ -721,3 +725,26 @@ def test_replays_from_several_threads_at_once(xp, monkeypatch):
         t.join()
     assert not errors, errors
     assert jitted.cache_info()["traces"] == 1
+
+
+def test_a_replaced_gradient_is_dropped_before_the_replay(xp):
+    # eagerly, cleargrad frees the old gradient before backward makes the new one; a replay
+    # drops it before it runs, so that the two are never held at once
+    import weakref
+
+    w = Variable(data(LARGE, 1))
+
+    def step(x):
+        loss = F.sum(F.tanh(Variable(x) * w))
+        w.cleargrad()
+        loss.backward()
+        return loss
+
+    jitted = agrad.jit(step)
+    for seed in range(3):  # (traced without a gradient, then with one)
+        jitted(data(LARGE, seed))
+    seen = []
+    ref = weakref.ref(w.grad, lambda _: seen.append(w.grad))
+    loss = jitted(data(LARGE, 5))
+    assert ref() is None and seen == [None]  # freed while w had no gradient
+    assert_same(loss, step(data(LARGE, 5)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import re
 import types
 import warnings
 from collections import OrderedDict
@@ -481,6 +482,7 @@ class Jitted:
                         expr = b.step_expr(container, step)
                         guards.append((expr, ("is", value), container, step))
         writes: list[tuple[str, tuple, Any]] = []
+        replaced: list[tuple[str, str, Any]] = []  # (Variable, old gradient, its data's slot)
         side_effects = []
         for place in post.order:
             cid, step = place
@@ -514,6 +516,18 @@ class Jitted:
                 continue
             guards.append((b.step_expr(container, step), _place_guard(old), container, step))
             writes.append((container, step, new))
+            if (
+                step == ("a", "grad")
+                and isinstance(container_obj, Variable)
+                and isinstance(old, Variable)
+                and id(old) in pre.containers
+            ):
+                # a gradient the step replaces: where the program does not read it (after
+                # cleargrad), dropped before the replay, not after it, so that it is not held
+                # beside the new one (eager frees it at cleargrad)
+                read = placed.get((id(old), ("a", "data")))
+                old_name = b.obj(pre.containers[id(old)][1])
+                replaced.append((container, old_name, None if read is None else read[1]))
         for place in pre.order:
             if place not in post.places and place[0] in post.containers:
                 container_obj, path, _ = pre.containers[place[0]]
@@ -616,6 +630,13 @@ class Jitted:
                 continue
             seen_guards.add((container, step))
             body += b.guard(expr, spec, container, step)
+        written = "\n".join(store)
+        dropped = set()
+        for variable, old, data_slot in replaced:
+            if data_slot in used or old in dropped or re.search(rf"\b{old}\b", written):
+                continue  # (the program or the write-back reads it, or it is dropped already)
+            dropped.add(old)
+            body += [f"{variable}.grad = None", f"del {old}"]
         body.append(f"outs = replay({', '.join(f'a{s}' for s in input_slots)})")
         body += store
         body.append(f"return {returned}")
