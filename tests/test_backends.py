@@ -369,6 +369,77 @@ def test_subtract_scaled_is_the_two_step_update(xp, shape):
                 assert out is target
 
 
+def test_a_call_written_into_a_kept_buffer_gives_what_it_returns(xp):
+    # agrad.jit's kept buffers: where a backend writes a call's result into a given array, the
+    # values and dtype are those the call returns
+    import operator
+
+    backend = agrad.current_backend()
+    rng = np.random.default_rng(3)
+    a = xp.asarray(rng.standard_normal((40, 30)).astype("float32"))
+    b = xp.asarray(rng.standard_normal((40, 30)).astype("float32"))
+    ns = backend.xp
+    calls = [
+        (operator.add, (a, b)),
+        (operator.sub, (1.0, a)),
+        (operator.mul, (a, 0.5)),
+        (operator.truediv, (a, b)),
+        (operator.matmul, (a, ns.permute_dims(b, (1, 0)))),
+        (operator.lt, (a, b)),
+        (operator.neg, (a,)),
+        (ns.tanh, (a,)),
+        (ns.exp, (a,)),
+        (ns.maximum, (a, b)),
+    ]
+    written = 0
+    for fn, args in calls:
+        expected = fn(*args)
+        writer, layout = backend.writing_into(fn), backend.scratch_layout(expected)
+        if writer is None or layout is None:
+            continue
+        (buffer,) = backend.scratch((layout,))
+        out = writer(*args, out=buffer)
+        assert out is buffer
+        assert out.dtype == expected.dtype
+        np.testing.assert_array_equal(as_numpy(out), as_numpy(expected))
+        written += 1
+    if backend.name == "numpy":
+        assert written == len(calls)
+
+
+def test_numpy_keeps_buffers_only_where_they_cannot_be_told_apart():
+    import operator
+
+    backend = agrad.get_backend("numpy")
+    assert backend.writing_into(operator.mul) is np.multiply
+    assert backend.writing_into(np.tanh) is np.tanh
+    # `**` takes shortcuts power does not; the others may return views or several arrays
+    for fn in (operator.pow, operator.getitem, np.sum, np.reshape, np.modf):
+        assert backend.writing_into(fn) is None, fn
+    for value in (np.zeros((4, 6))[:, ::2], np.zeros(()), 3.0):
+        assert backend.scratch_layout(value) is None
+    layouts = (((3, 5), np.dtype("float32")), ((7,), np.dtype("float64")), ((2,), np.dtype("i1")))
+    arrays = backend.scratch(layouts)
+    roots = set()
+    for array, (shape, dtype) in zip(arrays, layouts):
+        assert array.shape == shape and array.dtype == dtype
+        assert array.flags.c_contiguous and array.flags.writeable
+        assert array.ctypes.data % 64 == 0
+        root = array
+        while root.base is not None:
+            root = root.base
+        roots.add(id(root))
+    assert len(roots) == 1  # one allocation
+    for i, first in enumerate(arrays):
+        for second in arrays[i + 1 :]:
+            assert not np.shares_memory(first, second)
+    strict = agrad.get_backend("array_api_strict")
+    assert strict.writing_into(operator.mul) is None
+    assert strict.scratch_layout(strict.asarray([1.0] * 5000)) is None
+    with pytest.raises(NotImplementedError, match="keeps no buffers"):
+        strict.scratch(layouts)
+
+
 def test_numpy_subtract_scaled_keeps_the_two_step_semantics_where_it_cannot_block():
     backend = agrad.backends.get_backend("numpy")
     rng = np.random.default_rng(6)

@@ -52,8 +52,15 @@ def data(shape, seed=0, dtype="float64"):
     return agrad.current_backend().asarray(rng.standard_normal(shape), dtype=dtype)
 
 
-# 6,000 elements: above the size from which a replay's temporaries are large (dropped at once)
+# 6,000 elements: above the size from which a replay's temporaries are large (dropped at once,
+# and kept in buffers where the backend allows)
 LARGE = (50, 120)
+
+
+def keeps_buffers():
+    """Whether this backend's generated replays keep large temporaries in buffers."""
+    backend = agrad.current_backend()
+    return backend.scratch_layout(backend.asarray(np.zeros(LARGE))) is not None
 
 
 def labels(n, classes=3, seed=1):
@@ -692,17 +699,18 @@ def test_replay_is_interpreted_then_generated(xp, monkeypatch):
 
 def test_replays_from_several_threads_at_once(xp, monkeypatch):
     # the first replays build the interpreter, a later one the code: threads that reach those
-    # calls together each get the right answer (both build; neither sees a half-built one)
+    # calls together each get the right answer (both build; neither sees a half-built one),
+    # and generated replays running at once each write into a set of buffers of their own
     import contextvars
     import threading
 
     monkeypatch.setattr(agrad.tracing.program, "GENERATE_AFTER", 3)
 
     def f(a):
-        return F.sum(F.tanh(a) * a)
+        return F.sum(F.tanh(a) * a + a)
 
     jitted = agrad.jit(f)
-    inputs = [data((5,), seed) for seed in range(4)]
+    inputs = [data(LARGE, seed) for seed in range(4)]
     jitted(inputs[0])  # the trace
     start = threading.Barrier(4)
     errors = []
@@ -725,6 +733,93 @@ def test_replays_from_several_threads_at_once(xp, monkeypatch):
         t.join()
     assert not errors, errors
     assert jitted.cache_info()["traces"] == 1
+
+
+# -- kept buffers: a generated replay writes large temporaries into buffers kept between calls
+
+
+def test_large_temporaries_go_into_kept_buffers_and_train_exactly(xp, replay_form):
+    w_e, w_j = Variable(data(LARGE, 1)), Variable(data(LARGE, 1))
+    b_e, b_j = Variable(data(LARGE, 2)), Variable(data(LARGE, 2))
+
+    def make(w, b):
+        def step(x):
+            y = Variable(x)
+            for _ in range(3):
+                y = F.tanh(y * w + b) * 0.5
+            loss = F.sum(y * y)
+            w.cleargrad()
+            b.cleargrad()
+            loss.backward()
+            w.data -= 0.01 * w.grad.data  # the book's update, in place
+            b.data = b.data - 0.01 * b.grad.data  # and by rebinding
+            return loss, y
+
+        return step
+
+    eager, jitted = make(w_e, b_e), agrad.jit(make(w_j, b_j))
+    returned = []
+    for seed in range(5):
+        x = data(LARGE, 10 + seed)
+        (loss_e, y_e), (loss_j, y_j) = eager(x), jitted(x)
+        assert_same(loss_e, loss_j)
+        assert_same(y_e, y_j)
+        assert_same(w_e, w_j)
+        assert_same(b_e, b_j)
+        returned.append((y_j, host(y_j).copy()))
+    # what a call returned is its own: later calls, which reuse the buffers, leave it alone
+    for y, values in returned:
+        np.testing.assert_array_equal(host(y), values)
+    assert jitted.cache_info()["traces"] == 2  # (the second call's gradients exist before it)
+    source = getattr(next(iter(jitted._cache.values()))[0].program, "source", None)
+    if replay_form == "generated" and keeps_buffers():
+        assert "out=b" in source
+    elif source is not None:
+        assert "out=" not in source
+
+
+def test_buffers_never_hold_a_value_that_outlives_them(xp):
+    # each case would go wrong with a buffer: a view of a temporary read after the temporary's
+    # buffer is taken by a value of its layout; a temporary made the result of `+=` and
+    # returned; a temporary bound to a Variable's data
+    holder = Variable(data(LARGE, 3))
+
+    def f(a, b):
+        ns = agrad.backends.backend_of(a).xp
+        viewed = ns.reshape(a * b, (LARGE[1], LARGE[0]))  # a*b dies here, its view lives on
+        later = a + 1.0  # a value of a*b's layout
+        tripled = later * 3.0
+        grown = a * 2.0
+        grown += b  # the result of `+=` is grown's array
+        holder.data = a - b  # a temporary becomes state
+        return viewed + ns.reshape(tripled, (LARGE[1], LARGE[0])), grown
+
+    jitted = agrad.jit(f)
+    kept = []
+    for seed in range(4):
+        a, b = data(LARGE, seed), data(LARGE, seed + 20)
+        got, want = jitted(a, b), f(a, b)
+        for g, w in zip(got, want):
+            assert_same(g, w)
+        kept.append(([*got, holder.data], [host(v).copy() for v in (*got, holder.data)]))
+    for arrays, values in kept:
+        for array, value in zip(arrays, values):
+            np.testing.assert_array_equal(host(array), value)
+
+
+def test_differentiating_through_a_jitted_function_on_large_arrays(xp):
+    w = Variable(data(LARGE, 5))
+    f = agrad.jit(lambda v: F.tanh(v * w + 1.0) * v)
+    for seed in range(4):
+        x, xe = Variable(data(LARGE, seed)), Variable(data(LARGE, seed))
+        w.cleargrad()
+        F.sum(f(x) * 2.0).backward()
+        grads_j = host(x.grad).copy(), host(w.grad).copy()
+        w.cleargrad()
+        F.sum(F.tanh(xe * w + 1.0) * xe * 2.0).backward()
+        assert_same(grads_j[0], xe.grad)
+        assert_same(grads_j[1], w.grad)
+    assert f.cache_info()["traces"] == 1
 
 
 def test_a_replaced_gradient_is_dropped_before_the_replay(xp):

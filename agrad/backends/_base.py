@@ -875,6 +875,83 @@ class Backend:
         """
         return None
 
+    def scratch_layout(self, x: Any) -> tuple | None:
+        """``(shape, dtype)`` where :meth:`scratch` can hold a value like ``x``, else None.
+
+        :func:`agrad.jit`'s generated replay keeps the large temporaries this accepts in
+        buffers that last from one replay to the next (see :meth:`writing_into`). This default
+        accepts none: the library allocates as it would eagerly (CuPy's memory pool and XLA's
+        buffer assignment reuse device memory themselves).
+
+        Parameters
+        ----------
+        x : array
+            A value the traced step made.
+
+        Returns
+        -------
+        tuple or None
+            The layout of a buffer that can receive a value like ``x``, or None.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> agrad.get_backend("array_api_strict").scratch_layout(None) is None
+        True
+        """
+        return None
+
+    def writing_into(self, fn: Any) -> Any:
+        """``fn`` as a function ``g(*args, out=buffer)`` that writes its result into ``buffer``,
+        where ``fn`` always returns a new array that shares no memory with its arguments; else
+        None.
+
+        Parameters
+        ----------
+        fn : callable
+            A function or operator a traced step called (``operator.mul``, ``xp.tanh``).
+
+        Returns
+        -------
+        callable or None
+            The writing form (NumPy: the ufunc), or None.
+
+        Examples
+        --------
+        >>> import agrad, operator
+        >>> agrad.get_backend("array_api_strict").writing_into(operator.mul) is None
+        True
+        """
+        return None
+
+    def scratch(self, layouts: tuple) -> tuple:
+        """Arrays of the given ``(shape, dtype)`` layouts, carved from one allocation.
+
+        One allocation, not one per buffer: on glibc, buffers allocated one by one and kept
+        between replays split the heap, and the temporaries still allocated around them are
+        then returned to the system and faulted back at every step (benchmarks/README.md).
+
+        Parameters
+        ----------
+        layouts : tuple of (shape, dtype)
+            From :meth:`scratch_layout`.
+
+        Returns
+        -------
+        tuple of arrays
+            Uninitialized, C-contiguous, one per layout, sharing no memory with each other.
+
+        Examples
+        --------
+        >>> import agrad
+        >>> backend = agrad.get_backend("numpy")
+        >>> layouts = (((2, 3), backend.dtype("float32")), ((4,), backend.dtype("int64")))
+        >>> a, b = backend.scratch(layouts)
+        >>> a.shape, b.dtype.name
+        ((2, 3), 'int64')
+        """
+        raise NotImplementedError(f"the {self.name} backend keeps no buffers for agrad.jit")
+
     def seed(self, seed: int) -> None:
         """Seed this backend's random number generator.
 

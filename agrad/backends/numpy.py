@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import array_api_compat.numpy as compat_numpy
@@ -17,6 +18,30 @@ host = numpy
 # blocks of its operands, large enough that the loop's per-call cost is under 1 %
 _BLOCK_BYTES = 256 * 1024
 _BLOCKED_FROM = 4 * _BLOCK_BYTES
+# the ufunc each operator calls on arrays (`**` is left out: ndarray's ** takes shortcuts,
+# such as square for 2, that power with out= would not)
+_UFUNC_OF = {
+    operator.add: numpy.add,
+    operator.sub: numpy.subtract,
+    operator.mul: numpy.multiply,
+    operator.truediv: numpy.true_divide,
+    operator.floordiv: numpy.floor_divide,
+    operator.mod: numpy.remainder,
+    operator.matmul: numpy.matmul,
+    operator.and_: numpy.bitwise_and,
+    operator.or_: numpy.bitwise_or,
+    operator.xor: numpy.bitwise_xor,
+    operator.lt: numpy.less,
+    operator.le: numpy.less_equal,
+    operator.gt: numpy.greater,
+    operator.ge: numpy.greater_equal,
+    operator.eq: numpy.equal,
+    operator.ne: numpy.not_equal,
+    operator.neg: numpy.negative,
+    operator.pos: numpy.positive,
+    operator.invert: numpy.invert,
+}
+_SCRATCH_ALIGN = 64  # bytes: each buffer starts on a cache line
 
 
 class NumpyBackend(Backend):
@@ -86,6 +111,32 @@ class NumpyBackend(Backend):
             numpy.multiply(flat_x[start:stop], scale, out=scaled)
             numpy.subtract(flat_target[start:stop], scaled, out=flat_target[start:stop])
         return target
+
+    def scratch_layout(self, x: Any) -> tuple | None:
+        if type(x) is numpy.ndarray and x.ndim and x.flags.c_contiguous:
+            return (x.shape, x.dtype)
+        return None
+
+    def writing_into(self, fn: Any) -> Any:
+        ufunc = _UFUNC_OF.get(fn, fn)
+        if type(ufunc) is numpy.ufunc and ufunc.nout == 1:
+            return ufunc
+        return None
+
+    def scratch(self, layouts: tuple) -> tuple:
+        offsets, total = [], 0
+        for shape, dtype in layouts:
+            offsets.append(total)
+            nbytes = int(numpy.prod(shape)) * dtype.itemsize
+            total += -(-nbytes // _SCRATCH_ALIGN) * _SCRATCH_ALIGN
+        slab = numpy.empty(total + _SCRATCH_ALIGN, numpy.uint8)
+        start = -slab.ctypes.data % _SCRATCH_ALIGN
+        return tuple(
+            slab[start + at : start + at + int(numpy.prod(shape)) * dtype.itemsize]
+            .view(dtype)
+            .reshape(shape)
+            for (shape, dtype), at in zip(layouts, offsets)
+        )
 
     def scatter_add(self, target: Any, indices: Any, values: Any) -> Any:
         out = target.copy()

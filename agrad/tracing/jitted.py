@@ -570,6 +570,7 @@ class Jitted:
             all_ops = trace.ops[: diff.boundary]
             backward_ops, dying, reads = _program.prune(trace.ops[diff.boundary :], diff.grad_slots)
             residuals = sorted(reads.difference(diff.gy_slots))
+            large, layouts, backend = _large(trace.values, dying)
             backward_program = _compiled(
                 trace, backward_ops, residuals + diff.gy_slots, diff.grad_slots
             ) or _program.Replay(
@@ -578,8 +579,10 @@ class Jitted:
                 residuals + diff.gy_slots,
                 diff.grad_slots,
                 len(trace.values),
-                _large(trace.values, dying),
-                name="backward",
+                large,
+                "backward",
+                layouts,
+                backend,
             )
             # tuple displays, each element followed by a comma ("()" when there is none)
             res = "".join(f"{out(s)}, " for s in residuals)
@@ -611,8 +614,9 @@ class Jitted:
                 read_guards.append((f"a{slot}", spec, container, step))
             elif spec[0] == "array":
                 read_guards.append((expr, ("notnone",), container, step))
+        large, layouts, backend = _large(trace.values, dying)
         replay = _compiled(trace, ops, input_slots, outputs) or _program.Replay(
-            ops, dying, input_slots, outputs, len(trace.values), _large(trace.values, dying)
+            ops, dying, input_slots, outputs, len(trace.values), large, "replay", layouts, backend
         )
         b.names["replay"] = replay
         params = ", ".join(f"r{i}" for i in range(len(_ROOTS)))
@@ -927,10 +931,15 @@ _INF = float("inf")
 _SMALL = 4096  # elements: values this small are dropped by reusing their name, not by del
 
 
-def _large(values: list, dying: list[tuple]) -> set[int]:
-    """The dying slots whose values are too large to wait for their variable's reuse in
-    generated code (more than ``_SMALL`` elements, or of a size not known)."""
+def _large(values: list, dying: list[tuple]) -> tuple:
+    """``(large, layouts, backend)`` for a :class:`~agrad.tracing.program.Replay`: the
+    dying slots whose values are too large to wait for their variable's reuse in generated code
+    (more than ``_SMALL`` elements, or of a size not known), and the layouts of those that the
+    backend of the first can keep in buffers (:meth:`~agrad.backends.Backend.scratch_layout`).
+    """
     large = set()
+    layouts = {}
+    backend = None
     for dead in dying:
         for s in dead:
             value = values[s]
@@ -941,7 +950,12 @@ def _large(values: list, dying: list[tuple]) -> set[int]:
                     size = size * n if isinstance(n, int) else _INF
             if size > _SMALL:
                 large.add(s)
-    return large
+                if backend is None:
+                    backend = _state._real_backend(value)
+                layout = backend.scratch_layout(value)
+                if layout is not None:
+                    layouts[s] = layout
+    return large, layouts, backend
 
 
 def _replayable(value: Any, known: dict) -> bool:

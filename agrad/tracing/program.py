@@ -10,7 +10,9 @@ eager run did. The program runs in two forms:
 - :func:`generate`: one line of generated Python per step (``v7 = v3 * v5``,
   ``v8 = f2(v7, axis=c0)``), compiled, with freed local variables reused by later steps
   (:class:`Plan`). A replay costs one Python call per array operation and nothing else, but
-  writing and compiling the source costs several eager calls.
+  writing and compiling the source costs several eager calls. Where the backend can write a
+  call's result into a given array (NumPy's ufuncs), large temporaries go into buffers kept
+  from one replay to the next (:func:`scratch_slots`): ``v7 = w1(v3, v5, out=b2)``.
 
 :class:`Replay` builds the interpreter at its first call (not when the trace ends) and
 generates the code once it has been replayed :data:`GENERATE_AFTER` times: a step called a
@@ -20,6 +22,7 @@ graph, a heap or weak references.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import operator
 from typing import Any
@@ -95,6 +98,31 @@ def prune(ops: list[Op], outputs: list[int]) -> tuple[list[Op], list[tuple], set
     return kept, dying, live
 
 
+def scratch_slots(ops: list[Op], outputs: list[int], layouts: dict, backend: Any) -> dict:
+    """``{slot: writer}``: the values a generated replay writes into kept buffers, and the
+    function (``writer(*args, out=buffer)``) that makes each.
+
+    A value qualifies when ``layouts`` has it (a large array the backend can hold), a call the
+    backend can write into a buffer makes it, it is not returned, and every step that reads it
+    makes a new array or writes into another one: so no view of a buffer, and no buffer,
+    outlives its value (``a += v`` reads ``v``; ``v += a`` makes ``v``'s array the result).
+    """
+    writers = {}
+    escaping = set(outputs)
+    writing_into = backend.writing_into
+    for fn, args, kwargs, outs, effect, as_array, random, ins, _ in ops:
+        writer = None if kwargs else writing_into(fn)
+        if writer is None:
+            if fn in _INPLACE and not kwargs:
+                if type(args[0]) is Slot:
+                    escaping.add(int(args[0]))
+            else:
+                escaping.update(ins)
+        elif type(outs) is int and outs in layouts and not (as_array or random or effect):
+            writers[outs] = writer
+    return {s: w for s, w in writers.items() if s not in escaping}
+
+
 class _Writer:
     """Turns steps into lines of Python, naming functions and constants as globals."""
 
@@ -149,8 +177,11 @@ class _Writer:
         parts += [f"{k}={self.expr(v)}" for k, v in kwargs.items()]
         return f"{self.constant(fn, 'f')}({', '.join(parts)})"
 
-    def lines(self, op: Op) -> list[str]:
+    def lines(self, op: Op, buffer: str | None = None, writer: Any = None) -> list[str]:
         fn, args, kwargs, outs, _, as_array, *_ = op
+        if buffer is not None:  # (a plain call, one array result: see scratch_slots)
+            parts = ", ".join(self.expr(a) for a in args)
+            return [f"{self.name_of[outs]} = {self.constant(writer, 'w')}({parts}, out={buffer})"]
         symbol = _INPLACE.get(fn)
         if symbol is not None and not kwargs and type(args[0]) is Slot and outs is not None:
             # `out = a; out += b`: written into a's array where the library allows, a new
@@ -182,7 +213,13 @@ class Plan:
     """
 
     def __init__(
-        self, ops: list[Op], inputs: list[int], outputs: list[int], large: set[int] | None
+        self,
+        ops: list[Op],
+        inputs: list[int],
+        outputs: list[int],
+        large: set[int] | None,
+        scratch: dict | None = None,
+        layouts: dict | None = None,
     ) -> None:
         ops, dying, reads = prune(ops, outputs)
         unmade = reads.difference(inputs)
@@ -192,6 +229,13 @@ class Plan:
         free: list[int] = []
         count = len(inputs)
         release: list[list[tuple[int, bool]]] = []
+        # buffers, as registers: a value in `scratch` takes a freed buffer of its layout or a
+        # new one, and gives it back where it dies (after the step's results took theirs, so
+        # a step never writes into its own operand)
+        scratch = scratch or {}
+        buffer: dict[int, int] = {}
+        buffer_layouts: list = []
+        free_buffers: dict[Any, list[int]] = {}
         for op, dead in zip(ops, dying):
             for s in op[8]:  # (the slots it makes)
                 if free:
@@ -199,11 +243,23 @@ class Plan:
                 else:
                     register[s] = count
                     count += 1
+                if s in scratch:
+                    layout = layouts[s]  # type: ignore[index]
+                    spare = free_buffers.get(layout)
+                    if spare:
+                        buffer[s] = spare.pop()
+                    else:
+                        buffer[s] = len(buffer_layouts)
+                        buffer_layouts.append(layout)
             gone = [(register[s], large is None or s in large) for s in dead]
             free.extend([r for r, _ in gone])
             release.append(gone)
+            for s in dead:
+                if s in buffer:
+                    free_buffers.setdefault(layouts[s], []).append(buffer[s])  # type: ignore[index]
         self.ops, self.inputs, self.outputs = ops, inputs, outputs
         self.register, self.release, self.size = register, release, count
+        self.buffer, self.buffer_layouts = buffer, tuple(buffer_layouts)
 
 
 def generate(
@@ -212,28 +268,51 @@ def generate(
     outputs: list[int],
     name: str = "replay",
     large: set[int] | None = None,
+    layouts: dict | None = None,
+    backend: Any = None,
 ) -> Any:
     """A Python function ``f(*inputs) -> tuple(outputs)`` running ``ops``, with each value
     dropped after its last use (see :class:`Plan`): at once if its slot is in ``large`` (every
-    value when ``large`` is None), else when its variable is reused."""
-    plan = Plan(ops, inputs, outputs, large)
+    value when ``large`` is None), else when its variable is reused. Values that
+    :func:`scratch_slots` picks from ``layouts`` are written into buffers that ``backend``
+    makes (:meth:`~agrad.backends.Backend.scratch`), a set per concurrent call, kept for the
+    next."""
+    scratch = scratch_slots(ops, outputs, layouts, backend) if layouts else None
+    plan = Plan(ops, inputs, outputs, large, scratch, layouts)
     writer = _Writer()
     name_of = writer.name_of
     for s, r in plan.register.items():
         name_of[s] = f"v{r}"
     body: list[str] = []
     lines = writer.lines
+    buffer = plan.buffer
     for op, gone in zip(plan.ops, plan.release):
-        body += lines(op)
+        out = op[3]
+        if type(out) is int and out in buffer:
+            body += lines(op, f"b{buffer[out]}", scratch[out])  # type: ignore[index]
+        else:
+            body += lines(op)
         large = [f"v{r}" for r, is_large in gone if is_large]
         if large:
             body.append("del " + ", ".join(large))
+    if plan.buffer_layouts:
+        # a set of buffers per call in progress (threads): taken from the pool, given back
+        pool: list = []
+        writer.names.update(
+            take_=pool.pop,
+            give_=pool.append,
+            make_=functools.partial(backend.scratch, plan.buffer_layouts),
+        )
+        names = ", ".join(f"b{i}" for i in range(len(plan.buffer_layouts)))
+        body[:0] = ["try:", "    bufs_ = take_()", "except IndexError:", "    bufs_ = make_()"]
+        body.insert(4, f"{names}, = bufs_")
+        body.append("give_(bufs_)")
     result = ", ".join(name_of[s] for s in outputs)
     body.append(f"return ({result},)" if outputs else "return ()")
     params = ", ".join(name_of[s] for s in inputs)
     source = f"def {name}({params}):\n" + "".join(f"    {line}\n" for line in body)
     namespace = dict(writer.names)
-    namespace["__builtins__"] = {"slice": slice}
+    namespace["__builtins__"] = {"slice": slice, "IndexError": IndexError}
     filename = f"<agrad.jit {name} #{next(_COUNTER)}>"
     exec(compile(source, filename, "exec"), namespace)
     fn = namespace[name]
@@ -339,7 +418,8 @@ def interpret(
 class Replay:
     """``f(*inputs) -> tuple(outputs)``: interpreted from its first call (the interpreter is
     built then, not when the trace ends), generated after :data:`GENERATE_AFTER` calls (see
-    the module's docstring). ``large``: the slots whose values generated code drops by ``del``.
+    the module's docstring). ``large``: the slots whose values generated code drops by ``del``;
+    ``layouts`` and ``backend``: the buffers generated code may keep (see :func:`generate`).
     """
 
     def __init__(
@@ -351,9 +431,11 @@ class Replay:
         size: int,
         large: set[int],
         name: str = "replay",
+        layouts: dict | None = None,
+        backend: Any = None,
     ) -> None:
         self._steps: Any = (ops, dying)  # dropped once the code is generated
-        self._shape = (inputs, outputs, size, large, name)
+        self._shape = (inputs, outputs, size, large, name, layouts, backend)
         self._run: Any = None
         self.calls = 0
         self.generate_after = GENERATE_AFTER
@@ -381,9 +463,9 @@ class Replay:
         steps = self._steps
         if steps is None:
             return  # another thread generated the code meanwhile
-        inputs, outputs, size, large, name = self._shape
+        inputs, outputs, size, large, name, layouts, backend = self._shape
         if self.calls > self.generate_after:
-            self._run = generate(steps[0], inputs, outputs, name, large)
+            self._run = generate(steps[0], inputs, outputs, name, large, layouts, backend)
             self._steps = None
         elif self._run is None:
             self._run = interpret(*steps, inputs, outputs, size)
