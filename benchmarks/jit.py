@@ -160,6 +160,56 @@ def deep_row(quick):
     )
 
 
+WIDE_SHAPE, WIDE_LAYERS = (100, 1000), 5
+
+
+def _wide_numpy(x, w, y0):
+    """The wide chain by hand: new arrays for every temporary, as NumPy code is written."""
+    last = {}
+
+    def step():
+        y, saved = y0, []
+        for _ in range(WIDE_LAYERS):
+            t = np.tanh(y * w + x)
+            saved.append((y, t))
+            y = t * 0.5
+        g, gw, gx = np.ones_like(y), np.zeros_like(w), np.zeros_like(x)
+        for y_in, t in reversed(saved):
+            g = g * 0.5 * (1 - t * t)
+            gx += g
+            gw += g * y_in
+            g = g * w
+        last.update(y=y, gw=gw, gx=gx)
+
+    return step, lambda: {k: to_numpy(v) for k, v in last.items()}
+
+
+def _wide_agrad(x, w, y0):
+    X, W = agrad.Variable(x), agrad.Variable(w)
+    last = {}
+
+    def step():
+        y = agrad.Variable(y0)
+        for _ in range(WIDE_LAYERS):
+            y = F.tanh(y * W + X) * 0.5
+        X.cleargrad()
+        W.cleargrad()
+        F.sum(y).backward()
+        last["y"] = y.data
+
+    return step, lambda: {"y": to_numpy(last["y"]), "gw": to_numpy(W.grad), "gx": to_numpy(X.grad)}
+
+
+def wide_row(quick):
+    """Large elementwise temporaries: where a generated replay's kept buffers show."""
+    rng = np.random.default_rng(0)
+    x, w, y0 = (rng.standard_normal(WIDE_SHAPE, dtype=np.float32) for _ in range(3))
+    steps = {"hand": _wide_numpy(x, w, y0), "eager": _wide_agrad(x, w, y0)}
+    steps["jit"] = _wide_agrad(x, w, y0)
+    name = f"{WIDE_LAYERS} x tanh(y*w + x)*0.5 on {WIDE_SHAPE}, float32, fwd + bwd"
+    return _row(name, "ms/step", 1e3, steps, quick, (1e-5, 1e-6), lambda: _wide_agrad(x, w, y0))
+
+
 def mlp_row(quick):
     x, t, params = mlp.shared_data()
 
@@ -282,7 +332,13 @@ def memory_row(quick):
     return peaks
 
 
-ROWS = {"overhead": overhead_row, "deep": deep_row, "mlp": mlp_row, "jax": jax_rows}
+ROWS = {
+    "overhead": overhead_row,
+    "deep": deep_row,
+    "wide": wide_row,
+    "mlp": mlp_row,
+    "jax": jax_rows,
+}
 
 
 def main(argv=None) -> int:
