@@ -391,7 +391,7 @@ def test_a_call_written_into_a_kept_buffer_gives_what_it_returns(xp):
         (ns.exp, (a,)),
         (ns.maximum, (a, b)),
     ]
-    written = 0
+    written = []
     for fn, args in calls:
         expected = fn(*args)
         writer, layout = backend.writing_into(fn), backend.scratch_layout(expected)
@@ -399,12 +399,20 @@ def test_a_call_written_into_a_kept_buffer_gives_what_it_returns(xp):
             continue
         (buffer,) = backend.scratch((layout,))
         out = writer(*args, out=buffer)
-        assert out is buffer
         assert out.dtype == expected.dtype
         np.testing.assert_array_equal(as_numpy(out), as_numpy(expected))
-        written += 1
+        if out is buffer:
+            written.append(fn)
+        else:  # (PyTorch, a number first: the reflected operator's own result)
+            assert isinstance(args[0], float)
+    everything = [fn for fn, _ in calls]
     if backend.name == "numpy":
-        assert written == len(calls)
+        assert written == everything
+    if backend.name == "torch":
+        # no boolean buffers; `1.0 - a` is `a.__rsub__(1.0)`; array-api-compat's maximum is a
+        # wrapper of its own, not torch.maximum
+        skipped = (operator.sub, operator.lt, ns.maximum)
+        assert written == [fn for fn in everything if fn not in skipped]
 
 
 def test_numpy_keeps_buffers_only_where_they_cannot_be_told_apart():

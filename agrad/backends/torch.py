@@ -9,6 +9,8 @@ environment variable ``AGRAD_TORCH_DEVICE``, e.g. ``cuda``, sets it when the bac
 from __future__ import annotations
 
 import importlib
+import math
+import operator
 import os
 import sys
 from typing import Any
@@ -21,6 +23,46 @@ DEVICE_VARIABLE = "AGRAD_TORCH_DEVICE"
 
 def _torch() -> Any:
     return importlib.import_module("torch")
+
+
+# elementwise functions and matmul whose writing form is the function itself (`out=`)
+_WRITES_INTO = (
+    "tanh", "exp", "log", "sin", "cos", "tan", "sqrt", "abs", "log1p", "expm1", "sigmoid",
+    "maximum", "minimum", "matmul", "neg",
+)  # fmt: skip
+_SCRATCH_ALIGN = 64  # bytes: each buffer starts on a cache line
+
+
+def _tensor_first(tensor_fn: Any, operator_fn: Any, tensor_type: type) -> Any:
+    """The writing form of an operator: ``tensor_fn(*args, out=buffer)`` where the first
+    operand is a Tensor, which is what the operator calls then; where a number comes first,
+    the operator's own result (the reflected operator computes it its own way: ``2 / t`` is
+    ``t.reciprocal() * 2``), a new tensor, and the buffer goes unused."""
+
+    def write(*args: Any, out: Any) -> Any:
+        if type(args[0]) is tensor_type:
+            return tensor_fn(*args, out=out)
+        return operator_fn(*args)
+
+    return write
+
+
+def _writer_table(torch: Any) -> dict:
+    table = {
+        fn: _tensor_first(tensor_fn, fn, torch.Tensor)
+        for fn, tensor_fn in (
+            (operator.add, torch.add),
+            (operator.sub, torch.sub),
+            (operator.mul, torch.mul),
+            (operator.truediv, torch.div),
+            (operator.matmul, torch.matmul),
+        )
+    }
+    table[operator.neg] = torch.neg
+    for name in _WRITES_INTO:
+        fn = getattr(torch, name)
+        table[fn] = fn
+    return table
 
 
 class TorchBackend(Backend):
@@ -39,6 +81,42 @@ class TorchBackend(Backend):
         if not x.is_floating_point():  # its sigmoid takes no booleans
             return super().sigmoid(x)
         return _torch().sigmoid(x)
+
+    _writers: dict | None = None
+
+    def scratch_layout(self, x: Any) -> tuple | None:
+        # floating CPU tensors only: CUDA tensors come from PyTorch's caching allocator (and no
+        # GPU code path becomes the default without having run)
+        if (
+            type(x) is _torch().Tensor
+            and x.dim()
+            and x.is_floating_point()
+            and x.device.type == "cpu"
+            and x.is_contiguous()
+            and not x.requires_grad
+        ):
+            return (tuple(x.shape), x.dtype)
+        return None
+
+    def writing_into(self, fn: Any) -> Any:
+        writers = self._writers
+        if writers is None:
+            writers = self._writers = _writer_table(_torch())
+        return writers.get(fn)
+
+    def scratch(self, layouts: tuple) -> tuple:
+        torch = _torch()
+        sizes = [math.prod(shape) * dtype.itemsize for shape, dtype in layouts]
+        offsets, total = [], 0
+        for nbytes in sizes:
+            offsets.append(total)
+            total += -(-nbytes // _SCRATCH_ALIGN) * _SCRATCH_ALIGN
+        slab = torch.empty(total + _SCRATCH_ALIGN, dtype=torch.uint8)
+        start = -slab.data_ptr() % _SCRATCH_ALIGN
+        return tuple(
+            slab[start + at : start + at + nbytes].view(dtype).view(shape)
+            for (shape, dtype), at, nbytes in zip(layouts, offsets, sizes)
+        )
 
     def _check(self) -> None:
         torch = _torch()
