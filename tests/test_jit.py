@@ -843,3 +843,25 @@ def test_a_replaced_gradient_is_dropped_before_the_replay(xp):
     loss = jitted(data(LARGE, 5))
     assert ref() is None and seen == [None]  # freed while w had no gradient
     assert_same(loss, step(data(LARGE, 5)))
+
+
+def test_the_first_call_lets_go_of_large_values_nothing_holds(xp):
+    # the trace keeps a record of every value, but not a large array the function dropped: the
+    # first call holds no more memory than an eager call
+    from agrad.tracing.tracer import Released, active_trace
+
+    released = []
+
+    def f(a):
+        dropped = a * 2.0
+        slot = dropped._slot
+        del dropped
+        kept = a + 1.0  # (the trace looks for dropped values as a large one is made)
+        released.append(type(active_trace().values[slot]) is Released)
+        return kept * 3.0
+
+    jitted = agrad.jit(f)
+    for seed in range(3):
+        a = data(LARGE, seed)
+        np.testing.assert_allclose(host(jitted(a)), (host(a) + 1.0) * 3.0, rtol=1e-12)
+    assert released == [True]  # (one trace)

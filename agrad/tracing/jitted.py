@@ -24,9 +24,12 @@ from agrad.layers import Layer
 from agrad.tracing import program as _program
 from agrad.tracing import state as _state
 from agrad.tracing.tracer import (
+    LARGE,
+    Released,
     Trace,
     TraceError,
     Tracer,
+    elements,
     traced_backend,
 )
 
@@ -358,6 +361,8 @@ class Jitted:
                 result = self.fn(*targs, **tkwargs)
                 diff = None
                 if trace.backward_calls == 0 and _enable_backprop.get() and _connected(result):
+                    # the build reads the values this backward reads: they stay as they are
+                    trace.sweeping = False
                     diff = _trace_backward(trace, result, pre, placed)
         except BaseException:
             _backends._default.reset(token)
@@ -680,14 +685,16 @@ def _compiled(trace: Trace, ops: list, input_slots: list, outputs: list) -> Any:
     first = next((v for v in made if not _is_host(v)), None)
     if first is None:
         return None
-    backend = _state._real_backend(first)
+    backend = _backend_of(first)
     compiler = getattr(backend, "compile", None)
     if compiler is None or compiler(lambda: ()) is None:
         return None  # (asked first: most backends have none, and then no step is looked at)
     # one value per type made: a backend is looked up once per array type, not once per step
     # (the rest of `made`: the values before `first` are host values, `first` is `backend`'s)
-    one_of_type = {type(v): v for v in made}
-    if any(_state._real_backend(v) is not backend for v in one_of_type.values() if not _is_host(v)):
+    one_of_type = {
+        (type(v), getattr(v, "backend", None) if type(v) is Released else None): v for v in made
+    }
+    if any(_backend_of(v) is not backend for v in one_of_type.values() if not _is_host(v)):
         return None
     # (a step: fn, args, kwargs, outs, effect, as_array, random, ins, produced)
     host_ops = [op for op in ops if op[8] and not op[6] and all(_is_host(values[s]) for s in op[8])]
@@ -758,6 +765,11 @@ def _compiled(trace: Trace, ops: list, input_slots: list, outputs: list) -> Any:
         )
 
     return run
+
+
+def _backend_of(value: Any) -> Any:
+    """The backend of a value the trace made (or of its :class:`Released` record)."""
+    return value.backend if type(value) is Released else _state._real_backend(value)
 
 
 def _is_host(value: Any) -> bool:
@@ -927,14 +939,10 @@ def _substitute(value: Any, mapping: dict) -> Any:
     return value
 
 
-_INF = float("inf")
-_SMALL = 4096  # elements: values this small are dropped by reusing their name, not by del
-
-
 def _large(values: list, dying: list[tuple]) -> tuple:
     """``(large, layouts, backend)`` for a :class:`~agrad.tracing.program.Replay`: the
     dying slots whose values are too large to wait for their variable's reuse in generated code
-    (more than ``_SMALL`` elements, or of a size not known), and the layouts of those that the
+    (more than ``LARGE`` elements, or of a size not known), and the layouts of those that the
     backend of the first can keep in buffers (:meth:`~agrad.backends.Backend.scratch_layout`).
     """
     large = set()
@@ -943,18 +951,20 @@ def _large(values: list, dying: list[tuple]) -> tuple:
     for dead in dying:
         for s in dead:
             value = values[s]
-            size = getattr(value, "size", 0)  # (Python numbers have none)
-            if type(size) is not int:  # PyTorch's size(), Dask's unknown sizes
-                size = 1
-                for n in value.shape:
-                    size = size * n if isinstance(n, int) else _INF
-            if size > _SMALL:
-                large.add(s)
-                if backend is None:
-                    backend = _state._real_backend(value)
+            released = type(value) is Released
+            if (value.size if released else elements(value)) <= LARGE:
+                continue
+            large.add(s)
+            if backend is None:
+                backend = value.backend if released else _state._real_backend(value)
+            if not released:
                 layout = backend.scratch_layout(value)
-                if layout is not None:
-                    layouts[s] = layout
+            elif value.backend is backend:
+                layout = value.layout
+            else:
+                continue
+            if layout is not None:
+                layouts[s] = layout
     return large, layouts, backend
 
 

@@ -144,8 +144,40 @@ def active_trace() -> Trace | None:
     return _active.get()
 
 
+LARGE = 4096  # elements: a value larger than this is large (see Released and jitted._large)
+_INF = float("inf")
+
+
+def elements(value: Any) -> float:
+    """The number of elements of ``value`` (0 for a Python number, inf where not known)."""
+    size = getattr(value, "size", 0)
+    if type(size) is not int:  # PyTorch's size(), Dask's unknown sizes
+        size = 1
+        for n in value.shape:
+            size = size * n if isinstance(n, int) else _INF
+    return size
+
+
+class Released:
+    """What a trace keeps of a large value once no tracer holds it (the traced function
+    dropped it): its size and buffer layout, which the program's build reads, and not the array,
+    so that the first call holds no more memory than an eager call (on a GPU, fits where eager
+    fits)."""
+
+    __slots__ = ("backend", "layout", "size")
+
+    def __init__(self, value: Any, size: float) -> None:
+        self.backend = _real_backend(value)
+        self.layout = self.backend.scratch_layout(value)
+        self.size = size
+
+
 class Trace:
-    """A program being recorded: one concrete value per slot and the steps that made them."""
+    """A program being recorded: one concrete value per slot and the steps that made them.
+
+    A large value that no tracer holds any more is replaced by its :class:`Released` record
+    while the traced function runs (``sweeping``, see :meth:`_made_large`); inputs never are.
+    """
 
     def __init__(self) -> None:
         self.values: list[Any] = []
@@ -153,6 +185,27 @@ class Trace:
         self.closed = False
         self.backward_calls = 0
         self._token: Any = None
+        self.sweeping = True
+        self._held: list[int] = []  # the large values a tracer held at the last look
+        self._inputs: set[int] = set()
+
+    def _made_large(self, slot: int) -> None:
+        """A large value was just made (at ``slot``): replace the large values that no tracer
+        holds any more by :class:`Released` records, and watch this one. Memory grows only as
+        large values are made, so looking then keeps the first call's peak at eager's."""
+        if not self.sweeping:
+            return
+        values = self.values
+        still = []
+        for s in self._held:
+            # two references: the list's and getrefcount's argument (no tracer, view or caller)
+            if sys.getrefcount(values[s]) == 2:
+                values[s] = Released(values[s], elements(values[s]))
+            else:
+                still.append(s)
+        if slot not in self._inputs:
+            still.append(slot)
+        self._held = still
 
     def __enter__(self) -> Trace:
         self._token = _active.set(self)
@@ -167,10 +220,13 @@ class Trace:
         self.values.append(value)
         if slot >= len(_SLOT_REFS):
             slot_ref(slot)
+        if elements(value) > LARGE:
+            self._made_large(slot)
         return slot
 
     def input(self, value: Any) -> Tracer:
         """A tracer for an input of the program holding ``value`` (an array or a number)."""
+        self._inputs.add(len(self.values))  # (before new_slot, which may watch it)
         return self.wrap(value, self.new_slot(value))
 
     def wrap(self, value: Any, slot: int) -> Tracer:
@@ -233,6 +289,9 @@ class Trace:
         values.append(result)
         if slot >= len(_SLOT_REFS):
             slot_ref(slot)
+        size = result.size  # (PyTorch's is a method, Dask's may be unknown: elements() then)
+        if size > 4096 if size.__class__ is int else elements(result) > LARGE:  # (LARGE)
+            self._made_large(slot)
         self.ops.append((fn, targs, _NO_KWARGS, slot, effect, False, False, ins, (slot,)))
         tracer = _new(cls)
         tracer._trace, tracer._slot, tracer._value = self, slot, result
