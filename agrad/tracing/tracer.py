@@ -160,9 +160,9 @@ def elements(value: Any) -> float:
 
 class Released:
     """What a trace keeps of a large value once no tracer holds it (the traced function
-    dropped it): its size and buffer layout, which the program's build reads, and not the array,
-    so that the first call holds no more memory than an eager call (on a GPU, fits where eager
-    fits)."""
+    dropped it): its size, buffer layout and backend, all the program's build reads of such a
+    value, and not the array, so that the first call's memory stays near an eager call's
+    instead of holding every value until the build."""
 
     __slots__ = ("backend", "layout", "size")
 
@@ -192,7 +192,11 @@ class Trace:
     def _made_large(self, slot: int) -> None:
         """A large value was just made (at ``slot``): replace the large values that no tracer
         holds any more by :class:`Released` records, and watch this one. Memory grows only as
-        large values are made, so looking then keeps the first call's peak at eager's."""
+        large values are made, so looking then keeps the first call's peak near eager's.
+
+        The values the build reads in full (inputs, and what a traced backward reads, see
+        ``sweeping``) are never released, so a refcount that misjudged would cost memory or
+        nothing, never a wrong program."""
         if not self.sweeping:
             return
         values = self.values
