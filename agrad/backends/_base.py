@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -1132,3 +1133,30 @@ def flat_positions(xp: Any, shape: tuple[int, ...], key: Any, device: Any = None
 def _span(start: int, step: int, count: int) -> slice:
     """The slice of ``count`` positions ``start, start + step, ...``."""
     return slice(start, start + step * (count - 1) + 1, step)
+
+
+SCRATCH_ALIGN = 64  # bytes: each kept buffer starts on a cache line
+
+
+def scratch_plan(layouts: tuple, base_address: int) -> tuple[int, list[tuple[int, int]]]:
+    """For :meth:`Backend.scratch`: the bytes to allocate, and each buffer's ``(start, nbytes)``
+    in that allocation, each start ``SCRATCH_ALIGN``-aligned once the allocation's address is
+    ``base_address`` (pass 0 to size it, then the address to place the buffers).
+
+    Examples
+    --------
+    >>> import agrad
+    >>> from agrad.backends._base import scratch_plan
+    >>> f32 = agrad.get_backend("numpy").dtype("float32")
+    >>> scratch_plan((((3,), f32), ((2, 2), f32)), base_address=0)
+    (192, [(0, 12), (64, 16)])
+    >>> scratch_plan((((3,), f32),), base_address=16)[1]
+    [(48, 12)]
+    """
+    spans = []
+    at = -base_address % SCRATCH_ALIGN
+    for shape, dtype in layouts:
+        nbytes = math.prod(shape) * dtype.itemsize
+        spans.append((at, nbytes))
+        at += -(-nbytes // SCRATCH_ALIGN) * SCRATCH_ALIGN
+    return at + SCRATCH_ALIGN, spans

@@ -8,7 +8,7 @@ from typing import Any
 import array_api_compat.numpy as compat_numpy
 import numpy
 
-from agrad.backends._base import Backend
+from agrad.backends._base import Backend, scratch_plan
 
 #: the raw NumPy module, for host-side work elsewhere in agrad (files, datasets, printing)
 host = numpy
@@ -41,7 +41,6 @@ _UFUNC_OF = {
     operator.pos: numpy.positive,
     operator.invert: numpy.invert,
 }
-_SCRATCH_ALIGN = 64  # bytes: each buffer starts on a cache line
 
 
 class NumpyBackend(Backend):
@@ -124,18 +123,12 @@ class NumpyBackend(Backend):
         return None
 
     def scratch(self, layouts: tuple) -> tuple:
-        offsets, total = [], 0
-        for shape, dtype in layouts:
-            offsets.append(total)
-            nbytes = int(numpy.prod(shape)) * dtype.itemsize
-            total += -(-nbytes // _SCRATCH_ALIGN) * _SCRATCH_ALIGN
-        slab = numpy.empty(total + _SCRATCH_ALIGN, numpy.uint8)
-        start = -slab.ctypes.data % _SCRATCH_ALIGN
+        size, _ = scratch_plan(layouts, 0)
+        slab = numpy.empty(size, numpy.uint8)
+        _, spans = scratch_plan(layouts, slab.ctypes.data)
         return tuple(
-            slab[start + at : start + at + int(numpy.prod(shape)) * dtype.itemsize]
-            .view(dtype)
-            .reshape(shape)
-            for (shape, dtype), at in zip(layouts, offsets)
+            slab[at : at + nbytes].view(dtype).reshape(shape)
+            for (shape, dtype), (at, nbytes) in zip(layouts, spans)
         )
 
     def scatter_add(self, target: Any, indices: Any, values: Any) -> Any:

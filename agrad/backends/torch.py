@@ -9,13 +9,12 @@ environment variable ``AGRAD_TORCH_DEVICE``, e.g. ``cuda``, sets it when the bac
 from __future__ import annotations
 
 import importlib
-import math
 import operator
 import os
 import sys
 from typing import Any
 
-from agrad.backends._base import Backend, flat_positions
+from agrad.backends._base import Backend, flat_positions, scratch_plan
 from agrad.backends.numpy import host
 
 DEVICE_VARIABLE = "AGRAD_TORCH_DEVICE"
@@ -30,7 +29,6 @@ _WRITES_INTO = (
     "tanh", "exp", "log", "sin", "cos", "tan", "sqrt", "abs", "log1p", "expm1", "sigmoid",
     "maximum", "minimum", "matmul", "neg",
 )  # fmt: skip
-_SCRATCH_ALIGN = 64  # bytes: each buffer starts on a cache line
 
 
 def _tensor_first(tensor_fn: Any, operator_fn: Any, tensor_type: type) -> Any:
@@ -105,17 +103,12 @@ class TorchBackend(Backend):
         return writers.get(fn)
 
     def scratch(self, layouts: tuple) -> tuple:
-        torch = _torch()
-        sizes = [math.prod(shape) * dtype.itemsize for shape, dtype in layouts]
-        offsets, total = [], 0
-        for nbytes in sizes:
-            offsets.append(total)
-            total += -(-nbytes // _SCRATCH_ALIGN) * _SCRATCH_ALIGN
-        slab = torch.empty(total + _SCRATCH_ALIGN, dtype=torch.uint8)
-        start = -slab.data_ptr() % _SCRATCH_ALIGN
+        size, _ = scratch_plan(layouts, 0)
+        slab = _torch().empty(size, dtype=_torch().uint8)
+        _, spans = scratch_plan(layouts, slab.data_ptr())
         return tuple(
-            slab[start + at : start + at + nbytes].view(dtype).view(shape)
-            for (shape, dtype), at, nbytes in zip(layouts, offsets, sizes)
+            slab[at : at + nbytes].view(dtype).view(shape)
+            for (shape, dtype), (at, nbytes) in zip(layouts, spans)
         )
 
     def _check(self) -> None:
