@@ -575,7 +575,6 @@ class Jitted:
             all_ops = trace.ops[: diff.boundary]
             backward_ops, dying, reads = _program.prune(trace.ops[diff.boundary :], diff.grad_slots)
             residuals = sorted(reads.difference(diff.gy_slots))
-            large, layouts, backend = _large(trace.values, dying)
             backward_program = _compiled(
                 trace, backward_ops, residuals + diff.gy_slots, diff.grad_slots
             ) or _program.Replay(
@@ -584,10 +583,8 @@ class Jitted:
                 residuals + diff.gy_slots,
                 diff.grad_slots,
                 len(trace.values),
-                large,
-                "backward",
-                layouts,
-                backend,
+                *_large(trace.values, dying),
+                name="backward",
             )
             # tuple displays, each element followed by a comma ("()" when there is none)
             res = "".join(f"{out(s)}, " for s in residuals)
@@ -619,9 +616,8 @@ class Jitted:
                 read_guards.append((f"a{slot}", spec, container, step))
             elif spec[0] == "array":
                 read_guards.append((expr, ("notnone",), container, step))
-        large, layouts, backend = _large(trace.values, dying)
         replay = _compiled(trace, ops, input_slots, outputs) or _program.Replay(
-            ops, dying, input_slots, outputs, len(trace.values), large, "replay", layouts, backend
+            ops, dying, input_slots, outputs, len(trace.values), *_large(trace.values, dying)
         )
         b.names["replay"] = replay
         params = ", ".join(f"r{i}" for i in range(len(_ROOTS)))
@@ -956,7 +952,7 @@ def _large(values: list, dying: list[tuple]) -> tuple:
                 continue
             large.add(s)
             if backend is None:
-                backend = value.backend if released else _state._real_backend(value)
+                backend = _backend_of(value)
             if not released:
                 layout = backend.scratch_layout(value)
             elif value.backend is backend:

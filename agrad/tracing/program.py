@@ -430,9 +430,9 @@ class Replay:
         outputs: list[int],
         size: int,
         large: set[int],
-        name: str = "replay",
         layouts: dict | None = None,
         backend: Any = None,
+        name: str = "replay",
     ) -> None:
         self._steps: Any = (ops, dying)  # dropped once the code is generated
         self._shape = (inputs, outputs, size, large, name, layouts, backend)
