@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import importlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -30,6 +31,8 @@ MAX_EXCHANGES = 8  # gradient buffers kept for this many parameter lists
 # long enough for one process to evaluate or save a checkpoint while the others wait in a
 # barrier; short enough that a process that is gone ends the job within minutes, not never
 DEFAULT_TIMEOUT = 300.0
+# how long MPI_Abort gets to end this process before the kernel ends it (`_end_process_after`)
+ABORT_GRACE = 10.0
 
 
 class _Watchdog:
@@ -382,6 +385,9 @@ class Communicator:
     def abort(self, code: int = 1) -> None:
         """End every process of the job (used when one of them fails).
 
+        Should MPI not have ended this process ``ABORT_GRACE`` seconds (10) later, the kernel
+        ends it (an alarm signal), and the launcher then ends the others.
+
         Parameters
         ----------
         code : int, default 1
@@ -396,6 +402,7 @@ class Communicator:
             if not os.path.exists(path):
                 comm.abort(2)  # no process waits forever for this one
         """
+        _end_process_after(ABORT_GRACE)
         self.mpi_comm.Abort(code)
 
     # -- arrays -------------------------------------------------------------------------------
@@ -757,6 +764,24 @@ def _unpack(indices: list[int], arrays: list[Any], flat: Any):
             n *= s
         yield index, xp.reshape(flat[offset : offset + n], array.shape)
         offset += n
+
+
+def _end_process_after(seconds: float) -> None:
+    """Have the kernel end this process in ``seconds`` (SIGALRM's default action), in case
+    MPI_Abort does not return and does not end it either.
+
+    Open MPI's abort has been seen to stall (once in many CI runs the job outlived its 90 s
+    limit after a rank's watchdog had called it), and mpi4py calls it holding the GIL, so no
+    Python thread could step in; the kernel's alarm needs none. A process that ends without
+    MPI_Finalize makes the launcher end the job's other processes.
+    """
+    if not hasattr(signal, "setitimer"):  # (Windows: no alarm; MPI_Abort alone)
+        return
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    elif signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None):
+        return  # a Python handler would need the GIL the stalled call holds
+    signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
 def _install_abort_hook(comm: Communicator) -> None:

@@ -5,6 +5,7 @@ Usage: python mpi_worker.py SCENARIO OUTDIR
 
 from __future__ import annotations
 
+import ctypes
 import json
 import sys
 from pathlib import Path
@@ -470,6 +471,27 @@ def abort(comm, outdir: Path) -> None:
     comm.barrier()
 
 
+class _StalledAbort:
+    """An MPI communicator whose Abort never returns and holds the GIL, as a stalled
+    MPI_Abort called from mpi4py would."""
+
+    def __init__(self, mpi_comm) -> None:
+        self._mpi_comm = mpi_comm
+
+    def __getattr__(self, name: str):
+        return getattr(self._mpi_comm, name)
+
+    def Abort(self, code: int = 0) -> None:
+        ctypes.PyDLL(None).sleep(600)  # libc's sleep, called without releasing the GIL
+
+
+def abort_stalls(comm, outdir: Path) -> None:
+    """Rank 1 fails and its MPI_Abort stalls: the job still ends, within the grace period."""
+    dist.communicator.ABORT_GRACE = 1.0
+    comm.mpi_comm = _StalledAbort(comm.mpi_comm)
+    abort(comm, outdir)
+
+
 def exit_midway(comm, outdir: Path) -> None:
     model = models.MLP((4, 2))
     model(np.ones((1, 3), dtype=np.float32))
@@ -503,6 +525,7 @@ SCENARIOS = {
         exchange,
         scatter,
         abort,
+        abort_stalls,
         exit_midway,
         evaluator,
         uninterrupted,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import types
@@ -48,7 +50,37 @@ def launch(
     }
     command = [MPIEXEC, "-n", str(n), "--oversubscribe", sys.executable, str(script)]
     command += [str(a) for a in args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    # a session of its own, so that a job that outlives its timeout is reported process by
+    # process and then ended whole (killing mpiexec alone would leave its ranks running)
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    ) as job:
+        try:
+            stdout, stderr = job.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            listing = _session_processes(job.pid, "pid,ppid,stat,etime,wchan:20,args")
+            for line in _session_processes(job.pid, "pid=").split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(
+                        int(line), signal.SIGKILL
+                    )  # (the ranks have process groups of their own)
+            stdout, stderr = job.communicate()
+            pytest.fail(
+                f"mpiexec did not end within {timeout} s; its processes then:\n{listing}\n"
+                f"stdout:\n{stdout}\nstderr:\n{stderr}"
+            )
+    return subprocess.CompletedProcess(command, job.returncode, stdout, stderr)
+
+
+def _session_processes(session: int, columns: str) -> str:
+    return subprocess.run(
+        ["ps", "-ww", "-s", str(session), "-o", columns], capture_output=True, text=True
+    ).stdout
 
 
 def check(result: subprocess.CompletedProcess) -> None:
@@ -210,6 +242,15 @@ def test_an_exception_on_one_rank_aborts_the_job(tmp_path):
     output = result.stdout + result.stderr
     assert "boom on rank 1" in output
     assert "rank 1 of 2 failed" in output
+
+
+@pytest.mark.mpi
+def test_a_stalled_mpi_abort_still_ends_the_job(tmp_path):
+    # the stalled Abort sleeps 600 s: only the kernel's alarm, 1 s after it, ends that rank
+    # within launch's timeout
+    result = launch(2, "abort_stalls", tmp_path, timeout=60)
+    assert result.returncode != 0
+    assert "rank 1 of 2 failed" in result.stdout + result.stderr
 
 
 @pytest.mark.mpi
