@@ -116,7 +116,9 @@ OPTIMIZERS = {
 }
 
 
-def run_both(make_model, make_optimizer, batches, hooks=(), seed=None):
+def run_both(make_model, make_optimizer, batches, hooks=(), seed=None, change=None, change_at=2):
+    """Train twins eagerly and jitted, checking they agree after every step; ``change(model,
+    optimizer)`` is applied to both before step ``change_at``."""
     eager_model, jit_model = twin_models(make_model)
     eager_opt = make_optimizer().setup(eager_model)
     jit_opt = make_optimizer().setup(jit_model)
@@ -125,7 +127,10 @@ def run_both(make_model, make_optimizer, batches, hooks=(), seed=None):
         jit_opt.add_hook(hook())
     eager_step = make_step(eager_model, eager_opt)
     jit_step = agrad.jit(make_step(jit_model, jit_opt))
-    for x, t in batches:
+    for i, (x, t) in enumerate(batches):
+        if change is not None and i == change_at:
+            change(eager_model, eager_opt)
+            change(jit_model, jit_opt)
         if seed is not None:
             agrad.seed(seed)
         eager_loss = eager_step(x, t)
@@ -154,6 +159,88 @@ def test_training_steps_equal_eager(xp, name):
 def test_hooks_equal_eager(xp):
     hooks = (lambda: optimizers.WeightDecay(1e-2), lambda: optimizers.ClipGrad(0.5))
     run_both(Net, OPTIMIZERS["MomentumSGD"], batches(), hooks=hooks)
+
+
+def _linear(out_size, in_size, seed):
+    """A Linear layer with weights made from ``seed`` (the same in both twins)."""
+    layer = L.Linear(out_size)
+    layer(data((1, in_size)))
+    layer.W.data = data(layer.W.shape, seed)
+    return layer
+
+
+def _append_layer(model, optimizer):
+    layer = _linear(3, 3, seed=7)
+    model.layers.append(layer)
+    model.l9 = layer
+
+
+def _replace_listed_layer(model, optimizer):
+    model.layers[0] = _linear(8, 2, seed=8)  # (``model.l0`` still names the old one)
+
+
+def _halve_gradients(params):
+    for p in params:
+        if p.grad is not None:
+            p.grad.data = p.grad.data * 0.5
+
+
+STRUCTURE_CHANGES = {
+    "a layer appended": (_append_layer, {}),
+    "a listed layer replaced": (_replace_listed_layer, {}),
+    "another activation": (lambda m, o: setattr(m, "activation", F.relu), {}),
+    "a hook added": (lambda m, o: o.add_hook(optimizers.WeightDecay(0.1)), {}),
+    "a function hook added": (lambda m, o: o.add_hook(_halve_gradients), {}),
+    "a function hook replaced": (
+        lambda m, o: o.hooks.__setitem__(0, lambda params: None),
+        {"hooks": (lambda: _halve_gradients,)},
+    ),
+    "eval()": (lambda m, o: m.eval(), {}),
+}
+
+
+@pytest.mark.parametrize("change", list(STRUCTURE_CHANGES))
+def test_a_model_or_optimizer_changed_between_calls_traces_again(xp, change):
+    # a replay of the program traced before the change would be silently wrong
+    change_fn, options = STRUCTURE_CHANGES[change]
+    *_, step = run_both(
+        lambda: agrad.models.MLP((8, 3)),
+        OPTIMIZERS["MomentumSGD"],
+        batches(n=6),
+        change=change_fn,
+        change_at=3,
+        **options,
+    )
+    assert step.cache_info()["traces"] >= 3  # (two before the change: no gradients, then some)
+
+
+def test_a_layer_setting_changed_between_calls_traces_again(xp):
+    def change(model, optimizer):
+        model.bn.eps = 0.5  # a Python number of a layer, read at the trace
+        model.dropout = 0.0
+
+    run_both(
+        lambda: Net(batch_norm=True, dropout=0.5),
+        OPTIMIZERS["SGD"],
+        batches(n=5),
+        seed=3,
+        change=change,
+    )
+
+
+def test_a_jitted_forward_follows_eval_and_train(xp):
+    model, _ = twin_models(lambda: Net(batch_norm=True, dropout=0.5))
+    forward = agrad.jit(lambda x: model(x))
+    x = data((4, 2))
+    # (the first two calls as made: `training` is the class's default, not the layers' own)
+    for mode in (None, None, "eval", "eval", "train"):
+        if mode is not None:
+            getattr(model, mode)()
+        agrad.seed(0)
+        eager = model(x)
+        agrad.seed(0)
+        assert_same(eager, forward(x))
+    assert forward.cache_info()["entries"] == 2  # one program per mode, each traced once
 
 
 def test_batch_norm_running_statistics_equal_eager(xp):

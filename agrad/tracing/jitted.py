@@ -179,6 +179,18 @@ class _EntryBuilder:
             return [f"if type({expr}) is not {self.const(spec[1])}: return MISS"]
         if kind == "is":
             return [f"if {expr} is not {spec[1]!r}: return MISS"]
+        if kind == "same":  # the very object (a function, or what another path reaches)
+            return [f"if {expr} is not {spec[1]}: return MISS"]
+        if kind == "type":
+            return [f"if type({expr}) is not {self.const(spec[1])}: return MISS"]
+        if kind == "eq":
+            value = spec[1]
+            return [
+                f"if type({expr}) is not {self.const(type(value))} or {expr} != {value!r}: "
+                "return MISS"
+            ]
+        if kind == "len":
+            return [f"if len({expr}) != {spec[1]}: return MISS"]
         return []
 
     def _key(self, key: Any) -> str:
@@ -190,6 +202,69 @@ class _EntryBuilder:
             # at the same place at this call, so that another model's call uses its own
             return self.obj(path)
         return self.const(key)
+
+
+_CALLABLES = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type)
+
+
+def _structure_guards(b: _EntryBuilder, pre: Any, post: Any, placed: dict) -> list[tuple]:
+    """Guards that the layers and optimizers the trace went through are arranged as they were:
+    the same settings (``training``, a number, a string, an activation function), the same
+    sub-layers, parameters and hooks in the same places, lists and dicts of the same length.
+
+    Without them a replay would silently run the old program after ``model.layers.append``,
+    ``optimizer.add_hook`` or ``model.activation = F.tanh``. What the trace itself rebinds (a
+    layer's last inputs) is a write, not a guard; what the program reads is guarded as an input.
+    """
+    owners = {
+        cid
+        for cid, (obj, _, _) in pre.containers.items()
+        if isinstance(obj, Layer) or _state._optimizer_like(obj)
+    }
+    held = {  # the lists and dicts they hold: a model's layers, the hooks, a layer's registry
+        id(value)
+        for (cid, _), value in pre.places.items()
+        if cid in owners and type(value) in (list, dict) and id(value) in pre.containers
+    }
+    guards: list[tuple] = []
+    for cid in owners:
+        layer, path, _ = pre.containers[cid]
+        if isinstance(layer, Layer) and "training" not in vars(layer):
+            # the class's default until train() or eval() sets the layer's own: read either way
+            expr = b.obj((*path, ("a", "training")))
+            guards.append((expr, ("is", layer.training), expr, ("structure", None)))
+    for place in pre.order:
+        cid, step = place
+        value = pre.places[place]
+        if (cid not in owners and cid not in held) or place in placed:
+            continue
+        if post.places.get(place, _state.ABSENT) is not value:
+            continue  # rebound by the trace: written back, not checked
+        if cid in held and type(pre.containers[cid][0]) is dict and id(value) not in pre.containers:
+            continue  # a registry's entries: its length is checked
+        here = (*pre.containers[cid][1], step)
+        size = pre.sizes.get(id(value))  # a list's or dict's length before the trace
+        same_size = size is not None and len(value) == size  # (what the trace appends, replays do)
+        specs: list[tuple] = []
+        if value is None or isinstance(value, bool):
+            specs.append(("is", value))
+        elif type(value) in (int, float, str):
+            if value == value:  # (NaN equals nothing)
+                specs.append(("eq", value))
+        elif isinstance(value, _CALLABLES):
+            specs.append(("same", b.const(value)))
+        elif id(value) in pre.containers and not isinstance(value, Variable):
+            canonical = pre.containers[id(value)][1]
+            if canonical != here:
+                specs.append(("same", b.obj(canonical)))
+            elif size is None:
+                specs.append(("type", type(value)))
+            if same_size:  # (what is in it is checked item by item)
+                specs.append(("len", size))
+        for spec in specs:
+            expr = b.obj(here)
+            guards.append((expr, spec, expr, (spec[0], None)))
+    return guards
 
 
 def _new_variable(data: Any, name: Any) -> Variable:
@@ -479,13 +554,7 @@ class Jitted:
                     guards.append(
                         (b.step_expr(container, step), _place_guard(value), container, step)
                     )
-            elif isinstance(obj, Layer):
-                # a layer's switches (training, ...) decide which program runs: checked
-                for (owner, step), value in pre.places.items():
-                    if owner == cid and isinstance(value, bool) and step[0] == "a":
-                        container = b.obj(path)
-                        expr = b.step_expr(container, step)
-                        guards.append((expr, ("is", value), container, step))
+        guards += _structure_guards(b, pre, post, placed)
         writes: list[tuple[str, tuple, Any]] = []
         replaced: list[tuple[str, str, Any]] = []  # (Variable, old gradient, its data's slot)
         side_effects = []
@@ -628,13 +697,15 @@ class Jitted:
                     continue
                 line = f"a{line[1]} = {line[2]}"
             body.append(f"    {line}")
-        body += ["except (AttributeError, LookupError, TypeError, ValueError):", "    return MISS"]
+        # the guards are inside the `try` too: a place that changed may hold what a guard's
+        # expression cannot read (a gradient that is None now), which is a miss as well
         seen_guards = set()
         for expr, spec, container, step in read_guards + guards:
             if (container, step) in seen_guards:
                 continue
             seen_guards.add((container, step))
-            body += b.guard(expr, spec, container, step)
+            body += [f"    {line}" for line in b.guard(expr, spec, container, step)]
+        body += ["except (AttributeError, LookupError, TypeError, ValueError):", "    return MISS"]
         written = "\n".join(store)
         dropped = set()
         for variable, old, data_slot in replaced:

@@ -45,12 +45,14 @@ def _is_number(x: Any) -> bool:
 
 
 class Snapshot:
-    """The containers reached (id -> (object, path, lifts numbers)) and their places' values."""
+    """The containers reached (id -> (object, path, lifts numbers)), their places' values, and
+    the length of each list and dict reached."""
 
     def __init__(self) -> None:
         self.containers: dict[int, tuple[Any, tuple, bool]] = {}
         self.places: dict[tuple[int, tuple], Any] = {}
         self.order: list[tuple[int, tuple]] = []
+        self.sizes: dict[int, int] = {}
 
     def add_place(self, container: Any, step: tuple, value: Any) -> None:
         key = (id(container), step)
@@ -156,6 +158,8 @@ def walk(roots: list[tuple[tuple, Any]], globals_: dict | None) -> Snapshot:
         if code_owner is None and not steps and not keeps:
             continue
         snap.containers[id(obj)] = (obj, path, lift and assignable)
+        if t is list or t is dict:
+            snap.sizes[id(obj)] = len(obj)
         for step, value in steps:
             if assignable:
                 snap.add_place(obj, step, value)
