@@ -770,10 +770,9 @@ def _end_process_after(seconds: float) -> None:
     """Have the kernel end this process in ``seconds`` (SIGALRM's default action), in case
     MPI_Abort does not return and does not end it either.
 
-    Open MPI's abort has been seen to stall (once in many CI runs the job outlived its 90 s
-    limit after a rank's watchdog had called it), and mpi4py calls it holding the GIL, so no
-    Python thread could step in; the kernel's alarm needs none. A process that ends without
-    MPI_Finalize makes the launcher end the job's other processes.
+    mpi4py calls MPI_Abort holding the GIL, so no Python thread could step in should it stall;
+    the kernel's alarm needs none. A process that ends without MPI_Finalize makes the launcher
+    end the job's other processes.
     """
     if not hasattr(signal, "setitimer"):  # (Windows: no alarm; MPI_Abort alone)
         return
