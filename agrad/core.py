@@ -839,6 +839,10 @@ class Variable:
                     seen.add(id(x.creator))
                     pending.append(x.creator)
                 x.creator = None
+            for index in func.intermediate_outputs:
+                output = func.outputs[index]()
+                if output is not None and output.node is not None:
+                    output.node.creator = None
 
     def backward(
         self,
@@ -1376,6 +1380,10 @@ class Function:
     retain_inputs: tuple[int, ...] | None = None
     retain_outputs: tuple[int, ...] | None = None
     retain_attributes: tuple[str, ...] = ()
+    #: outputs that are intermediates of the others (a jitted call's stored hidden state, from
+    #: which its returned output was computed): `unchain_backward` cuts them as it would have
+    #: cut them had the function's steps been separate nodes
+    intermediate_outputs: tuple[int, ...] = ()
     _vjp_based = False
     # the arrays kept for backward, () for none; None once released. `__call__`'s straight
     # paths store the array alone for one kept input (output), as a tuple made per call is one

@@ -234,6 +234,37 @@ def test_unchain_backward_keeps_the_roots_creator(xp):
     assert scalar(b.grad) == 4.0  # b is a leaf now
 
 
+class _StateAndOutput(Function):
+    """h = 2 x and y = 3 h as one node: y is computed from h, as in an RNN step."""
+
+    intermediate_outputs = (0,)
+
+    def forward(self, x):
+        h = x * 2.0
+        return h, h * 3.0
+
+    def vjp(self, d, xs, ys, gys):
+        gh, gy = gys
+        total = 0.0
+        if gh is not None:
+            total = total + gh * 2.0
+        if gy is not None:
+            total = total + gy * 6.0
+        return total
+
+
+def test_unchain_backward_cuts_the_intermediate_outputs_of_the_functions_it_passes(xp):
+    x = Variable(xp.asarray(1.0))
+    h, y = _StateAndOutput()(x * 1.0)
+    (y * 4.0).unchain_backward()
+    assert h.creator is None  # as if `y = 3 h` had been a node of its own
+    assert y.creator is None  # (an input of the loss's creator: cut as always)
+    # a function without intermediates leaves its other outputs alone
+    a, b = F.split(Variable(xp.asarray([1.0, 2.0])) * 1.0, 2)
+    (b * 2.0).unchain_backward()
+    assert b.creator is None and a.creator is not None
+
+
 def test_unchain(xp):
     y = Variable(xp.asarray(1.0)) * 2.0
     y.unchain()

@@ -243,6 +243,68 @@ def test_a_jitted_forward_follows_eval_and_train(xp):
     assert forward.cache_info()["entries"] == 2  # one program per mode, each traced once
 
 
+class Recurrent(agrad.Model):
+    def __init__(self, cell):
+        super().__init__()
+        self.cell = cell(4)
+        self.out = L.Linear(1)
+
+    def reset_state(self):
+        self.cell.reset_state()
+
+    def forward(self, x):
+        return self.out(self.cell(x))
+
+
+@pytest.mark.parametrize("cell", ["RNN", "LSTM"])
+def test_truncated_backprop_through_time_across_jitted_calls_equals_eager(xp, cell):
+    # the book's loop (step 59): a jitted time step that does not call backward; its hidden
+    # state, stored by the layer, carries the graph from call to call until unchain_backward
+    eager_model, jit_model = twin_models(lambda: Recurrent(getattr(L, cell)))
+    xs = [data((1, 2), seed=10 + i) for i in range(7)]
+    runs = []
+    for model, jitted in ((eager_model, False), (jit_model, True)):
+        model.reset_state()
+        optimizer = optimizers.SGD(lr=0.1).setup(model)
+        step = agrad.jit(lambda x, model=model: model(x)) if jitted else model
+        loss, losses = 0, []
+        for i, x in enumerate(xs):
+            y = step(x)
+            loss = loss + F.sum(y * y)
+            if i % 3 == 2 or i == len(xs) - 1:  # BPTT over 3 steps
+                model.cleargrads()
+                loss.backward()
+                loss.unchain_backward()
+                optimizer.update()
+                losses.append(loss)
+                loss = 0
+        runs.append((losses, [p.data for p in model.params()]))
+    # the call's node sums a parameter's gradients within the call before the graph sums
+    # the calls' (an LSTM's `h` feeds four layers): float32 rounding may differ by an ulp
+    for a, b in zip(runs[0][0] + runs[0][1], runs[1][0] + runs[1][1]):
+        np.testing.assert_allclose(host(a), host(b), rtol=1e-5, atol=1e-7)
+
+
+def test_backward_inside_jit_reaching_a_hidden_state_history_is_refused(xp):
+    model, _ = twin_models(lambda: Recurrent(L.RNN))
+    model.reset_state()
+
+    @agrad.jit
+    def step(x):
+        loss = F.sum(model(x))
+        model.cleargrads()
+        loss.backward()  # eagerly this backpropagates into the previous calls' graph too
+        return loss
+
+    step(data((1, 2)))  # (no history yet)
+    with pytest.raises(agrad.TraceError, match="history of its own"):
+        step(data((1, 2)))
+    model.cell.h.unchain()  # cut: the next call traces and replays
+    for _ in range(3):
+        step(data((1, 2)))
+        model.cell.h.unchain()
+
+
 def test_batch_norm_running_statistics_equal_eager(xp):
     if not agrad.current_backend().mutable_arrays:
         pytest.skip(

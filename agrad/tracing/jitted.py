@@ -429,22 +429,49 @@ class Jitted:
                         lifted[id(value)] = tracer
                 _state.assign(container, step, tracer)
                 placed[place] = (tracer, tracer._slot)
+        # A state Variable with a history (an RNN's hidden state, made by the previous call)
+        # is a leaf of this trace: the program's gradient stops at it, and the call's node
+        # passes that gradient on to the history, as eager backward does.
+        detached = [
+            (v, v.node, v.grad)
+            for (cid, step) in placed
+            if step == ("a", "data")
+            and isinstance(v := pre.containers[cid][0], Variable)
+            and v.node is not None
+            and v.node.creator is not None
+        ]
+        for v, _, _ in detached:
+            v.node = None
         default = _backends._default.get() or _backends.current_backend()
         token = _backends._default.set(traced_backend(default))  # type: ignore[arg-type]
         try:
-            with trace:
-                result = self.fn(*targs, **tkwargs)
-                diff = None
-                if trace.backward_calls == 0 and _enable_backprop.get() and _connected(result):
-                    # the build reads the values this backward reads: they stay as they are
-                    trace.sweeping = False
-                    diff = _trace_backward(trace, result, pre, placed)
+            try:
+                with trace:
+                    result = self.fn(*targs, **tkwargs)
+                    post = _state.walk([*walk_roots, ((("r", "ret"),), result)], globals_)
+                    diff = None
+                    if trace.backward_calls == 0 and _enable_backprop.get():
+                        stored = _stored_variables(post, pre)
+                        if stored or _connected(result):
+                            # the build reads the values this backward reads: they stay
+                            trace.sweeping = False
+                            diff = _trace_backward(trace, result, stored, pre, placed)
+            finally:
+                reached = [v for v, _, grad in detached if v.grad is not grad]
+                for v, node, grad in detached:
+                    v.node, v.grad = node, grad
+            if reached:
+                raise TraceError(
+                    "agrad.jit: backward inside the jitted function reached a Variable made "
+                    "before the call that has a history of its own (an RNN's hidden state, "
+                    "say), which a replay cannot follow; cut it first (unchain_backward() or "
+                    "reset_state()), or call backward outside the jitted function"
+                )
         except BaseException:
             _backends._default.reset(token)
             self._restore(_state.walk(walk_roots, globals_), None)
             raise
         _backends._default.reset(token)
-        post = _state.walk([*walk_roots, ((("r", "ret"),), result)], globals_)
         try:
             entry = self._build(trace, pre, post, placed, inputs, n_arg_inputs, result, diff)
         finally:
@@ -452,6 +479,10 @@ class Jitted:
             result = self._restore(post, result)
         if diff is not None:  # the first call's outputs hang on the same node as replays'
             result = _substitute(result, self._first_outputs)
+            for place in post.order:  # (and so does the state the call stored: RNN's `h`)
+                new = self._first_outputs.get(id(post.places[place]))
+                if new is not None:
+                    _state.assign(post.containers[place[0]][0], place[1], new)
             self._first_outputs = {}
         self.traces += 1
         entries = self._cache.setdefault(key, [])
@@ -893,8 +924,11 @@ class _BackwardTrace:
     """What differentiating through a jitted function needs: the outputs to differentiate, the
     Variables read (by path), and the recorded backward program's boundary, seeds and results."""
 
-    def __init__(self, outputs, wrt_paths, boundary, gy_slots, grad_slots, wants) -> None:
+    def __init__(
+        self, outputs, wrt_paths, boundary, gy_slots, grad_slots, wants, intermediate=()
+    ) -> None:
         self.outputs = outputs
+        self.intermediate = intermediate  # positions of the outputs the others were made from
         self.wrt_paths = wrt_paths
         self.boundary = boundary
         self.gy_slots = gy_slots
@@ -918,14 +952,37 @@ def _flatten_variables(value: Any, into: list) -> None:
             _flatten_variables(item, into)
 
 
-def _trace_backward(trace: Trace, result: Any, pre: Any, placed: dict) -> _BackwardTrace:
-    """Record the gradients of the function's outputs with respect to every Variable it read
-    (parameters and Variable arguments alike), seeded by new inputs of the program."""
+def _stored_variables(post: Any, pre: Any) -> list[Variable]:
+    """The Variables the call made and stored in its state (an RNN's new hidden state) that
+    are in the graph: outputs of the call's node, like the ones it returns."""
+    stored: list[Variable] = []
+    for place in post.order:
+        value = post.places[place]
+        if place[0] in pre.containers and id(value) not in pre.containers and _connected(value):
+            _flatten_variables(value, stored)
+    return stored
+
+
+def _trace_backward(
+    trace: Trace, result: Any, stored: list[Variable], pre: Any, placed: dict
+) -> _BackwardTrace:
+    """Record the gradients of the function's outputs (returned, or stored in its state) with
+    respect to every Variable it read (parameters and Variable arguments alike), seeded by new
+    inputs of the program."""
     from agrad.backprop import grad
     from agrad.core import is_differentiable_dtype
 
     outputs: list[Variable] = []
     _flatten_variables(result, outputs)
+    returned = len(outputs)
+    for v in stored:
+        _flatten_variables(v, outputs)
+    # a stored output the returned ones were computed from (an RNN's new `h`, under its
+    # output layer) is what eager's unchain_backward from the loss would have cut
+    upstream = _upstream_nodes([v.node for v in outputs[:returned]])
+    intermediate = tuple(
+        i for i in range(returned, len(outputs)) if id(outputs[i].node) in upstream
+    )
     wrt, wrt_paths = [], []
     for place in pre.order:
         cid, step = place
@@ -944,7 +1001,27 @@ def _trace_backward(trace: Trace, result: Any, pre: Any, placed: dict) -> _Backw
         else:
             wants.append(len(grad_slots))
             grad_slots.append(g.data._slot)
-    return _BackwardTrace(outputs, wrt_paths, boundary, [t._slot for t in seeds], grad_slots, wants)
+    return _BackwardTrace(
+        outputs, wrt_paths, boundary, [t._slot for t in seeds], grad_slots, wants, intermediate
+    )
+
+
+def _upstream_nodes(nodes: list) -> set[int]:
+    """The ids of the graph nodes the given nodes were computed from (not theirs)."""
+    seen: set[int] = set()
+    pending = [node.creator for node in nodes if node.creator is not None]
+    done: set[int] = set()
+    while pending:
+        func = pending.pop()
+        if id(func) in done:
+            continue
+        done.add(id(func))
+        for x in func.input_nodes:
+            if x is not None and id(x) not in seen:
+                seen.add(id(x))
+                if x.creator is not None:
+                    pending.append(x.creator)
+    return seen
 
 
 def _find(pre: Any, path: tuple) -> Any:
@@ -965,6 +1042,7 @@ class _Replayed(Function):
     def __init__(self, program: Any, diff: _BackwardTrace, residuals: Any, ys: Any) -> None:
         self.program = program
         self.diff = diff
+        self.intermediate_outputs = diff.intermediate
         self.residuals = residuals
         self._ys = ys
         self._shapes = [(tuple(y.shape), y.dtype) for y in ys]
