@@ -13,6 +13,7 @@ from typing import Any
 
 from agrad.backends import Backend, backend_of, current_backend, get_backend
 from agrad.backends.numpy import host
+from agrad.config import _active_trace
 from agrad.datasets import Dataset, _identity
 
 __all__ = ["DataLoader", "SeqDataLoader"]
@@ -244,6 +245,8 @@ class DataLoader:
         return self.index[i * size : (i + 1) * size]
 
     def __next__(self) -> tuple[Any, Any]:
+        if _active_trace.get() is not None:
+            _refuse_in_trace()
         if self.iteration >= self.max_iter:
             self.reset()
             raise StopIteration
@@ -285,6 +288,18 @@ class DataLoader:
         (10, 2)
         """
         return self.__next__()
+
+
+def _refuse_in_trace() -> None:
+    from agrad.tracing.tracer import TraceError, _user_frame
+
+    # the batches would be constants of the program: every replay would train on the
+    # trace's batches, in the trace's shuffled order
+    raise TraceError(
+        f"agrad.jit: a DataLoader was iterated inside a jitted function at {_user_frame()}; "
+        "a replay would reuse the batches the trace read. Iterate the loader outside and pass "
+        "each batch to the jitted step as arguments: `for x, t in loader: step(x, t)`"
+    )
 
 
 def _plain_host_dataset(dataset: Any) -> bool:

@@ -305,6 +305,21 @@ def test_backward_inside_jit_reaching_a_hidden_state_history_is_refused(xp):
         model.cell.h.unchain()
 
 
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_iterating_a_data_loader_inside_jit_is_refused(xp, shuffle):
+    # its batches would be constants of the program: replays would train on the trace's
+    loader = agrad.DataLoader(agrad.datasets.Spiral(), batch_size=30, shuffle=shuffle)
+    model = agrad.models.MLP((8, 3))
+
+    @agrad.jit
+    def epoch():
+        return [F.softmax_cross_entropy(model(x), t) for x, t in loader]
+
+    with pytest.raises(agrad.TraceError, match=r"DataLoader was iterated.*test_jit\.py"):
+        epoch()
+    assert len(list(loader)) == len(loader)  # (usable outside, from the start)
+
+
 def test_batch_norm_running_statistics_equal_eager(xp):
     if not agrad.current_backend().mutable_arrays:
         pytest.skip(
