@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 
@@ -303,6 +304,22 @@ def test_backward_inside_jit_reaching_a_hidden_state_history_is_refused(xp):
     for _ in range(3):
         step(data((1, 2)))
         model.cell.h.unchain()
+
+
+def test_draws_from_a_backend_captured_outside_are_made_anew_at_each_replay(xp):
+    backend = agrad.current_backend()  # taken before the trace: the real backend, not its twin
+
+    @agrad.jit
+    def noisy(x):
+        return x + backend.randn(x.shape) * backend.random(x.shape)
+
+    x = data((3, 4))
+    calls = [host(noisy(x)) for _ in range(4)]
+    assert all(not np.array_equal(a, b) for a, b in itertools.pairwise(calls))
+    agrad.seed(5)
+    eager = x + backend.randn(x.shape) * backend.random(x.shape)
+    agrad.seed(5)
+    assert_same(eager, noisy(x))
 
 
 @pytest.mark.parametrize("shuffle", [True, False])

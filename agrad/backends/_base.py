@@ -6,6 +6,8 @@ import math
 import warnings
 from typing import Any
 
+from agrad.config import _active_trace
+
 
 class BackendUnavailableError(RuntimeError):
     """A backend was requested that cannot run on this machine.
@@ -28,6 +30,27 @@ class BackendUnavailableError(RuntimeError):
     ...     print(exc)
     agrad backend 'missing' is not usable here: ImportError: No module named 'missing'
     """
+
+
+# Draws a replay must make anew: called on a backend object during a trace (one captured
+# before the jitted function ran), they go through the backend's traced twin and are recorded,
+# as they are when the function asks for `agrad.current_backend()` itself
+_DEVICE_DRAWS = ("random", "randn", "permutation")
+
+
+def _recorded_in_a_trace(name: str, draw: Any) -> Any:
+    def method(self: Backend, *args: Any, **kwargs: Any) -> Any:
+        if _active_trace.get() is None:
+            return draw(self, *args, **kwargs)
+        from agrad.tracing.tracer import traced_backend
+
+        return getattr(traced_backend(self), name)(*args, **kwargs)
+
+    method.__name__ = name
+    method.__qualname__ = draw.__qualname__
+    method.__doc__ = draw.__doc__
+    method.draw = draw  # type: ignore[attr-defined]  # (what the traced twin records)
+    return method
 
 
 class Backend:
@@ -61,6 +84,13 @@ class Backend:
     #: writes in place only into arrays it allocated itself, and only where this is True (JAX:
     #: False, its arrays are immutable)
     mutable_arrays: bool = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _DEVICE_DRAWS:
+            draw = cls.__dict__.get(name)
+            if draw is not None and not hasattr(draw, "draw"):
+                setattr(cls, name, _recorded_in_a_trace(name, draw))
 
     def __init__(self) -> None:
         self._probe: tuple[bool, str] | None = None
@@ -1057,8 +1087,7 @@ class Backend:
         >>> agrad.current_backend().to_host(b).tolist() == a.tolist()
         True
         """
-        from agrad.backends.numpy import backend as numpy_backend
-        from agrad.backends.numpy import host
+        from agrad.backends.numpy import draw_normal, host
 
         if dtype is None:
             name = "float64"
@@ -1066,7 +1095,7 @@ class Backend:
             name = dtype
         else:
             name = self.dtype_name(dtype)
-        return self.asarray(numpy_backend.randn(shape, host.dtype(name)), name)
+        return self.asarray(draw_normal(shape, host.dtype(name)), name)
 
     def permutation(self, n: int) -> Any:
         """A random permutation of ``range(n)`` as an integer array of this backend.

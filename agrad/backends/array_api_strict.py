@@ -7,7 +7,7 @@ from typing import Any
 
 from agrad.backends._base import Backend
 from agrad.backends.numpy import backend as numpy_backend
-from agrad.backends.numpy import host
+from agrad.backends.numpy import draw_normal, draw_uniform, host
 
 
 def _module() -> Any:
@@ -64,13 +64,13 @@ class ArrayApiStrictBackend(Backend):
         numpy_backend.seed(seed)
 
     def random(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
-        return self.xp.asarray(numpy_backend.random(shape), dtype=dtype)
+        return self.xp.asarray(draw_uniform(shape), dtype=dtype)
 
     def randn(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
-        return self.xp.asarray(numpy_backend.randn(shape), dtype=dtype)
+        return self.xp.asarray(draw_normal(shape), dtype=dtype)
 
     def permutation(self, n: int) -> Any:
-        return self.xp.asarray(numpy_backend.permutation(n))
+        return self.xp.asarray(host.random.permutation(n))
 
 
 def _host_index(index: Any) -> Any:

@@ -149,13 +149,26 @@ class NumpyBackend(Backend):
         numpy.random.seed(seed)
 
     def random(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
-        return numpy.random.random_sample(shape).astype(dtype or numpy.float64, copy=False)
+        return draw_uniform(shape, dtype)
 
     def randn(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
-        return numpy.random.standard_normal(shape).astype(dtype or numpy.float64, copy=False)
+        return draw_normal(shape, dtype)
 
     def permutation(self, n: int) -> Any:
         return numpy.random.permutation(n)
+
+
+# The host draws themselves, for the backends that start from them (array-api-strict, every
+# backend's initial weights): the backend methods above are recorded when called in a trace,
+# and these must not be, inside another backend's draw
+def draw_uniform(shape: tuple[int, ...], dtype: Any = None) -> Any:
+    """Uniform samples in [0, 1) from NumPy's legacy global generator (``agrad.seed``)."""
+    return numpy.random.random_sample(shape).astype(dtype or numpy.float64, copy=False)
+
+
+def draw_normal(shape: tuple[int, ...], dtype: Any = None) -> Any:
+    """Standard normal samples from NumPy's legacy global generator (``agrad.seed``)."""
+    return numpy.random.standard_normal(shape).astype(dtype or numpy.float64, copy=False)
 
 
 backend = NumpyBackend()

@@ -851,6 +851,9 @@ class TracedBackend:
         if name in _STATIC_METHODS or not callable(attr):
             return attr
         random = name in _RANDOM_METHODS or "rand" in name or "permutation" in name
+        draw = getattr(getattr(attr, "__func__", None), "draw", None)
+        if draw is not None:  # (the draw itself: its wrapper sends traced calls back here)
+            attr = types.MethodType(draw, self.real)
         value = _recording(attr, self.real, random=random, effect=name == "seed")
         setattr(self, name, value)
         return value
