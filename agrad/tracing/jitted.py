@@ -457,9 +457,11 @@ class Jitted:
                             trace.sweeping = False
                             diff = _trace_backward(trace, result, stored, pre, placed)
             finally:
-                reached = [v for v, _, grad in detached if v.grad is not grad]
+                reached = False
                 for v, node, grad in detached:
-                    v.node, v.grad = node, grad
+                    v.node = node
+                    if trace.backward_calls and v.grad is not grad:
+                        reached, v.grad = True, grad  # (a leaf's gradient only in this trace)
             if reached:
                 raise TraceError(
                     "agrad.jit: backward inside the jitted function reached a Variable made "
