@@ -215,6 +215,54 @@ def test_a_model_or_optimizer_changed_between_calls_traces_again(xp, change):
     assert step.cache_info()["traces"] >= 3  # (two before the change: no gradients, then some)
 
 
+class TwoSquare(agrad.Model):
+    """Two layers of one shape, so that their weights can be tied."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = L.Linear(2)
+        self.b = L.Linear(2)
+        self.c = L.Linear(3)
+
+    def forward(self, x):
+        return self.c(F.tanh(self.b(F.tanh(self.a(x)))))
+
+
+def _tie(model, optimizer):
+    model.b.W = model.a.W
+
+
+def _untie(model, optimizer):
+    model.b.W = agrad.Parameter(agrad.current_backend().xp.asarray(model.a.W.data, copy=True))
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "MomentumSGD"])
+@pytest.mark.parametrize("change", [_tie, _untie], ids=["tied", "untied"])
+def test_weights_tied_or_untied_between_calls_trace_again(xp, change, optimizer):
+    def make():
+        model = TwoSquare()
+        if change is _untie:
+            model(data((1, 2)))
+            _tie(model, None)  # tied from the start, untied later
+        return model
+
+    *_, step = run_both(make, OPTIMIZERS[optimizer], batches(n=6), change=change, change_at=3)
+    assert step.cache_info()["traces"] >= 3
+
+
+def test_the_same_variable_twice_where_the_trace_had_two_traces_again(xp):
+    @agrad.jit
+    def f(u, v):
+        return F.sum(u * 2.0 + v * 3.0)
+
+    u, v = Variable(data((3,), 1)), Variable(data((3,), 2))
+    f(u, v).backward()
+    f(u, v).backward()  # (a replay)
+    u.cleargrad()
+    f(u, u).backward()  # one Variable for both: its gradient is 2 + 3
+    np.testing.assert_allclose(host(u.grad), np.full(3, 5.0))
+
+
 def test_a_layer_setting_changed_between_calls_traces_again(xp):
     def change(model, optimizer):
         model.bn.eps = 0.5  # a Python number of a layer, read at the trace

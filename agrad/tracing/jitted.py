@@ -264,6 +264,29 @@ def _structure_guards(b: _EntryBuilder, pre: Any, post: Any, placed: dict) -> li
         for spec in specs:
             expr = b.obj(here)
             guards.append((expr, spec, expr, (spec[0], None)))
+    guards += _identity_guards(b, pre, post)
+    return guards
+
+
+def _identity_guards(b: _EntryBuilder, pre: Any, post: Any) -> list[tuple]:
+    """Guards that the Variables the trace reached are the same objects, one per place as at
+    the trace: weights tied (``b.W = a.W``) or untied between calls change the program."""
+    variables = {
+        cid: path for cid, (obj, path, _) in pre.containers.items() if isinstance(obj, Variable)
+    }
+    guards: list[tuple] = []
+    for place in pre.order:
+        value = pre.places[place]
+        canonical = variables.get(id(value))
+        if canonical is None or post.places.get(place, _state.ABSENT) is not value:
+            continue
+        here = (*pre.containers[place[0]][1], place[1])
+        if canonical != here:  # a second place of one Variable (tied weights)
+            expr = b.obj(here)
+            guards.append((expr, ("same", b.obj(canonical)), expr, ("same", None)))
+    if len(variables) > 1:  # and distinct ones still distinct
+        ids = ", ".join(f"id({b.obj(path)})" for path in variables.values())
+        guards.append((f"{{{ids}}}", ("len", len(variables)), "variables", ("distinct", None)))
     return guards
 
 
