@@ -250,6 +250,50 @@ def test_weights_tied_or_untied_between_calls_trace_again(xp, change, optimizer)
     assert step.cache_info()["traces"] >= 3
 
 
+@pytest.mark.parametrize("new_optimizer", ["MomentumSGD", "Adam"])
+def test_another_optimizer_at_the_same_place_traces_again(xp, new_optimizer):
+    # an SGD swapped for another optimizer that has `lr`, `target` and `hooks` too
+    eager_model, jit_model = twin_models(Net)
+    runs = []
+    for model, jitted in ((eager_model, False), (jit_model, True)):
+        holder = {"optimizer": OPTIMIZERS["SGD"]().setup(model)}
+
+        def step(x, t, model=model, holder=holder):
+            loss = F.softmax_cross_entropy(model(x), t)
+            model.cleargrads()
+            loss.backward()
+            holder["optimizer"].update()
+            return loss
+
+        step = agrad.jit(step) if jitted else step
+        losses = []
+        for i, (x, t) in enumerate(batches(n=6)):
+            if i == 3:
+                holder["optimizer"] = OPTIMIZERS[new_optimizer]().setup(model)
+            losses.append(step(x, t))
+        runs.append(losses)
+    for a, b in zip(*runs):
+        assert_same(a, b)
+
+
+def test_a_model_of_another_class_at_the_same_place_traces_again(xp):
+    class Doubled(Net):
+        def forward(self, x):
+            return super().forward(x) * 2.0
+
+    holder = {"model": twin_models(Net)[0]}
+    forward = agrad.jit(lambda x: holder["model"](x))
+    x = data((4, 2))
+    forward(x)
+    forward(x)
+    doubled = Doubled()
+    doubled(x)
+    for p, q in zip(doubled.params(), holder["model"].params()):
+        p.data = q.data
+    holder["model"] = doubled
+    assert_same(doubled(x), forward(x))
+
+
 def test_the_same_variable_twice_where_the_trace_had_two_traces_again(xp):
     @agrad.jit
     def f(u, v):

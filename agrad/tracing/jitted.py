@@ -228,11 +228,13 @@ def _structure_guards(b: _EntryBuilder, pre: Any, post: Any, placed: dict) -> li
     }
     guards: list[tuple] = []
     for cid in owners:
-        layer, path, _ = pre.containers[cid]
-        if isinstance(layer, Layer) and "training" not in vars(layer):
+        owner, path, _ = pre.containers[cid]
+        expr = b.obj(path)  # (another class there, an Adam for an SGD, runs another program)
+        guards.append((expr, ("type", type(owner)), expr, ("type", None)))
+        if isinstance(owner, Layer) and "training" not in vars(owner):
             # the class's default until train() or eval() sets the layer's own: read either way
             expr = b.obj((*path, ("a", "training")))
-            guards.append((expr, ("is", layer.training), expr, ("structure", None)))
+            guards.append((expr, ("is", owner.training), expr, ("structure", None)))
     for place in pre.order:
         cid, step = place
         value = pre.places[place]
