@@ -294,6 +294,35 @@ def test_a_model_of_another_class_at_the_same_place_traces_again(xp):
     assert_same(doubled(x), forward(x))
 
 
+def test_a_parameter_list_that_grows_or_shrinks_between_calls_traces_again(xp):
+    def run(jitted):
+        params = [Variable(data((3,), 1)), Variable(data((3,), 2))]
+
+        def step():  # the book's hand-written update over a list of parameters
+            loss = 0
+            for p in params:
+                loss = loss + F.sum(p * p)
+            for p in params:
+                p.cleargrad()
+            loss.backward()
+            for p in params:
+                p.data -= 0.1 * p.grad.data
+            return loss
+
+        step = agrad.jit(step) if jitted else step
+        losses = []
+        for i in range(5):
+            if i == 2:
+                params.append(Variable(data((3,), 3)))
+            if i == 4:
+                params.pop(0)
+            losses.append(step())
+        return losses
+
+    for a, b in zip(run(False), run(True)):
+        assert_same(a, b)
+
+
 def test_the_same_variable_twice_where_the_trace_had_two_traces_again(xp):
     @agrad.jit
     def f(u, v):

@@ -266,6 +266,19 @@ def _structure_guards(b: _EntryBuilder, pre: Any, post: Any, placed: dict) -> li
         for spec in specs:
             expr = b.obj(here)
             guards.append((expr, spec, expr, (spec[0], None)))
+    # a list or dict of Variables or arrays (a hand-written parameter list) is state too: one
+    # more or one fewer item is another program
+    holders = {
+        cid
+        for (cid, _), value in pre.places.items()
+        if cid not in held and (isinstance(value, Variable) or _state._is_array(value))
+    }
+    for cid in holders:
+        obj, path, _ = pre.containers[cid]
+        size = pre.sizes.get(cid)
+        if size is not None and len(path) > 1 and len(obj) == size:
+            expr = b.obj(path)
+            guards.append((expr, ("len", size), expr, ("len", None)))
     guards += _identity_guards(b, pre, post)
     return guards
 
