@@ -263,9 +263,9 @@ def _structure_guards(b: _EntryBuilder, pre: Any, post: Any, placed: dict) -> li
                 specs.append(("type", type(value)))
             if same_size:  # (what is in it is checked item by item)
                 specs.append(("len", size))
-        for spec in specs:
+        if specs:
             expr = b.obj(here)
-            guards.append((expr, spec, expr, (spec[0], None)))
+            guards += [(expr, spec, expr, (spec[0], None)) for spec in specs]
     # a list or dict of Variables or arrays (a hand-written parameter list) is state too: one
     # more or one fewer item is another program
     holders = {
@@ -504,7 +504,7 @@ class Jitted:
                 raise TraceError(
                     "agrad.jit: backward inside the jitted function reached a Variable made "
                     "before the call that has a history of its own (an RNN's hidden state, "
-                    "say), which a replay cannot follow; cut it first (unchain_backward() or "
+                    "say), which a replay cannot follow; cut it first (h.unchain() or "
                     "reset_state()), or call backward outside the jitted function"
                 )
         except BaseException:

@@ -294,7 +294,7 @@ class Trace:
         if slot >= len(_SLOT_REFS):
             slot_ref(slot)
         size = result.size  # (PyTorch's is a method, Dask's may be unknown: elements() then)
-        if size > 4096 if size.__class__ is int else elements(result) > LARGE:  # (LARGE)
+        if (size if size.__class__ is int else elements(result)) > LARGE:
             self._made_large(slot)
         self.ops.append((fn, targs, _NO_KWARGS, slot, effect, False, False, ins, (slot,)))
         tracer = _new(cls)
