@@ -1142,12 +1142,16 @@ class RemovableHandle:
     _next_id = 0
     #: how many hooks are registered in the process: backward looks for them only when > 0
     active = 0
+    #: registrations and removals so far: `agrad.jit` traces again when it moved, as a traced
+    #: backward ran the hooks registered then and no others
+    changes = 0
 
     def __init__(self, hooks: dict) -> None:
         self._hooks = hooks  # the leaf's own table: holding it does not hold the leaf
         self.id = RemovableHandle._next_id
         RemovableHandle._next_id += 1
         RemovableHandle.active += 1
+        RemovableHandle.changes += 1
 
     def remove(self) -> None:
         """Unregister the hook (a second call does nothing).
@@ -1163,6 +1167,7 @@ class RemovableHandle:
         """
         if self._hooks.pop(self.id, None) is not None:
             RemovableHandle.active -= 1
+            RemovableHandle.changes += 1
 
 
 def as_array(x: Any, array_module: Any = None) -> Any:

@@ -909,6 +909,41 @@ def test_gradient_hooks_run_in_the_trace(xp):
     assert seen  # at the trace: a hook's Python side effects happen when traced
 
 
+@pytest.mark.parametrize("change", ["register", "remove"])
+def test_a_gradient_hook_registered_or_removed_after_the_trace_is_followed(xp, change):
+    def scale(v):
+        v.grad.data *= 10
+
+    def run(jit):
+        w = Variable(data((3,)))
+        handle = w.register_post_accumulate_grad_hook(scale) if change == "remove" else None
+
+        def step(x):
+            w.cleargrad()
+            y = F.sum(w * w * x)
+            y.backward()
+            w.data -= 0.1 * w.grad.data
+            return y
+
+        step = agrad.jit(step) if jit else step
+        losses = []
+        for i in range(5):
+            if i == 2:
+                if change == "register":
+                    handle = w.register_post_accumulate_grad_hook(scale)
+                else:
+                    handle.remove()
+            losses.append(step(data((3,), 1)))
+        if change == "register":
+            handle.remove()
+        return losses, w
+
+    (expected, w_eager), (got, w_jit) = run(False), run(True)
+    for a, b in zip(expected, got):
+        assert_same(a, b)
+    assert_same(w_eager, w_jit)
+
+
 def test_negative_constants_keep_their_precedence(xp):
     f = agrad.jit(lambda v: (-2.0) ** v + (-1) * v - v * (-0.5))
     x = data((3,))

@@ -19,7 +19,7 @@ from agrad.config import (
     _enable_backprop,
     _train,
 )
-from agrad.core import Function, Variable
+from agrad.core import Function, RemovableHandle, Variable
 from agrad.layers import Layer
 from agrad.tracing import program as _program
 from agrad.tracing import state as _state
@@ -382,6 +382,7 @@ class Jitted:
             _train.get(),
             _autocast_dtype.get(),
             _backends.current_backend().name,
+            RemovableHandle.changes,
             tuple([_arg_key(a) for a in args]),
             tuple([(k, _arg_key(v)) for k, v in kwargs.items()]) if kwargs else (),
         )
