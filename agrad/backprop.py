@@ -77,10 +77,12 @@ def _seed(root: Variable) -> Any:
             f"{type(given).__name__}"
         )
     if owner is not backend:
-        raise TypeError(
-            f"backward(): the output lives on backend {backend.name!r} but the gradient set in "
-            f"its .grad lives on {owner.name!r}; move it with .to({backend.name!r}) first"
-        )
+        if getattr(backend, "real", None) is not owner:
+            raise TypeError(
+                f"backward(): the output lives on backend {backend.name!r} but the gradient set "
+                f"in its .grad lives on {owner.name!r}; move it with .to({backend.name!r}) first"
+            )
+        seed = backend.xp.asarray(seed)  # under agrad.jit: a constant of the traced program
     if tuple(seed.shape) != tuple(data.shape):
         raise ValueError(
             f"backward(): the gradient set in .grad has shape {tuple(seed.shape)}, the output "
@@ -678,7 +680,14 @@ def _assign_leaves(
                 backend = backend_for_type(type(g)) or backend_of(g)
                 v.grad = _wrap(_writable(backend, g, given))
             else:  # out of place, as DeZero
-                v.grad = _wrap(previous.backend.from_result(previous.data + g))
+                data = previous.data
+                backend = previous.backend
+                traced = backend_for_type(type(g))
+                if traced is not None and getattr(traced, "real", None) is backend:
+                    # under agrad.jit: a gradient set before the traced backward, an array of
+                    # the real library, is a constant of the program
+                    data, backend = traced.xp.asarray(data), traced
+                v.grad = _wrap(backend.from_result(data + g))
             if node.hooks:
                 hooked.append((node, v))
     for node, v in hooked:

@@ -986,6 +986,26 @@ def test_an_array_of_the_traced_library_is_a_constant(xp):
             assert_same(f(x), np.sum(host(x) * host(constant)))
 
 
+def test_an_array_of_the_traced_library_made_inside_meets_traced_gradients(xp):
+    # a cotangent and a preset gradient made inside, by a backend taken outside the trace: real
+    # arrays (constants of the program) that backward must add to and start from
+    backend = agrad.current_backend()
+
+    def step(x):
+        _, back = agrad.func.vjp(lambda a: F.sin(a) * a, x)
+        (gx,) = back(backend.asarray([0.5, 1.0, 2.0, 4.0]))
+        v = Variable(x)
+        v.grad = Variable(backend.asarray([3.0, 3.0, 3.0, 3.0]))
+        F.sum(F.sin(v)).backward()
+        return gx, v.grad
+
+    jitted = agrad.jit(step)
+    for seed in range(3):
+        x = data((4,), seed)
+        for expected, got in zip(step(x), jitted(x)):
+            assert_same(expected, got)
+
+
 def test_every_kind_of_step_replays_exactly(xp):
     # nested arguments, keywords, a sequence result, slices, an in-place write, a 0-d result
     # (a scalar in NumPy), and values large enough to be dropped at once: one program each
