@@ -162,6 +162,35 @@ def test_hooks_equal_eager(xp):
     run_both(Net, OPTIMIZERS["MomentumSGD"], batches(), hooks=hooks)
 
 
+def test_an_embedding_reads_new_ids_at_every_call(xp):
+    # integer ids as an argument: traced like any array (not read on the host to check them,
+    # as eagerly on the CPU), so every replay picks the rows of its own ids
+    class Tagger(agrad.Model):
+        def __init__(self):
+            super().__init__()
+            self.embed = L.EmbedID(5, 4)
+            self.embed.W.data = data((5, 4), 3)
+            self.out = _linear(3, 4, seed=4)
+
+        def forward(self, ids):
+            return self.out(F.tanh(self.embed(ids)))
+
+    def train(jit):
+        model = Tagger()
+        optimizer = optimizers.SGD(lr=0.5).setup(model)
+        step = make_step(model, optimizer)
+        step = agrad.jit(step) if jit else step
+        rng = np.random.default_rng(0)
+        ids = [agrad.current_backend().asarray(rng.integers(0, 5, size=6)) for _ in range(4)]
+        losses = [step(i, labels(6, seed=k)) for k, i in enumerate(ids)]
+        return losses, model.embed.W
+
+    (expected, w_eager), (got, w_jit) = train(False), train(True)
+    for a, b in zip(expected, got):
+        assert_same(a, b)
+    assert_same(w_eager, w_jit)
+
+
 def _linear(out_size, in_size, seed):
     """A Linear layer with weights made from ``seed`` (the same in both twins)."""
     layer = L.Linear(out_size)

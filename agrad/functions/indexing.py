@@ -90,8 +90,10 @@ def normalize_index(backend: Backend, key: Any, shape: tuple[int, ...]) -> tuple
 
 
 def _on_host(k: Any) -> bool:
+    """Whether ``k`` is an array whose values can be read here without waiting for a device
+    (not under agrad.jit, where they are unknown while tracing)."""
     owner = backend_of(k, None) if _is_array(k) else None
-    return owner is not None and owner.host_memory
+    return owner is not None and owner.host_memory and not owner.traced
 
 
 def _is_bool(k: Any) -> bool:
@@ -537,7 +539,9 @@ def embed_id(x: Any, W: Any) -> Variable:
     x : int, list of int, integer array or Variable
         Row numbers of ``W``, of any shape, ``0 <= x < V``. They get no gradient. Python ints,
         lists and NumPy arrays are checked on the host; an array on a device (JAX, PyTorch,
-        CuPy, Dask, array-api-strict) is not read, to keep the device from waiting: there the
+        CuPy, Dask, array-api-strict) is not read, to keep the device from waiting, nor is an
+        array argument of an ``agrad.jit`` function (NumPy then raises ``IndexError`` out of
+        range, and negative ids count from the end): there the
         library's own indexing rules apply (PyTorch and array-api-strict raise ``IndexError``
         out of range; JAX clamps to the last row and CuPy and Dask wrap around, negative ids
         count from the end), the same in the forward and the gradient.
