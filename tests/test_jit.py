@@ -162,6 +162,22 @@ def test_hooks_equal_eager(xp):
     run_both(Net, OPTIMIZERS["MomentumSGD"], batches(), hooks=hooks)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_rates_given_as_numpy_scalars_are_followed(xp, dtype):
+    if agrad.current_backend().name == "array_api_strict":
+        pytest.skip("array-api-strict refuses NumPy scalars as operands, eagerly as well")
+
+    def scalar(value):  # NumPy's float32(0.1): a number that keeps its dtype in arithmetic
+        return np.dtype(dtype).type(value)
+
+    def change(model, optimizer):
+        optimizer.lr = scalar(0.5)
+        optimizer.hooks[0].rate = scalar(0.2)
+
+    hooks = (lambda: optimizers.WeightDecay(scalar(0.01)),)
+    run_both(Net, lambda: optimizers.SGD(lr=scalar(0.1)), batches(), hooks=hooks, change=change)
+
+
 def test_an_embedding_reads_new_ids_at_every_call(xp):
     # integer ids as an argument: traced like any array (not read on the host to check them,
     # as eagerly on the CPU), so every replay picks the rows of its own ids

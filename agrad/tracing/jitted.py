@@ -185,8 +185,9 @@ class _EntryBuilder:
             return [f"if type({expr}) is not {self.const(spec[1])}: return MISS"]
         if kind == "eq":
             value = spec[1]
+            literal = repr(value) if type(value) in (int, float, str) else self.const(value)
             return [
-                f"if type({expr}) is not {self.const(type(value))} or {expr} != {value!r}: "
+                f"if type({expr}) is not {self.const(type(value))} or {expr} != {literal}: "
                 "return MISS"
             ]
         if kind == "len":
@@ -238,7 +239,10 @@ def _structure_guards(b: _EntryBuilder, pre: Any, post: Any, placed: dict) -> li
     for place in pre.order:
         cid, step = place
         value = pre.places[place]
-        if (cid not in owners and cid not in held) or place in placed:
+        # (an optimizer's hooks lift their numbers, as optimizers do: their other settings
+        # are checked as a layer's are)
+        hook = pre.containers[cid][2]
+        if (cid not in owners and cid not in held and not hook) or place in placed:
             continue
         if post.places.get(place, _state.ABSENT) is not value:
             continue  # rebound by the trace: written back, not checked
@@ -250,7 +254,9 @@ def _structure_guards(b: _EntryBuilder, pre: Any, post: Any, placed: dict) -> li
         specs: list[tuple] = []
         if value is None or isinstance(value, bool):
             specs.append(("is", value))
-        elif type(value) in (int, float, str):
+        elif type(value) in (int, float, str) or _state.is_library_scalar(value):
+            # (a library's scalar, an `lr` of NumPy's float32 say, is not an input as a Python
+            # number is: it keeps its dtype in arithmetic, so the program depends on its type)
             if value == value:  # (NaN equals nothing)
                 specs.append(("eq", value))
         elif isinstance(value, _CALLABLES):

@@ -16,6 +16,7 @@ replay reads and writes the objects that are there then.
 from __future__ import annotations
 
 import functools
+import numbers
 import sys
 import types
 from typing import Any
@@ -42,6 +43,16 @@ def _real_backend(x: Any) -> Any:
 
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and type(x).__module__ == "builtins"
+
+
+def is_library_scalar(x: Any) -> bool:
+    """A library's scalar (NumPy's ``float32(0.1)``, ``int64(3)``, ``bool_(True)``): a value, not
+    an array of a backend. Unlike a Python number it keeps its own dtype in arithmetic."""
+    if type(x) in (int, float, bool, str) or x is None:
+        return False
+    if isinstance(x, numbers.Number):
+        return True
+    return getattr(x, "shape", None) == () and hasattr(x, "dtype") and not _is_array(x)
 
 
 class Snapshot:
