@@ -762,6 +762,30 @@ def test_python_side_effects_are_reported(xp):
         jitted(data((2,)))
 
 
+@pytest.mark.parametrize("effect", ["append a number", "change a string", "append a tuple"])
+def test_python_values_stored_by_the_trace_are_reported(xp, effect):
+    class Layer(L.Layer):
+        def forward(self, v):
+            if effect == "change a string":
+                self.mode = "warm"
+            return v * 2
+
+    layer = Layer()
+    layer.mode = "cold"
+    log = []
+
+    def f(v):
+        if effect == "append a number":
+            log.append(len(log))
+        elif effect == "append a tuple":
+            log.append(("step", 1.5))
+        return layer(v)
+
+    jitted = agrad.jit(f)
+    with pytest.warns(agrad.tracing.JitWarning, match="side effects"):
+        jitted(data((2,)))
+
+
 def test_float32_stays_float32(xp):
     model = Net()
     opt = optimizers.SGD().setup(model)
@@ -1247,6 +1271,8 @@ def test_a_replaced_gradient_is_dropped_before_the_replay(xp):
     assert_same(loss, step(data(LARGE, 5)))
 
 
+# (the test reads the trace through a list the function appends to, which the trace reports)
+@pytest.mark.filterwarnings("ignore:agrad.jit. tracing changed Python values")
 def test_the_first_call_lets_go_of_large_values_nothing_holds(xp):
     # the trace keeps a record of every value, but not a large array the function dropped: the
     # first call holds no more memory than an eager call

@@ -660,7 +660,12 @@ class Jitted:
                 continue
             if not (new is None or _replayable(new, pre.containers)):
                 # a Python object the trace stored (a layer's weak references to its last
-                # inputs, say): Python state, which replays leave as the trace left it
+                # inputs, say, or a setting made once: `in_size`, None before): Python state,
+                # which replays leave as the trace left it. A plain value appended to a list (a
+                # log) or replacing another (a string, a tuple) is reported, as numbers are
+                appended = type(container_obj) is list and old is _state.ABSENT
+                if _plain(new) and (appended or (old is not None and _plain(old) and old != new)):
+                    side_effects.append((path, step, old, new))
                 continue
             container = b.obj(path)
             if type(container_obj) is list and old is _state.ABSENT:
@@ -695,12 +700,13 @@ class Jitted:
                 writes.append((container, place[1], _state.ABSENT))
         if side_effects:
             named = ", ".join(
-                f"{_describe(p, s)} {o!r} -> {n!r}" for p, s, o, n in side_effects[:3]
+                f"{_describe(p, s)} {'(new)' if o is _state.ABSENT else repr(o)} -> {n!r}"
+                for p, s, o, n in side_effects[:3]
             )
             warnings.warn(
-                f"agrad.jit: tracing changed Python numbers ({named}); a replay does not "
+                f"agrad.jit: tracing changed Python values ({named}); a replay does not "
                 "repeat Python side effects, only array operations (keep such counters "
-                "outside the jitted function)",
+                "and logs outside the jitted function)",
                 JitWarning,
                 stacklevel=4,
             )
@@ -1158,6 +1164,15 @@ def _large(values: list, dying: list[tuple]) -> tuple:
             if layout is not None:
                 layouts[s] = layout
     return large, layouts, backend
+
+
+def _plain(value: Any) -> bool:
+    """A plain Python value (a number, a string, None) or a tuple or list of them."""
+    if value is None or type(value) in (int, float, complex, bool, str):
+        return True
+    if type(value) in (tuple, list):
+        return all(_plain(v) for v in value)
+    return _state.is_library_scalar(value)
 
 
 def _replayable(value: Any, known: dict) -> bool:
