@@ -295,6 +295,53 @@ def test_weights_tied_or_untied_between_calls_trace_again(xp, change, optimizer)
     assert step.cache_info()["traces"] >= 3
 
 
+def test_a_gradient_returned_by_one_call_keeps_its_value_when_the_next_one_traces(xp):
+    w = agrad.Parameter(data((3,)))
+
+    def step(x):
+        w.cleargrad()
+        F.sum(w * x).backward()
+        return w.grad
+
+    jitted = agrad.jit(step)
+    x1, x2, x3 = data((3,), 1), data((3,), 2), data((3,), 3)
+    first = jitted(x1)  # no gradient before: a trace
+    second = jitted(x2)  # a gradient before: a trace that reads it, then clears it
+    third = jitted(x3)
+    assert jitted.cache_info()["traces"] == 2
+    for got, expected in ((first, x1), (second, x2), (third, x3)):
+        assert_same(got, expected)
+
+
+@pytest.mark.parametrize("update", ["in place", "none"])
+def test_an_array_two_parameters_shared_at_the_trace_and_parted_later(xp, update):
+    # one array, so one input of the program: each place must still hold it at a replay
+    def run(jit):
+        shared = data((3,))
+        a, b = agrad.Parameter(shared), agrad.Parameter(shared)
+
+        def step(x):
+            y = F.sum(a * x + b * b)
+            a.cleargrad()
+            b.cleargrad()
+            y.backward()
+            if update == "in place":
+                a.data -= 0.1 * a.grad.data
+                b.data -= 0.1 * b.grad.data
+            return y, a.grad, b.grad
+
+        step = agrad.jit(step) if jit else step
+        results = []
+        for i in range(4):
+            if i == 2:
+                b.data = agrad.current_backend().xp.asarray(b.data, copy=True) * 2.0
+            results += step(data((3,), 1))
+        return [*results, a, b]
+
+    for expected, got in zip(run(False), run(True)):
+        assert_same(expected, got)
+
+
 @pytest.mark.parametrize("new_optimizer", ["MomentumSGD", "Adam"])
 def test_another_optimizer_at_the_same_place_traces_again(xp, new_optimizer):
     # an SGD swapped for another optimizer that has `lr`, `target` and `hooks` too

@@ -516,14 +516,14 @@ class Jitted:
                 )
         except BaseException:
             _backends._default.reset(token)
-            self._restore(_state.walk(walk_roots, globals_), None)
+            self._restore(_state.walk(walk_roots, globals_), None, pre, placed)
             raise
         _backends._default.reset(token)
         try:
             entry = self._build(trace, pre, post, placed, inputs, n_arg_inputs, result, diff)
         finally:
             # the places after the trace are those the build saw: no need to walk them again
-            result = self._restore(post, result)
+            result = self._restore(post, result, pre, placed)
         if diff is not None:  # the first call's outputs hang on the same node as replays'
             result = _substitute(result, self._first_outputs)
             for place in post.order:  # (and so does the state the call stored: RNN's `h`)
@@ -542,9 +542,16 @@ class Jitted:
                 del self._cache[oldest]
         return result
 
-    def _restore(self, snap: _state.Snapshot, result: Any) -> Any:
-        """Put the first call's real arrays back where the trace left tracers."""
+    def _restore(self, snap: _state.Snapshot, result: Any, pre: Any, placed: dict) -> Any:
+        """Put the first call's real arrays back where the trace left tracers: in what the
+        function reaches now (``snap``), and where tracers were put before it ran (``placed``),
+        which it may no longer reach (a gradient it cleared, that the caller still holds)."""
         done: set[int] = set()
+        for cid, step in placed:
+            container = pre.containers[cid][0]
+            value = _state.read(container, step)
+            if isinstance(value, Tracer):
+                _state.assign(container, step, value._value)
         for place in snap.order:
             cid, step = place
             container = snap.containers[cid][0]
@@ -633,6 +640,16 @@ class Jitted:
                         (b.step_expr(container, step), _place_guard(value), container, step)
                     )
         guards += _structure_guards(b, pre, post, placed)
+        # an array found at several places (two Parameters given one array) is one input, read
+        # at the first: each other place must still hold that very array, or a replay would
+        # read the first one's value for it
+        first_places: dict[int, str] = {}
+        for (cid, step), (_, slot) in placed.items():
+            container = b.obj(pre.containers[cid][1])
+            expr = b.step_expr(container, step)
+            first = first_places.setdefault(slot, expr)
+            if first != expr:
+                guards.append((expr, ("same", first), container, ("alias", step)))
         writes: list[tuple[str, tuple, Any]] = []
         replaced: list[tuple[str, str, Any]] = []  # (Variable, old gradient, its data's slot)
         side_effects = []

@@ -230,6 +230,15 @@ def assign(container: Any, step: tuple, value: Any) -> None:
         container[key] = value
 
 
+def read(container: Any, step: tuple) -> Any:
+    """``container.<name>`` or ``container[key]``; ``ABSENT`` when there is none."""
+    kind, key = step
+    try:
+        return getattr(container, key) if kind == "a" else container[key]
+    except (AttributeError, LookupError, TypeError):
+        return ABSENT
+
+
 def remove(container: Any, step: tuple) -> None:
     kind, key = step
     if kind == "a":
