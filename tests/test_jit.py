@@ -295,6 +295,25 @@ def test_weights_tied_or_untied_between_calls_trace_again(xp, change, optimizer)
     assert step.cache_info()["traces"] >= 3
 
 
+def test_one_variable_passed_twice_is_another_program_than_two(xp):
+    def step(pair):
+        first, second = pair
+        y = F.sum(first * second * second)
+        first.cleargrad()
+        second.cleargrad()
+        y.backward()
+        return first.grad, second.grad
+
+    jitted = agrad.jit(step)
+    a, b = Variable(data((3,), 1)), Variable(data((3,), 2))
+    # distinct, then one Variable twice (a trace of its own), then distinct again: the second
+    # entry is tried first and must see that the two places hold two Variables now
+    for pair in ([a, b], [a, a], [b, a], [b, b], [a, b]):
+        expected = [host(g) for g in step(pair)]
+        for got, want in zip(jitted(pair), expected):
+            assert_same(got, want)
+
+
 def test_a_gradient_returned_by_one_call_keeps_its_value_when_the_next_one_traces(xp):
     w = agrad.Parameter(data((3,)))
 

@@ -305,6 +305,9 @@ def _identity_guards(b: _EntryBuilder, pre: Any, post: Any) -> list[tuple]:
         if canonical != here:  # a second place of one Variable (tied weights)
             expr = b.obj(here)
             guards.append((expr, ("same", b.obj(canonical)), expr, ("same", None)))
+    for path, first in pre.root_aliases:  # one object passed as two arguments, say
+        expr = b.obj(path)
+        guards.append((expr, ("same", b.obj(first)), expr, ("same", None)))
     if len(variables) > 1:  # and distinct ones still distinct
         ids = ", ".join(f"id({b.obj(path)})" for path in variables.values())
         guards.append((f"{{{ids}}}", ("len", len(variables)), "variables", ("distinct", None)))

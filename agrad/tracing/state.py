@@ -56,14 +56,16 @@ def is_library_scalar(x: Any) -> bool:
 
 
 class Snapshot:
-    """The containers reached (id -> (object, path, lifts numbers)), their places' values, and
-    the length of each list and dict reached."""
+    """The containers reached (id -> (object, path, lifts numbers)), their places' values, the
+    length of each list and dict reached, and the roots that are one object (one Variable
+    passed as two arguments): (path, path of its first root)."""
 
     def __init__(self) -> None:
         self.containers: dict[int, tuple[Any, tuple, bool]] = {}
         self.places: dict[tuple[int, tuple], Any] = {}
         self.order: list[tuple[int, tuple]] = []
         self.sizes: dict[int, int] = {}
+        self.root_aliases: list[tuple[tuple, tuple]] = []
 
     def add_place(self, container: Any, step: tuple, value: Any) -> None:
         key = (id(container), step)
@@ -155,6 +157,12 @@ def children(obj: Any) -> tuple[list[tuple[tuple, Any]], bool, bool]:
 def walk(roots: list[tuple[tuple, Any]], globals_: dict | None) -> Snapshot:
     """Every container reachable from ``roots`` (path, object) and the value of each place."""
     snap = Snapshot()
+    first_roots: dict[int, tuple] = {}
+    for path, obj in roots:
+        if obj is not None and not _is_array(obj) and not _is_number(obj):
+            first = first_roots.setdefault(id(obj), path)
+            if first != path:
+                snap.root_aliases.append((path, first))
     # (path, object, lifts its numbers)
     stack: list[tuple[tuple, Any, bool]] = [(path, obj, False) for path, obj in reversed(roots)]
     seen_globals: set[str] = set()
