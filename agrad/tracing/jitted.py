@@ -646,13 +646,12 @@ class Jitted:
         # an array found at several places (two Parameters given one array) is one input, read
         # at the first: each other place must still hold that very array, or a replay would
         # read the first one's value for it
-        first_places: dict[int, str] = {}
-        for (cid, step), (_, slot) in placed.items():
-            container = b.obj(pre.containers[cid][1])
-            expr = b.step_expr(container, step)
-            first = first_places.setdefault(slot, expr)
-            if first != expr:
-                guards.append((expr, ("same", first), container, ("alias", step)))
+        first_places: dict[int, tuple] = {}
+        aliases: list[tuple[int, tuple, tuple]] = []  # (slot, place, first place)
+        for place, (_, slot) in placed.items():
+            first = first_places.setdefault(slot, place)
+            if first != place:
+                aliases.append((slot, place, first))
         writes: list[tuple[str, tuple, Any]] = []
         replaced: list[tuple[str, str, Any]] = []  # (Variable, old gradient, its data's slot)
         side_effects = []
@@ -804,6 +803,12 @@ class Jitted:
         # the guards are inside the `try` too: a place that changed may hold what a guard's
         # expression cannot read (a gradient that is None now), which is a miss as well
         seen_guards = set()
+        for slot, (cid, step), (first_cid, first_step) in aliases:
+            if slot in used:  # (an input the program does not read may be anything)
+                container = b.obj(pre.containers[cid][1])
+                first = b.step_expr(b.obj(pre.containers[first_cid][1]), first_step)
+                expr = b.step_expr(container, step)
+                guards.append((expr, ("same", first), container, ("alias", step)))
         for expr, spec, container, step in read_guards + guards:
             if (container, step) in seen_guards:
                 continue

@@ -158,8 +158,13 @@ def walk(roots: list[tuple[tuple, Any]], globals_: dict | None) -> Snapshot:
     """Every container reachable from ``roots`` (path, object) and the value of each place."""
     snap = Snapshot()
     first_roots: dict[int, tuple] = {}
-    for path, obj in roots:
-        if obj is not None and not _is_array(obj) and not _is_number(obj):
+    for path, obj in roots:  # (not tuples: an empty closure and no defaults are one `()`)
+        if (
+            obj is not None
+            and type(obj) is not tuple
+            and not _is_array(obj)
+            and not _is_number(obj)
+        ):
             first = first_roots.setdefault(id(obj), path)
             if first != path:
                 snap.root_aliases.append((path, first))
