@@ -790,6 +790,19 @@ def test_value_dependent_python_is_refused(xp, read, what):
     assert isinstance(info.value, RuntimeError)
 
 
+def test_a_refused_read_that_the_function_catches_is_still_refused(xp):
+    def f(v):
+        total = F.sum(v)
+        try:
+            scale = float(total)
+        except Exception:  # the fallback would be baked in as if it were always taken
+            scale = 1.0
+        return total * scale
+
+    with pytest.raises(agrad.TraceError, match=r"float\(\).*caught this error"):
+        agrad.jit(f)(Variable(data((3,))))
+
+
 def test_the_state_is_restored_when_the_function_raises(xp):
     w = Variable(data((3,)))
     before = w.data

@@ -496,6 +496,12 @@ class Jitted:
             try:
                 with trace:
                     result = self.fn(*targs, **tkwargs)
+                    if trace.refused is not None:  # raised, and caught by the function
+                        raise TraceError(
+                            f"{trace.refused} (The function caught this error and went on, "
+                            "so what it did instead would be replayed as if it were always "
+                            "right.)"
+                        ) from trace.refused
                     post = _state.walk([*walk_roots, ((("r", "ret"),), result)], globals_)
                     diff = None
                     if trace.backward_calls == 0 and _enable_backprop.get():

@@ -63,14 +63,20 @@ def _user_frame() -> str:
 
 
 def host_read_error(what: str) -> TraceError:
-    """The error for a read of a traced value on the host, naming what and where."""
-    return TraceError(
+    """The error for a read of a traced value on the host, naming what and where; the trace
+    in progress remembers it, so that code which catches it cannot bake in what it did
+    instead."""
+    error = TraceError(
         f"agrad.jit: {what} of a traced array at {_user_frame()}: its value is not known "
         "while the function is traced, and a replay would reuse the first call's value. Move "
         "the read outside the jitted function (return the value and read it after the call), "
         "pass the value as a static argument (a Python number), or compute with array "
         "operations instead (xp.where instead of `if`)."
     )
+    trace = _active.get()
+    if trace is not None and trace.refused is None:
+        trace.refused = error
+    return error
 
 
 class Slot(int):
@@ -188,6 +194,7 @@ class Trace:
         self.sweeping = True
         self._held: list[int] = []  # the large values a tracer held at the last look
         self._inputs: set[int] = set()
+        self.refused: TraceError | None = None  # the first read refused, caught or not
 
     def _made_large(self, slot: int) -> None:
         """A large value was just made (at ``slot``): replace the large values that no tracer
