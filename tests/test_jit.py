@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import itertools
 import math
+import types
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -680,6 +684,58 @@ def test_structured_returns(xp):
         assert_same(doubled, host(x) * 2)
         assert extra == [None, 1.5, "tag"]
         assert agrad.backends.backend_of(out["raw"]).name == agrad.current_backend().name
+
+
+Scored = collections.namedtuple("Scored", "loss doubled tag")
+
+
+def test_a_namedtuple_is_returned_anew_and_differentiable(xp):
+    w = Variable(data((3,)))
+    f = agrad.jit(lambda v: Scored(F.sum(v * w), v * 2, "tag"))
+    for seed in range(3):
+        x = Variable(data((3,), seed))
+        out = f(x)
+        assert type(out) is Scored and out.tag == "tag"
+        assert_same(out.loss, np.sum(host(x) * host(w)))
+        assert_same(out.doubled, host(x) * 2)
+        x.cleargrad()
+        out.loss.backward()  # through the call's node, as for a tuple
+        assert_same(x.grad, host(w))
+
+
+def test_another_object_holding_results_is_refused(xp):
+    @dataclasses.dataclass
+    class Result:
+        loss: Any
+
+    returned = agrad.jit(lambda v: Result(F.sum(v)))
+    with pytest.raises(agrad.TraceError, match="returned a Result"):
+        returned(Variable(data((3,))))
+    holder = types.SimpleNamespace()
+
+    def store(v):
+        holder.last = types.SimpleNamespace(loss=F.sum(v))
+        return v * 2
+
+    with pytest.raises(agrad.TraceError, match=r"stored a SimpleNamespace .* at closure.*\.last"):
+        agrad.jit(store)(Variable(data((3,))))
+
+
+def test_an_attribute_set_on_an_object_that_had_none_is_written_at_each_call(xp):
+    class Box:
+        pass
+
+    box = Box()
+
+    @agrad.jit
+    def f(v):
+        box.last = F.sum(v * 2).data
+        return v
+
+    for seed in range(4):
+        x = data((3,), seed)
+        f(x)
+        assert_same(box.last, np.sum(host(x) * 2))
 
 
 def test_test_mode_is_part_of_the_signature(xp):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import itertools
 import re
 import types
 import warnings
@@ -112,6 +113,8 @@ def _materialize(value: Any, done: set[int]) -> Any:
     t = type(value)
     if t is tuple:
         return tuple(_materialize(v, done) for v in value)
+    if _is_namedtuple(value):
+        return t(*[_materialize(v, done) for v in value])
     if t is list:
         done.add(id(value))
         value[:] = [_materialize(v, done) for v in value]
@@ -620,10 +623,20 @@ class Jitted:
             t = type(value)
             if t is tuple:
                 return "(" + "".join(f"{build(v)}, " for v in value) + ")"
+            if _is_namedtuple(value):
+                return f"{b.const(t)}(" + ", ".join(build(v) for v in value) + ")"
             if t is list:
                 return "[" + ", ".join(build(v) for v in value) + "]"
             if t is dict:
                 return "{" + ", ".join(f"{b._key(k)}: {build(v)}" for k, v in value.items()) + "}"
+            if _holds_traced(value):
+                # its attributes would be the first call's at every replay
+                raise TraceError(
+                    f"agrad.jit: the function returned a {t.__name__} made while it ran that "
+                    "holds Variables or arrays it computed; a replay rebuilds tuples "
+                    "(namedtuples too), lists and dicts of them: return one of those, or "
+                    "build the object from what the call returns"
+                )
             return b.const(value)
 
         # guards: the state each input is read from, every Variable's data and grad, and every
@@ -684,6 +697,16 @@ class Jitted:
                 side_effects.append((path, step, old, new))
                 continue
             if not (new is None or _replayable(new, pre.containers)):
+                if _holds_traced(new) and not isinstance(new, Layer):
+                    # (a layer made while tracing is rebuilt by tracing again: the lengths of
+                    # its owner's registries are checked)
+                    raise TraceError(
+                        f"agrad.jit: the function stored a {type(new).__name__} made while it "
+                        f"ran that holds Variables or arrays it computed, at "
+                        f"{_describe(path, step)}: replays would leave the first call's there. "
+                        "Store a tuple (a namedtuple too), list or dict of them, or return "
+                        "the values and store them after the call"
+                    )
                 # a Python object the trace stored (a layer's weak references to its last
                 # inputs, say, or a setting made once: `in_size`, None before): Python state,
                 # which replays leave as the trace left it. A plain value appended to a list (a
@@ -1157,12 +1180,38 @@ def _replayed_node(program: Any, diff: _BackwardTrace, residuals, ys, wrt) -> li
     return out if isinstance(out, list) else [out]
 
 
+def _is_namedtuple(value: Any) -> bool:
+    return isinstance(value, tuple) and hasattr(type(value), "_fields")
+
+
+def _holds_traced(value: Any, depth: int = 0) -> bool:
+    """Whether an object of another kind holds, a few levels down, a Variable or a traced
+    array (one made by the trace: a dataclass or a namespace of results)."""
+    if isinstance(value, (Tracer, Variable)):
+        return True
+    if depth > 3:
+        return False
+    if isinstance(value, (tuple, list)):
+        items: Any = value
+    elif isinstance(value, dict):
+        items = value.values()
+    else:
+        attrs = getattr(value, "__dict__", None)
+        slots = [getattr(value, n, None) for n in getattr(type(value), "__slots__", ())]
+        items = [*(attrs.values() if isinstance(attrs, dict) else ()), *slots]
+    # (a look at the first items: results are small, and a large collection of data is not
+    # worth a walk on every trace)
+    return any(_holds_traced(v, depth + 1) for v in itertools.islice(items, 64))
+
+
 def _substitute(value: Any, mapping: dict) -> Any:
     if id(value) in mapping:
         return mapping[id(value)]
     t = type(value)
     if t is tuple or t is list:
         return t([_substitute(v, mapping) for v in value])
+    if _is_namedtuple(value):
+        return t(*[_substitute(v, mapping) for v in value])
     if t is dict:
         return {k: _substitute(v, mapping) for k, v in value.items()}
     return value
@@ -1211,7 +1260,7 @@ def _replayable(value: Any, known: dict) -> bool:
     arrays, Variables, objects that were there before, and tuples, lists and dicts of them."""
     if isinstance(value, (Tracer, Variable)) or id(value) in known:
         return True
-    if type(value) in (tuple, list):
+    if type(value) in (tuple, list) or _is_namedtuple(value):
         return any(_replayable(v, known) for v in value)
     if type(value) is dict:
         return any(_replayable(v, known) for v in value.values())

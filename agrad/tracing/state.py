@@ -179,7 +179,9 @@ def walk(roots: list[tuple[tuple, Any]], globals_: dict | None) -> Snapshot:
         t = type(obj)
         code_owner = obj if t is types.FunctionType else None
         keeps = isinstance(obj, (types.FunctionType, Variable)) or t in (dict, list)
-        if code_owner is None and not steps and not keeps:
+        # (an object with no attributes yet is kept too: what the function sets on it is a
+        # write like any other)
+        if code_owner is None and not steps and not keeps and not assignable:
             continue
         snap.containers[id(obj)] = (obj, path, lift and assignable)
         if t is list or t is dict:
