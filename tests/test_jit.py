@@ -318,6 +318,18 @@ def test_one_variable_passed_twice_is_another_program_than_two(xp):
             assert_same(got, want)
 
 
+def test_an_array_held_by_two_plain_objects_is_checked_at_both(xp):
+    # nothing else names the second holder: its check alone must bring it into the entry
+    first, second = types.SimpleNamespace(), types.SimpleNamespace()
+    first.a = second.a = data((3,), 1)
+    f = agrad.jit(lambda v: v * first.a + second.a)
+    x = data((3,), 2)
+    for call in range(4):
+        if call == 2:
+            second.a = data((3,), 3)
+        assert_same(f(x), host(x) * host(first.a) + host(second.a))
+
+
 def test_a_gradient_returned_by_one_call_keeps_its_value_when_the_next_one_traces(xp):
     w = agrad.Parameter(data((3,)))
 

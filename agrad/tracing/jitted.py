@@ -822,6 +822,13 @@ class Jitted:
         )
         b.names["replay"] = replay
         params = ", ".join(f"r{i}" for i in range(len(_ROOTS)))
+        # (before the body: the objects these guards name become lines of it)
+        for slot, (cid, step), (first_cid, first_step) in aliases:
+            if slot in used:  # (an input the program does not read may be anything)
+                container = b.obj(pre.containers[cid][1])
+                first = b.step_expr(b.obj(pre.containers[first_cid][1]), first_step)
+                expr = b.step_expr(container, step)
+                guards.append((expr, ("same", first), container, ("alias", step)))
         body = ["try:"]
         for line in b.lines:
             if isinstance(line, tuple):
@@ -832,12 +839,6 @@ class Jitted:
         # the guards are inside the `try` too: a place that changed may hold what a guard's
         # expression cannot read (a gradient that is None now), which is a miss as well
         seen_guards = set()
-        for slot, (cid, step), (first_cid, first_step) in aliases:
-            if slot in used:  # (an input the program does not read may be anything)
-                container = b.obj(pre.containers[cid][1])
-                first = b.step_expr(b.obj(pre.containers[first_cid][1]), first_step)
-                expr = b.step_expr(container, step)
-                guards.append((expr, ("same", first), container, ("alias", step)))
         for expr, spec, container, step in read_guards + guards:
             if (container, step) in seen_guards:
                 continue
