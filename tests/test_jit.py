@@ -8,6 +8,7 @@ import itertools
 import math
 import types
 import warnings
+import weakref
 from typing import Any
 
 import numpy as np
@@ -316,6 +317,15 @@ def test_one_variable_passed_twice_is_another_program_than_two(xp):
         expected = [host(g) for g in step(pair)]
         for got, want in zip(jitted(pair), expected):
             assert_same(got, want)
+
+
+def test_a_layer_keeps_only_a_weak_reference_to_a_traced_input(xp):
+    # as to an array eagerly: a strong one would keep the trace's array alive, and make it a
+    # second place of the input it came from
+    layer = L.Linear(3)
+    f = agrad.jit(lambda v: layer(v))
+    f(data((2, 4)))
+    assert all(isinstance(ref, weakref.ref) for ref in layer.inputs)
 
 
 def test_an_array_held_by_two_plain_objects_is_checked_at_both(xp):

@@ -573,7 +573,9 @@ class Tracer:
     ``dtype`` (static: part of the signature), the Array API namespace (which records).
     """
 
-    __slots__ = ("_slot", "_trace", "_value")
+    # (weakly referable as arrays are: a layer keeps weak references to its last inputs, and
+    # a strong one would keep the trace's array alive and make it a second place of an input)
+    __slots__ = ("__weakref__", "_slot", "_trace", "_value")
     __array_priority__ = 300  # NumPy defers `ndarray (op) tracer` to our reflected operator
     __array_ufunc__ = None
     _traced_backend: Any = None  # set on each backend's subclass
