@@ -17,12 +17,20 @@ from __future__ import annotations
 
 import gc
 import heapq
+import os
+import sys
 import timeit
 import weakref
+from pathlib import Path
 
-import numpy as np
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_name] = "1"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ROUNDS = 50  # of sin, exp, * 0.5, + x: 200 ops
+import numpy as np  # noqa: E402
+from scenarios import overhead  # noqa: E402
+
+ROUNDS = 200 // overhead.OPS_PER_ROUND  # of sin, exp, * 0.5, + x
 
 
 class _Var:
@@ -142,62 +150,28 @@ def _bare_step(x0):
     return step
 
 
-def _hand_step(x):
-    def step():
-        kept = []
-        y = x
-        for _ in range(ROUNDS):
-            s = np.sin(y)
-            e = np.exp(s)
-            kept.append((y, e))
-            y = e * 0.5 + x
-        g = np.ones_like(y)
-        gx = np.zeros_like(x)
-        for sin_input, e in reversed(kept):
-            gx = gx + g
-            g = g * 0.5 * e * np.cos(sin_input)
-        return y, gx + g
-
-    return step
-
-
-def _agrad_step(x0):
-    import agrad
-    import agrad.functions as F
-
-    x = agrad.Variable(x0)
-
-    def step():
-        y = x
-        for _ in range(ROUNDS):
-            y = F.sin(y)
-            y = F.exp(y)
-            y = y * 0.5
-            y = y + x
-        x.cleargrad()
-        y.backward()
-        return y.data, x.grad.data
-
-    return step
-
-
 def _per_op(step) -> float:
     return min(timeit.repeat(step, number=100, repeat=7)) / 100 / (4 * ROUNDS) * 1e6
 
 
 def main() -> None:
-    x0 = np.random.default_rng(0).uniform(-1.0, 1.0, size=(1,))
-    hand = _hand_step(x0)
+    x0 = overhead._input((1,))
+    hand, hand_result = overhead._numpy(x0, ROUNDS)  # the benchmark suite's own steps
+    agrad_step, agrad_result = overhead._agrad(x0, ROUNDS)
+    hand()
+    expected = hand_result()
+    agrad_step()
     steps = {"bare": _bare_step(x0), "bare, specialised": _bare_step(x0)}
-    steps["agrad"] = _agrad_step(x0)
-    expected = hand()
     gc.disable()
     times = {"hand-written NumPy": _per_op(hand)}
     for name, step in steps.items():
         _Node.__call__ = _call_specialised if name == "bare, specialised" else _call_plain
-        for got, want in zip(step(), expected):
+        for got, want in zip(step(), (expected["y"], expected["gx"])):
             np.testing.assert_allclose(got, want, rtol=1e-12)
         times[name] = _per_op(step)
+    for got, want in zip(agrad_result().values(), expected.values()):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    times["agrad"] = _per_op(agrad_step)
     gc.enable()
     base = times["hand-written NumPy"]
     print("| step | µs per op | / hand-written |\n|---|--:|--:|")
