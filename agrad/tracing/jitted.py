@@ -629,7 +629,7 @@ class Jitted:
                 return "[" + ", ".join(build(v) for v in value) + "]"
             if t is dict:
                 return "{" + ", ".join(f"{b._key(k)}: {build(v)}" for k, v in value.items()) + "}"
-            if _holds_traced(value):
+            if _holds_traced(value, pre.containers):
                 # its attributes would be the first call's at every replay
                 raise TraceError(
                     f"agrad.jit: the function returned a {t.__name__} made while it ran that "
@@ -697,7 +697,7 @@ class Jitted:
                 side_effects.append((path, step, old, new))
                 continue
             if not (new is None or _replayable(new, pre.containers)):
-                if _holds_traced(new) and not isinstance(new, Layer):
+                if _holds_traced(new, pre.containers) and not isinstance(new, Layer):
                     # (a layer made while tracing is rebuilt by tracing again: the lengths of
                     # its owner's registries are checked)
                     raise TraceError(
@@ -1185,11 +1185,14 @@ def _is_namedtuple(value: Any) -> bool:
     return isinstance(value, tuple) and hasattr(type(value), "_fields")
 
 
-def _holds_traced(value: Any, depth: int = 0) -> bool:
-    """Whether an object of another kind holds, a few levels down, a Variable or a traced
-    array (one made by the trace: a dataclass or a namespace of results)."""
-    if isinstance(value, (Tracer, Variable)):
+def _holds_traced(value: Any, known: dict, depth: int = 0) -> bool:
+    """Whether an object of another kind holds, a few levels down, a traced array or a Variable
+    the trace made (a dataclass or a namespace of results); ``known``: the objects that were
+    there before."""
+    if isinstance(value, Tracer):
         return True
+    if isinstance(value, Variable):
+        return id(value) not in known
     if depth > 3:
         return False
     if isinstance(value, (tuple, list)):
@@ -1202,7 +1205,7 @@ def _holds_traced(value: Any, depth: int = 0) -> bool:
         items = [*(attrs.values() if isinstance(attrs, dict) else ()), *slots]
     # (a look at the first items: results are small, and a large collection of data is not
     # worth a walk on every trace)
-    return any(_holds_traced(v, depth + 1) for v in itertools.islice(items, 64))
+    return any(_holds_traced(v, known, depth + 1) for v in itertools.islice(items, 64))
 
 
 def _substitute(value: Any, mapping: dict) -> Any:
