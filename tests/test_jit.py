@@ -845,6 +845,19 @@ def test_cache_is_bounded_and_can_be_cleared(xp):
         agrad.jit(lambda v: v, max_cache=0)
 
 
+def test_a_generator_or_coroutine_function_is_refused(xp):
+    def batches(v):
+        yield v * 2
+
+    async def step(v):
+        return v * 2
+
+    with pytest.raises(TypeError, match="a generator function"):
+        agrad.jit(batches)
+    with pytest.raises(TypeError, match="a coroutine function"):
+        agrad.jit(step)
+
+
 @pytest.mark.parametrize(
     "read, what",
     [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import inspect
 import itertools
 import re
 import types
@@ -351,6 +352,13 @@ class Jitted:
     def __init__(self, fn: Any, max_cache: int = 64) -> None:
         if not callable(fn):
             raise TypeError(f"agrad.jit: expected a function, not {type(fn).__name__}")
+        if inspect.isgeneratorfunction(fn) or inspect.iscoroutinefunction(fn):
+            # (a call only makes the generator: the trace would record nothing it runs)
+            kind = "a generator" if inspect.isgeneratorfunction(fn) else "a coroutine"
+            raise TypeError(
+                f"agrad.jit: {getattr(fn, '__qualname__', fn)!s} is {kind} function, whose "
+                "body runs after the call returns; jit a function that computes the step"
+            )
         if isinstance(max_cache, bool) or not isinstance(max_cache, int) or max_cache < 1:
             raise ValueError(f"agrad.jit: max_cache must be a positive int, not {max_cache!r}")
         self.fn = fn
