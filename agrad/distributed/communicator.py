@@ -15,6 +15,7 @@ from typing import Any
 
 from agrad.backends import Backend, backend_of
 from agrad.backends.numpy import host
+from agrad.config import _active_trace
 from agrad.core import Parameter, Variable
 from agrad.distributed.exchange import (
     WIRE_DTYPES,
@@ -25,6 +26,7 @@ from agrad.distributed.exchange import (
     named_params,
     persistent_ids,
 )
+from agrad.tracing.tracer import TraceError
 
 ENGINES = ("mpi", "nccl")
 MAX_EXCHANGES = 8  # gradient buffers kept for this many parameter lists
@@ -33,6 +35,18 @@ MAX_EXCHANGES = 8  # gradient buffers kept for this many parameter lists
 DEFAULT_TIMEOUT = 300.0
 # how long MPI_Abort gets to end this process before the kernel ends it (`_end_process_after`)
 ABORT_GRACE = 10.0
+
+
+def _refuse_under_jit(what: str) -> None:
+    """A collective inside a function that agrad.jit traces would run at the trace only: the
+    replays, which run array operations, would skip it and the processes would part ways."""
+    if _active_trace.get() is not None:
+        raise TraceError(
+            f"agrad.jit: {what} was called inside a jitted function; replays run only array "
+            "operations, so it would take place at the first call alone. Call it outside: "
+            "jit the forward and backward, then `comm.allreduce_grad(model)` (or "
+            "MultiNodeOptimizer.update), then a jitted or plain update"
+        )
 
 
 class _Watchdog:
@@ -260,6 +274,7 @@ class Communicator:
 
             config = comm.bcast_obj(read_config() if comm.rank == 0 else None)
         """
+        _refuse_under_jit("bcast_obj")
         previous = self._enter("bcast_obj")
         try:
             return self.mpi_comm.bcast(obj, root=root)
@@ -289,6 +304,7 @@ class Communicator:
 
             hosts = comm.gather_obj(socket.gethostname())  # a list on rank 0, else None
         """
+        _refuse_under_jit("gather_obj")
         previous = self._enter("gather_obj")
         try:
             return self.mpi_comm.gather(obj, root=root)
@@ -316,6 +332,7 @@ class Communicator:
 
             counts = comm.allgather_obj(len(shard))  # the same list on every process
         """
+        _refuse_under_jit("allgather_obj")
         previous = self._enter("allgather_obj")
         try:
             return self.mpi_comm.allgather(obj)
@@ -351,6 +368,7 @@ class Communicator:
 
             mean_loss = comm.allreduce_obj(float(loss.data), op="mean")
         """
+        _refuse_under_jit("allreduce_obj")
         values = self.allgather_obj(obj)
         if op == "sum" or op == "mean":
             total = values[0]
@@ -376,6 +394,7 @@ class Communicator:
                 download_data()
             comm.barrier()  # the others wait for the download
         """
+        _refuse_under_jit("barrier")
         previous = self._enter("barrier")
         try:
             self.mpi_comm.Barrier()
@@ -435,6 +454,7 @@ class Communicator:
 
             correct = comm.allreduce(xp.sum(predicted == t))  # over every shard
         """
+        _refuse_under_jit("allreduce")
         if op not in ("sum", "mean"):
             raise ValueError(f"allreduce: op must be 'sum' or 'mean', not {op!r}")
         data = array.data if isinstance(array, Variable) else array
@@ -467,6 +487,7 @@ class Communicator:
 
             noise = comm.bcast(backend.randn((16,)))  # rank 0's draw everywhere
         """
+        _refuse_under_jit("bcast")
         data = array.data if isinstance(array, Variable) else array
         xp = backend_of(data).xp
         return xp.reshape(self._bcast_flat(xp.reshape(data, (-1,)), root), data.shape)
@@ -498,6 +519,7 @@ class Communicator:
 
             predictions = xp.concat(comm.allgather(my_predictions))
         """
+        _refuse_under_jit("allgather")
         return self._gather(array, None)
 
     def gather(self, array: Any, root: int = 0) -> list[Any] | None:
@@ -531,6 +553,7 @@ class Communicator:
             if comm.rank == 0:
                 save(parts)
         """
+        _refuse_under_jit("gather")
         return self._gather(array, root)
 
     def _gather(self, array: Any, root: int | None) -> list[Any] | None:
@@ -587,6 +610,7 @@ class Communicator:
             model(x_first_batch)  # lazy layers get their shapes
             comm.bcast_data(model)
         """
+        _refuse_under_jit("bcast_data")
         named = named_params(model)
         check_same_parameters(self, named, "bcast_data")
         params = [p for _, p in named]
@@ -630,6 +654,7 @@ class Communicator:
             comm.allreduce_grad(model)  # what MultiNodeOptimizer.update does
             optimizer.update()
         """
+        _refuse_under_jit("allreduce_grad")
         self.grad_exchange(model).finish()
 
     def grad_exchange(self, model: Any) -> GradExchange:
@@ -660,6 +685,7 @@ class Communicator:
 
             comm.grad_exchange(model).finish()  # the same as comm.allreduce_grad(model)
         """
+        _refuse_under_jit("grad_exchange")
         named = named_params(model)
         skip = persistent_ids(model)
         if skip:
@@ -708,6 +734,7 @@ class Communicator:
             with agrad.test_mode():
                 accuracy = evaluate(model, shard)
         """
+        _refuse_under_jit("allreduce_persistent")
         for p in _persistents(model):
             p.data = self.allreduce(p.data, op="mean")
 
@@ -729,6 +756,7 @@ class Communicator:
 
             comm.bcast_persistent(model)  # evaluate with rank 0's statistics everywhere
         """
+        _refuse_under_jit("bcast_persistent")
         for p in _persistents(model):
             p.data = self.bcast(p.data, root=root)
 

@@ -137,3 +137,29 @@ def test_gradients_are_writable_views_of_one_persistent_buffer():
     assert np.shares_memory(seen[0], seen[1])
     p.grad.data *= 0.5  # a user's own clipping works
     assert p.grad.data.tolist() == [[1.0] * 3] * 2
+
+
+@pytest.mark.parametrize(
+    "collective",
+    ["allreduce_grad", "allreduce", "allreduce_obj", "bcast_data", "barrier"],
+)
+def test_a_collective_inside_a_jitted_function_is_refused(xp, collective):
+    # replays run array operations only: the exchange would happen at the trace alone, and the
+    # processes would part ways without a word
+    comm = TwinComm()
+    model = _model(xp)
+    calls = {
+        "allreduce_grad": lambda: comm.allreduce_grad(model),
+        "allreduce": lambda: comm.allreduce(model.l0.W),
+        "allreduce_obj": lambda: comm.allreduce_obj(1.0),
+        "bcast_data": lambda: comm.bcast_data(model),
+        "barrier": comm.barrier,
+    }
+
+    def step():
+        model.cleargrads()
+        _loss(model, xp).backward()
+        calls[collective]()
+
+    with pytest.raises(agrad.TraceError, match=f"{collective} was called inside a jitted"):
+        agrad.jit(step)()
