@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import enum
 import itertools
 import math
 import types
@@ -820,6 +821,58 @@ def test_arrays_inside_lists_are_inputs(xp):
     f([a, b])
     c = data((3,), 3)
     assert_same(f([a, c]), host(a) * host(c))
+
+
+class Mode(enum.Enum):
+    DOUBLE = 2.0
+    TRIPLE = 3.0
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenScale:
+    value: float
+
+
+class PlainScale:
+    def __init__(self, value):
+        self.value = value
+
+
+Pair = collections.namedtuple("Pair", "x value")
+
+# how each kind of argument carries the scale, and reads it back
+ARGUMENT_KINDS = {
+    "enum member": (lambda k: [Mode.DOUBLE, Mode.TRIPLE][k % 2], lambda a: a.value),
+    "frozen dataclass": (lambda k: FrozenScale(2.0 + k % 2), lambda a: a.value),
+    "plain object": (lambda k: PlainScale(2.0 + k % 2), lambda a: a.value),
+    "namespace": (lambda k: types.SimpleNamespace(value=2.0 + k % 2), lambda a: a.value),
+    "NumPy scalar": (lambda k: np.float32(2.0 + k % 2), lambda a: a),
+    "function": (lambda k: [F.tanh, F.sigmoid][k % 2], None),
+}
+
+
+@pytest.mark.parametrize("kind", list(ARGUMENT_KINDS))
+def test_an_argument_object_of_another_value_is_another_program(xp, kind):
+    make, read = ARGUMENT_KINDS[kind]
+
+    def f(v, arg):
+        return F.sum(arg(v)) if read is None else F.sum(v * float(read(arg)))
+
+    jitted = agrad.jit(f)
+    x = Variable(data((3,)))
+    for k in range(4):
+        assert_same(jitted(x, make(k)), f(x, make(k)))
+
+
+def test_a_namedtuple_argument_is_lifted_like_a_tuple(xp):
+    def f(pair):
+        return F.sum(pair.x * pair.value)
+
+    jitted = agrad.jit(f)
+    for k in range(4):
+        pair = Pair(data((3,), k), 2.0 + k // 2)
+        assert_same(jitted(pair), f(pair))
+    assert jitted.cache_info()["traces"] == 2  # one per value; new arrays are inputs
 
 
 def test_python_values_read_in_the_function_are_frozen_at_the_trace(xp):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import functools
 import gc
 import inspect
@@ -50,6 +51,9 @@ class JitWarning(UserWarning):
     """
 
 
+_CALLABLES = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type)
+
+
 def _arg_key(x: Any) -> Any:
     t = type(x)
     if backend_for_type(t) is not None:  # an array: the common case first
@@ -65,9 +69,21 @@ def _arg_key(x: Any) -> Any:
         return (t, tuple(x.shape), x.dtype)
     if x is None or t in (int, float, bool, str, complex, bytes):
         return (t, x)
-    if isinstance(x, (int, float, str)):  # NumPy scalars and other number types: by value
+    if isinstance(x, (int, float, str)) or _state.is_library_scalar(x):  # NumPy's: by value
         return (t, x)
-    return (t,)  # any other object: read through, like the function's own state
+    if _is_namedtuple(x):
+        return (t, *[_arg_key(item) for item in x])
+    # a function, a class, an enum member, an object that compares by value (a frozen
+    # dataclass): by value, as another one may take another path through the function
+    if isinstance(x, (_CALLABLES, enum.Enum)) or (
+        t.__eq__ is not object.__eq__ and t.__hash__ is not None
+    ):
+        try:
+            hash(x)
+            return (t, x)
+        except TypeError:  # (holds an array, say)
+            pass
+    return (t,)  # any other object: read through, its settings checked as a layer's
 
 
 def _lift_args(x: Any, trace: Trace, path: tuple, inputs: list, roots: list) -> Any:
@@ -76,6 +92,8 @@ def _lift_args(x: Any, trace: Trace, path: tuple, inputs: list, roots: list) -> 
     t = type(x)
     if t is tuple or t is list:
         return t([_lift_args(v, trace, (*path, ("i", i)), inputs, roots) for i, v in enumerate(x)])
+    if _is_namedtuple(x):
+        return t(*[_lift_args(v, trace, (*path, ("i", i)), inputs, roots) for i, v in enumerate(x)])
     if t is dict:
         return {k: _lift_args(v, trace, (*path, ("i", k)), inputs, roots) for k, v in x.items()}
     if _state._is_array(x):
@@ -209,9 +227,6 @@ class _EntryBuilder:
         return self.const(key)
 
 
-_CALLABLES = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type)
-
-
 def _structure_guards(b: _EntryBuilder, pre: Any, post: Any, placed: dict) -> list[tuple]:
     """Guards that the layers and optimizers the trace went through are arranged as they were:
     the same settings (``training``, a number, a string, an activation function), the same
@@ -223,8 +238,8 @@ def _structure_guards(b: _EntryBuilder, pre: Any, post: Any, placed: dict) -> li
     """
     owners = {
         cid
-        for cid, (obj, _, _) in pre.containers.items()
-        if isinstance(obj, Layer) or _state._optimizer_like(obj)
+        for cid, (obj, path, _) in pre.containers.items()
+        if isinstance(obj, Layer) or _state._optimizer_like(obj) or _argument_object(obj, path)
     }
     held = {  # the lists and dicts they hold: a model's layers, the hooks, a layer's registry
         id(value)
@@ -291,6 +306,16 @@ def _structure_guards(b: _EntryBuilder, pre: Any, post: Any, placed: dict) -> li
             guards.append((expr, ("len", size), expr, ("len", None)))
     guards += _identity_guards(b, pre, post)
     return guards
+
+
+def _argument_object(obj: Any, path: tuple) -> bool:
+    """An object of the user's passed as an argument (a config, a namespace): its settings are
+    checked as a layer's, since another call may pass one set otherwise."""
+    return (
+        path[0] in (("r", "args"), ("r", "kwargs"))
+        and hasattr(obj, "__dict__")
+        and not isinstance(obj, (Variable, types.FunctionType, types.MethodType, type))
+    )
 
 
 def _identity_guards(b: _EntryBuilder, pre: Any, post: Any) -> list[tuple]:
