@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import enum
+import functools
 import itertools
 import math
 import types
@@ -862,6 +863,25 @@ def test_an_argument_object_of_another_value_is_another_program(xp, kind):
     x = Variable(data((3,)))
     for k in range(4):
         assert_same(jitted(x, make(k)), f(x, make(k)))
+
+
+def test_a_partial_binding_the_model_and_optimizer_trains_as_eagerly(xp):
+    def step(model, optimizer, x, t):
+        return make_step(model, optimizer)(x, t)
+
+    eager_model, jit_model = twin_models(Net)
+    eager = functools.partial(step, eager_model, OPTIMIZERS["SGD"]().setup(eager_model))
+    jitted = agrad.jit(functools.partial(step, jit_model, OPTIMIZERS["SGD"]().setup(jit_model)))
+    for x, t in batches():
+        assert_same(eager(x, t), jitted(x, t))
+    for a, b in zip(eager_model.params(), jit_model.params()):
+        assert_same(a, b)
+    w = Variable(data((3,)))
+    scaled = agrad.jit(functools.partial(lambda v, x: F.sum(v * x), w))
+    x = data((3,), 1)
+    for k in range(3):
+        w.data = data((3,), 2 + k)  # read from the partial's arguments at each call
+        assert_same(scaled(x), np.sum(host(w) * host(x)))
 
 
 def test_a_namedtuple_argument_is_lifted_like_a_tuple(xp):

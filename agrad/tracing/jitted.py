@@ -889,7 +889,8 @@ class Jitted:
         body += store
         body.append(f"return {returned}")
         source = f"def run({params}):\n" + "".join(f"    {line}\n" for line in body)
-        filename = f"<agrad.jit entry of {self.__qualname__}>"
+        name = getattr(self.fn, "__qualname__", None) or type(self.fn).__name__  # (a partial)
+        filename = f"<agrad.jit entry of {name}>"
         return Entry(source, dict(b.names), filename, replay, len(ops))
 
 

@@ -128,6 +128,16 @@ def children(obj: Any) -> tuple[list[tuple[tuple, Any]], bool, bool]:
             return [], False, False
     if t is types.MethodType:
         return [(("a", "__self__"), obj.__self__), (("a", "__func__"), obj.__func__)], False, False
+    if t is functools.partial:  # the arguments it binds are the function's state too
+        return (
+            [
+                (("a", "args"), obj.args),
+                (("a", "keywords"), obj.keywords),
+                (("a", "func"), obj.func),
+            ],
+            False,
+            False,
+        )
     if t is types.FunctionType:
         steps: list[tuple[tuple, Any]] = []
         if obj.__closure__:
