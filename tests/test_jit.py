@@ -884,6 +884,25 @@ def test_a_partial_binding_the_model_and_optimizer_trains_as_eagerly(xp):
         assert_same(scaled(x), np.sum(host(w) * host(x)))
 
 
+@pytest.mark.parametrize("change", ["append", "set an item"])
+def test_a_list_or_dict_argument_changed_in_place_is_refused(xp, change):
+    # the function gets copies of list and dict arguments (their arrays are inputs): a change
+    # made in them would not reach the caller's, as it does eagerly
+    def f(x, out):
+        if change == "append":
+            out.append(F.sum(x))
+        else:
+            out["total"] = F.sum(x)
+        return x * 2
+
+    passed = [] if change == "append" else {}
+    with pytest.raises(agrad.TraceError, match="changed a list or dict it was passed"):
+        agrad.jit(f)(Variable(data((3,))), passed)
+    read_only = agrad.jit(lambda xs, settings: F.sum(xs[0] * settings["scale"]))
+    for _ in range(2):
+        assert_same(read_only([data((3,))], {"scale": 2.0}), np.sum(host(data((3,))) * 2.0))
+
+
 def test_a_namedtuple_argument_is_lifted_like_a_tuple(xp):
     def f(pair):
         return F.sum(pair.x * pair.value)

@@ -487,6 +487,11 @@ class Jitted:
         walk_roots: list[tuple[tuple, Any]] = []
         targs = _lift_args(args, trace, (("r", "args"),), inputs, walk_roots)
         tkwargs = _lift_args(kwargs, trace, (("r", "kwargs"),), inputs, walk_roots)
+        # the lists and dicts passed are copies holding tracers: what the function changes in
+        # them would not reach the caller's (checked after the call)
+        passed = _mutable_parts(targs, [])
+        for value in tkwargs.values():
+            _mutable_parts(value, passed)
         n_arg_inputs = len(inputs)
         if owner is not None:
             walk_roots.insert(0, ((("r", "self"),), owner))
@@ -532,6 +537,13 @@ class Jitted:
             try:
                 with trace:
                     result = self.fn(*targs, **tkwargs)
+                    if any(_changed(container, items) for container, items in passed):
+                        raise TraceError(
+                            "agrad.jit: the function changed a list or dict it was passed "
+                            "(an append, an item set); a jitted function gets a copy of those "
+                            "arguments, whose arrays are the program's inputs, so the change "
+                            "would not reach yours: return the new values instead"
+                        )
                     if trace.refused is not None:  # raised, and caught by the function
                         raise TraceError(
                             f"{trace.refused} (The function caught this error and went on, "
@@ -1213,6 +1225,31 @@ def _replayed_node(program: Any, diff: _BackwardTrace, residuals, ys, wrt) -> li
     node = _Replayed(program, diff, tuple(residuals), tuple(ys))
     out = node(*wrt)
     return out if isinstance(out, list) else [out]
+
+
+def _mutable_parts(value: Any, into: list) -> list:
+    """(list or dict, its items) for every list and dict in ``value``, nested ones too."""
+    t = type(value)
+    if t is list:
+        into.append((value, list(value)))
+    elif t is dict:
+        into.append((value, list(value.items())))
+    if t is list or t is tuple or _is_namedtuple(value):
+        for item in value:
+            _mutable_parts(item, into)
+    elif t is dict:
+        for item in value.values():
+            _mutable_parts(item, into)
+    return into
+
+
+def _changed(container: Any, items: list) -> bool:
+    now = list(container.items()) if type(container) is dict else list(container)
+    if len(now) != len(items):
+        return True
+    if type(container) is dict:
+        return any(k1 != k2 or v1 is not v2 for (k1, v1), (k2, v2) in zip(now, items))
+    return any(a is not b for a, b in zip(now, items))
 
 
 def _is_namedtuple(value: Any) -> bool:
