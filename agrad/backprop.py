@@ -77,7 +77,7 @@ def _seed(root: Variable) -> Any:
             f"{type(given).__name__}"
         )
     if owner is not backend:
-        if getattr(backend, "real", None) is not owner:
+        if not backend.traced or backend.real is not owner:
             raise TypeError(
                 f"backward(): the output lives on backend {backend.name!r} but the gradient set "
                 f"in its .grad lives on {owner.name!r}; move it with .to({backend.name!r}) first"
@@ -683,7 +683,8 @@ def _assign_leaves(
                 data = previous.data
                 backend = previous.backend
                 traced = backend_for_type(type(g))
-                if traced is not None and getattr(traced, "real", None) is backend:
+                # (`traced` first: asking a real backend for `real` raises and catches inside)
+                if traced is not None and traced.traced and traced.real is backend:
                     # under agrad.jit: a gradient set before the traced backward, an array of
                     # the real library, is a constant of the program
                     data, backend = traced.xp.asarray(data), traced
