@@ -291,14 +291,14 @@ class DataLoader:
 
 
 def _refuse_in_trace() -> None:
-    from agrad.tracing.tracer import TraceError, _user_frame
+    from agrad.tracing.tracer import refusal
 
     # the batches would be constants of the program: every replay would train on the
     # trace's batches, in the trace's shuffled order
-    raise TraceError(
-        f"agrad.jit: a DataLoader was iterated inside a jitted function at {_user_frame()}; "
+    raise refusal(
+        "a DataLoader was iterated",
         "a replay would reuse the batches the trace read. Iterate the loader outside and pass "
-        "each batch to the jitted step as arguments: `for x, t in loader: step(x, t)`"
+        "each batch to the jitted step as arguments: `for x, t in loader: step(x, t)`",
     )
 
 

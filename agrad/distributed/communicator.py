@@ -26,7 +26,7 @@ from agrad.distributed.exchange import (
     named_params,
     persistent_ids,
 )
-from agrad.tracing.tracer import TraceError
+from agrad.tracing.tracer import refusal
 
 ENGINES = ("mpi", "nccl")
 MAX_EXCHANGES = 8  # gradient buffers kept for this many parameter lists
@@ -41,11 +41,12 @@ def _refuse_under_jit(what: str) -> None:
     """A collective inside a function that agrad.jit traces would run at the trace only: the
     replays, which run array operations, would skip it and the processes would part ways."""
     if _active_trace.get() is not None:
-        raise TraceError(
-            f"agrad.jit: {what} was called inside a jitted function; replays run only array "
-            "operations, so it would take place at the first call alone. Call it outside: "
-            "jit the forward and backward, then `comm.allreduce_grad(model)` (or "
-            "MultiNodeOptimizer.update), then a jitted or plain update"
+        raise refusal(
+            f"{what} was called",
+            "replays run only array operations, so it would take place at the first call "
+            "alone. Call it outside: jit the forward and backward, then "
+            "`comm.allreduce_grad(model)` (or MultiNodeOptimizer.update), then a jitted or "
+            "plain update",
         )
 
 

@@ -79,6 +79,12 @@ def host_read_error(what: str) -> TraceError:
     return error
 
 
+def refusal(what: str, advice: str) -> TraceError:
+    """The error for something done inside a jitted function that a replay would not repeat
+    (a ``DataLoader`` iterated, a collective), naming the user's file and line."""
+    return TraceError(f"agrad.jit: {what} inside a jitted function at {_user_frame()}; {advice}")
+
+
 class Slot(int):
     """A reference to the value of a slot (its number) in a recorded program.
 
