@@ -90,10 +90,10 @@ def _lift_args(x: Any, trace: Trace, path: tuple, inputs: list, roots: list) -> 
     """``x`` with its arrays replaced by input tracers; Variables and objects kept (their state
     is searched from ``roots``)."""
     t = type(x)
-    if t is tuple or t is list:
-        return t([_lift_args(v, trace, (*path, ("i", i)), inputs, roots) for i, v in enumerate(x)])
-    if _is_namedtuple(x):
-        return t(*[_lift_args(v, trace, (*path, ("i", i)), inputs, roots) for i, v in enumerate(x)])
+    if t is tuple or t is list or _is_namedtuple(x):
+        return _rebuilt(
+            x, [_lift_args(v, trace, (*path, ("i", i)), inputs, roots) for i, v in enumerate(x)]
+        )
     if t is dict:
         return {k: _lift_args(v, trace, (*path, ("i", k)), inputs, roots) for k, v in x.items()}
     if _state._is_array(x):
@@ -130,10 +130,8 @@ def _materialize(value: Any, done: set[int]) -> Any:
     if id(value) in done:
         return value
     t = type(value)
-    if t is tuple:
-        return tuple(_materialize(v, done) for v in value)
-    if _is_namedtuple(value):
-        return t(*[_materialize(v, done) for v in value])
+    if t is tuple or _is_namedtuple(value):
+        return _rebuilt(value, [_materialize(v, done) for v in value])
     if t is list:
         done.add(id(value))
         value[:] = [_materialize(v, done) for v in value]
@@ -260,8 +258,8 @@ def _structure_guards(b: _EntryBuilder, pre: Any, post: Any, placed: dict) -> li
         value = pre.places[place]
         # (an optimizer's hooks lift their numbers, as optimizers do: their other settings
         # are checked as a layer's are)
-        hook = pre.containers[cid][2]
-        if (cid not in owners and cid not in held and not hook) or place in placed:
+        lifts_numbers = pre.containers[cid][2]
+        if (cid not in owners and cid not in held and not lifts_numbers) or place in placed:
             continue
         if post.places.get(place, _state.ABSENT) is not value:
             continue  # rebound by the trace: written back, not checked
@@ -1256,6 +1254,11 @@ def _is_namedtuple(value: Any) -> bool:
     return isinstance(value, tuple) and hasattr(type(value), "_fields")
 
 
+def _rebuilt(value: Any, items: list) -> Any:
+    """A tuple, list or namedtuple of ``value``'s type holding ``items``."""
+    return type(value)(*items) if _is_namedtuple(value) else type(value)(items)
+
+
 def _holds_traced(value: Any, known: dict, depth: int = 0) -> bool:
     """Whether an object of another kind holds, a few levels down, a traced array or a Variable
     the trace made (a dataclass or a namespace of results); ``known``: the objects that were
@@ -1283,10 +1286,8 @@ def _substitute(value: Any, mapping: dict) -> Any:
     if id(value) in mapping:
         return mapping[id(value)]
     t = type(value)
-    if t is tuple or t is list:
-        return t([_substitute(v, mapping) for v in value])
-    if _is_namedtuple(value):
-        return t(*[_substitute(v, mapping) for v in value])
+    if t is tuple or t is list or _is_namedtuple(value):
+        return _rebuilt(value, [_substitute(v, mapping) for v in value])
     if t is dict:
         return {k: _substitute(v, mapping) for k, v in value.items()}
     return value
