@@ -55,6 +55,13 @@ def assert_same(a, b):
         np.testing.assert_allclose(host(a), host(b), rtol=1e-5, atol=1e-6)
 
 
+def assert_jit_matches_eager(run):
+    """``run(jit)`` runs its steps eagerly (False) or jitted (True) and returns what to compare,
+    in order: the jitted run must give what the eager one gives."""
+    for expected, got in zip(run(False), run(True)):
+        assert_same(expected, got)
+
+
 def data(shape, seed=0, dtype="float64"):
     rng = np.random.default_rng(seed)
     return agrad.current_backend().asarray(rng.standard_normal(shape), dtype=dtype)
@@ -206,12 +213,9 @@ def test_an_embedding_reads_new_ids_at_every_call(xp):
         rng = np.random.default_rng(0)
         ids = [agrad.current_backend().asarray(rng.integers(0, 5, size=6)) for _ in range(4)]
         losses = [step(i, labels(6, seed=k)) for k, i in enumerate(ids)]
-        return losses, model.embed.W
+        return [*losses, model.embed.W]
 
-    (expected, w_eager), (got, w_jit) = train(False), train(True)
-    for a, b in zip(expected, got):
-        assert_same(a, b)
-    assert_same(w_eager, w_jit)
+    assert_jit_matches_eager(train)
 
 
 def _linear(out_size, in_size, seed):
@@ -385,8 +389,7 @@ def test_an_array_two_parameters_shared_at_the_trace_and_parted_later(xp, update
             results += step(data((3,), 1))
         return [*results, a, b]
 
-    for expected, got in zip(run(False), run(True)):
-        assert_same(expected, got)
+    assert_jit_matches_eager(run)
 
 
 @pytest.mark.parametrize("new_optimizer", ["MomentumSGD", "Adam"])
@@ -458,8 +461,7 @@ def test_a_parameter_list_that_grows_or_shrinks_between_calls_traces_again(xp):
             losses.append(step())
         return losses
 
-    for a, b in zip(run(False), run(True)):
-        assert_same(a, b)
+    assert_jit_matches_eager(run)
 
 
 def test_the_same_variable_twice_where_the_trace_had_two_traces_again(xp):
@@ -1267,12 +1269,9 @@ def test_a_gradient_hook_registered_or_removed_after_the_trace_is_followed(xp, c
             losses.append(step(data((3,), 1)))
         if change == "register":
             handle.remove()
-        return losses, w
+        return [*losses, w]
 
-    (expected, w_eager), (got, w_jit) = run(False), run(True)
-    for a, b in zip(expected, got):
-        assert_same(a, b)
-    assert_same(w_eager, w_jit)
+    assert_jit_matches_eager(run)
 
 
 def test_negative_constants_keep_their_precedence(xp):
